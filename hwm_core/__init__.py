@@ -1,0 +1,7 @@
+"""hwm_core: the engine of hwm-tui. Data, model, trainer, runs store, events.
+
+Nothing here imports the UI; the dashboard and the CLI use this package's API
+and its event stream only.
+"""
+
+__version__ = "0.1.0"

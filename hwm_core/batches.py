@@ -1,0 +1,163 @@
+"""Which samples a step sees, and how they become model inputs.
+
+The data order is a fixed function of the seed and of a sample's position in the
+stream of samples (an epoch-by-epoch permutation), so a resumed run, or one with
+another number of ranks, reads exactly the samples an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .config import Config
+from .data.dataset import WindowDataset
+from .fsq import FactorSpec
+from .masking import TRAIN, VALIDATION, corrupt_sample, sample_rng
+
+
+@dataclass
+class MicroBatch:
+    factor_ids: torch.Tensor    # [B, T, S, F] int64, mask id where masked
+    states: torch.Tensor        # [B, 17*W, 25] float32, normalised
+    target_index: torch.Tensor  # [M] flat indices into B*T*S of masked target tokens
+    targets: torch.Tensor       # [M, F] true factor ids there
+    sample_ids: torch.Tensor    # [M] which sample each target token belongs to
+    num_samples: int
+
+    def to(self, device: torch.device) -> "MicroBatch":
+        non_blocking = device.type == "cuda"
+        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return MicroBatch(move(self.factor_ids), move(self.states), move(self.target_index),
+                          move(self.targets), move(self.sample_ids), self.num_samples)
+
+    def pin_memory(self) -> "MicroBatch":
+        return MicroBatch(self.factor_ids.pin_memory(), self.states.pin_memory(),
+                          self.target_index.pin_memory(), self.targets.pin_memory(),
+                          self.sample_ids.pin_memory(), self.num_samples)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.factor_ids.shape[0] * self.factor_ids.shape[1] * self.factor_ids.shape[2])
+
+
+class DataOrder:
+    """Position in the sample stream -> dataset index; a new permutation each epoch."""
+
+    def __init__(self, num_samples: int, seed: int):
+        self.num_samples, self.seed = num_samples, seed
+        self._epoch, self._perm = -1, np.zeros(0, dtype=np.int64)
+
+    def index(self, position: int) -> int:
+        epoch, offset = divmod(position, self.num_samples)
+        if epoch != self._epoch:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x0DA7A, epoch]))
+            self._epoch, self._perm = epoch, rng.permutation(self.num_samples)
+        return int(self._perm[offset])
+
+
+def micro_batch_samples(micro: int, rank: int, world_size: int, batch_size: int) -> list[int]:
+    """Indices within the step's global batch that this rank's micro-batch holds."""
+    first = (micro * world_size + rank) * batch_size
+    return list(range(first, first + batch_size))
+
+
+class BatchBuilder:
+    def __init__(self, config: Config, train: WindowDataset, val: WindowDataset | None):
+        self.config = config
+        self.train_set, self.val_set = train, val
+        self.factors = FactorSpec(config.model.factor_groups)
+        self.seed = config.train.seed
+        self.order = DataOrder(len(train), self.seed)
+        self.val_order = (np.random.default_rng(np.random.SeedSequence([self.seed, 0x7A1])).permutation(len(val))
+                          if val is not None else None)
+
+    def train_batch(self, step: int, first_position: int, samples: list[int]) -> MicroBatch:
+        """Samples `samples` of step `step`, whose global batch starts at stream
+        position `first_position`."""
+        items = []
+        for g in samples:
+            tokens, states = self.train_set.get(self.order.index(first_position + g))
+            items.append((tokens, states, sample_rng(self.seed, TRAIN, step, g)))
+        return self._assemble(items)
+
+    def val_batch(self, samples: list[int]) -> MicroBatch:
+        """The same fixed val samples and masks at every evaluation, so val losses compare."""
+        assert self.val_set is not None and self.val_order is not None
+        items = []
+        for g in samples:
+            tokens, states = self.val_set.get(int(self.val_order[g % len(self.val_order)]))
+            items.append((tokens, states, sample_rng(self.seed, VALIDATION, 0, g)))
+        return self._assemble(items)
+
+    def _assemble(self, items: list[tuple[np.ndarray, np.ndarray, np.random.Generator]]) -> MicroBatch:
+        masking = self.config.masking
+        codes_in, masks, originals, states = [], [], [], []
+        for tokens, sample_states, rng in items:
+            flat = tokens.reshape(tokens.shape[0], -1)
+            corrupted, mask = corrupt_sample(flat, rng, future_latents=self.config.data.future_latents,
+                                             max_corrupt_rate=masking.max_corrupt_rate)
+            codes_in.append(corrupted)
+            masks.append(mask)
+            originals.append(flat)
+            states.append(sample_states)
+        mask = torch.from_numpy(np.stack(masks))
+        factor_ids = self.factors.codes_to_factors(torch.from_numpy(np.stack(codes_in)))
+        factor_ids[mask] = torch.tensor(self.factors.mask_ids())
+        target_index = mask.reshape(-1).nonzero().squeeze(1)
+        per_sample = mask.shape[1] * mask.shape[2]
+        targets = self.factors.codes_to_factors(torch.from_numpy(np.stack(originals))).reshape(
+            -1, self.factors.num_factors).index_select(0, target_index)
+        return MicroBatch(factor_ids=factor_ids, states=torch.from_numpy(np.stack(states)),
+                          target_index=target_index, targets=targets,
+                          sample_ids=target_index // per_sample, num_samples=len(items))
+
+
+class Prefetcher:
+    """Builds the next micro-batches in a background thread while the current step
+    computes. Order is kept, so the result is the same as building them inline."""
+
+    _DONE = object()
+
+    def __init__(self, jobs: Iterator[Callable[[], MicroBatch]], depth: int = 2, *, pin: bool = False):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._pin = pin
+        self._thread = threading.Thread(target=self._run, args=(jobs,), name="hwm-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, jobs: Iterator[Callable[[], MicroBatch]]) -> None:
+        try:
+            for job in jobs:
+                batch = job()
+                if self._pin:
+                    batch = batch.pin_memory()
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        except BaseException as exc:  # surfaced in the training thread by next()
+            self._queue.put(exc)
+            return
+        self._queue.put(self._DONE)
+
+    def next(self) -> MicroBatch:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        if item is self._DONE:
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

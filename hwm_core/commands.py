@@ -1,0 +1,93 @@
+"""Commands to a running trainer: pause, resume, checkpoint now, stop.
+
+The trainer applies them at the next step boundary. They arrive in-process (the
+dashboard's thread) or as small files in the run's `commands/` folder, so a
+dashboard in another terminal (`hwm-tui watch`) can steer a headless run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import time
+import uuid
+from pathlib import Path
+
+PAUSE, RESUME, CHECKPOINT, STOP = "pause", "resume", "checkpoint", "stop"
+COMMANDS = (PAUSE, RESUME, CHECKPOINT, STOP)
+COMMANDS_DIR = "commands"
+FILE_POLL_INTERVAL_S = 0.25  # how often the trainer looks at the folder, at most
+
+
+def send_to_run(run_dir: Path, command: str) -> Path:
+    """Drop a command for the trainer of `run_dir`; written whole, then renamed in."""
+    if command not in COMMANDS:
+        raise ValueError(command)
+    inbox = run_dir / COMMANDS_DIR
+    inbox.mkdir(exist_ok=True)
+    name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+    tmp = inbox / f".{name}.tmp"
+    tmp.write_text(json.dumps({"command": command, "time": time.time(), "pid": os.getpid()}))
+    final = inbox / f"{name}.json"
+    os.replace(tmp, final)
+    return final
+
+
+class CommandInbox:
+    def __init__(self, run_dir: Path | None = None):
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._dir = run_dir / COMMANDS_DIR if run_dir is not None else None
+        self._next_scan = 0.0
+        if self._dir is not None:
+            self._dir.mkdir(exist_ok=True)
+            # Commands left from an earlier process were meant for it, not for us.
+            for stale in self._dir.glob("*.json"):
+                stale.unlink(missing_ok=True)
+
+    def send(self, command: str) -> None:
+        if command not in COMMANDS:
+            raise ValueError(command)
+        self._queue.put(command)
+
+    def poll(self) -> list[str]:
+        """Every command waiting now, oldest first; never blocks."""
+        out = []
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        now = time.monotonic()
+        if self._dir is not None and now >= self._next_scan:
+            self._next_scan = now + FILE_POLL_INTERVAL_S
+            out.extend(self._read_files())
+        return out
+
+    def wait(self, timeout: float) -> list[str]:
+        """Block up to `timeout` s for commands (used while paused)."""
+        got = self.poll()
+        if got:
+            return got
+        try:
+            first = self._queue.get(timeout=min(timeout, FILE_POLL_INTERVAL_S))
+        except queue.Empty:
+            return self.poll()
+        return [first, *self.poll()]
+
+    def _read_files(self) -> list[str]:
+        try:
+            names = sorted(e.name for e in os.scandir(self._dir) if e.name.endswith(".json"))
+        except OSError:
+            return []
+        out = []
+        for name in names:
+            path = self._dir / name
+            try:
+                command = json.loads(path.read_text()).get("command")
+            except (OSError, ValueError, AttributeError):
+                command = None
+            path.unlink(missing_ok=True)
+            if command in COMMANDS:
+                out.append(command)
+        return out

@@ -1,0 +1,62 @@
+"""Where training runs: device choice, mixed precision, memory figures."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+
+import torch
+
+from .config import TrainConfig
+from .errors import ConfigError
+
+
+def resolve_device(train: TrainConfig, local_rank: int = 0) -> torch.device:
+    if train.device == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+    if train.device == "cuda":
+        raise ConfigError("train.device = cuda but no CUDA GPU is visible: "
+                          "use --set train.device=cpu (or auto), or check CUDA_VISIBLE_DEVICES")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{device.index or 0} {torch.cuda.get_device_name(device)}"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked for; CPU always trains in fp32."""
+    if device.type == "cuda" and precision == "bf16":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def effective_precision(device: torch.device, precision: str) -> str:
+    return "bf16" if device.type == "cuda" and precision == "bf16" else "fp32"
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """CUDA allocator peak on GPU; peak resident set size of the process on CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_cpu_threads() -> None:
+    """Use every core we are allowed on, unless the user set OMP_NUM_THREADS."""
+    if "OMP_NUM_THREADS" not in os.environ and hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))

@@ -1,0 +1,295 @@
+"""A run's folder on disk: its files, its `run.json`, its lock and heartbeat.
+
+    <runs-dir>/<run-id>/
+        config.toml         the fully resolved configuration
+        run.json            id, preset, status, times, device, versions, heartbeat, summary
+        metrics.jsonl       every event, one JSON object a line
+        state_stats.json    state normalisation from the train split
+        checkpoints/        step_XXXXXXXX.safetensors, written atomically
+        commands/           commands dropped by `hwm-tui watch`
+        .lock               held (flock) by the one process that trains the run
+
+Only the process holding the lock writes run.json; readers never write.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import platform
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import RunError
+
+RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
+HEARTBEAT_INTERVAL_S = 5.0
+# A running run whose heartbeat is older than this is taken as dead (kill -9, power loss).
+HEARTBEAT_STALE_S = 60.0
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def default_runs_dir(explicit: str | Path | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get("HWM_RUNS_DIR"):
+        return Path(os.environ["HWM_RUNS_DIR"]).expanduser()
+    return Path("runs")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a whole file or nothing: temp file, fsync, rename, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def versions() -> dict[str, str]:
+    import torch
+
+    from . import __version__
+    return {"hwm_tui": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+class RunFolder:
+    """Paths and metadata of one run folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def config_toml(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def rolled_back_metrics(self) -> Path:
+        return self.path / "metrics.rolled_back.jsonl"
+
+    @property
+    def state_stats(self) -> Path:
+        return self.path / "state_stats.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            meta = json.loads(self.run_json.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"{self.path} has no run.json: it is not a run folder") from None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise RunError(f"{self.run_json} cannot be read ({exc}): the run's record is damaged") from None
+        if not isinstance(meta, dict):
+            raise RunError(f"{self.run_json} does not hold a JSON object: the run's record is damaged")
+        return meta
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        write_json_atomic(self.run_json, meta)
+
+
+def create_run_folder(runs_dir: Path, preset: str) -> RunFolder:
+    """A new, empty run folder with a unique id made of the time and the preset."""
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        probe = runs_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(f"cannot write to the runs dir {runs_dir} ({exc.strerror or exc}): "
+                       "pass --runs-dir with a writable folder or set HWM_RUNS_DIR") from None
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(preset).stem).strip("-") or "run"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        run_id = f"{stamp}-{slug}" + (f"-{n + 1}" if n else "")
+        path = runs_dir / run_id
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunError(f"cannot create a run folder in {runs_dir} ({exc.strerror}): "
+                           "free disk space or pass another --runs-dir") from None
+        (path / "checkpoints").mkdir()
+        return RunFolder(path)
+    raise RunError(f"too many runs named {stamp}-{slug} in {runs_dir}")
+
+
+class RunLock:
+    """One writer per run: an exclusive flock, released by the OS if the process dies."""
+
+    def __init__(self, folder: RunFolder):
+        self.folder = folder
+        self._fd: int | None = None
+
+    def acquire(self, holder_hint: str = "") -> None:
+        fd = os.open(self.folder.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                pid = _read_pid(self.folder.lock_file)
+                who = f" (pid {pid})" if pid else ""
+                raise RunError(f"run {self.folder.id} is being trained by another process{who}: "
+                               f"stop that one first, or follow it with `hwm-tui watch {self.folder.id}`"
+                               ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def effective_status(meta: dict[str, Any], now: float | None = None) -> str:
+    """The status a run really has: 'running' in run.json is believed only while
+    its process lives and its heartbeat is fresh."""
+    status = meta.get("status", "unknown")
+    if status != RUNNING:
+        return status
+    now = time.time() if now is None else now
+    heartbeat = meta.get("heartbeat") or 0
+    if now - heartbeat > HEARTBEAT_STALE_S:
+        return INTERRUPTED
+    if meta.get("host") == socket.gethostname() and meta.get("pid") and not pid_alive(int(meta["pid"])):
+        return INTERRUPTED
+    return RUNNING
+
+
+class RunRecord:
+    """The writer's side of run.json: status changes and a heartbeat thread."""
+
+    def __init__(self, folder: RunFolder, meta: dict[str, Any],
+                 live_fields: Callable[[], dict[str, Any]] | None = None):
+        self.folder = folder
+        self.meta = meta
+        self._live_fields = live_fields
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.write_failed: str | None = None
+
+    def start_heartbeat(self) -> None:
+        self._thread = threading.Thread(target=self._beat, name="hwm-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_INTERVAL_S):
+            self.save()
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self.meta.update(fields)
+        self.save()
+
+    def save(self) -> None:
+        with self._lock:
+            if self._live_fields is not None:
+                self.meta.update(self._live_fields())
+            self.meta["heartbeat"] = time.time()
+            self.meta["pid"] = os.getpid()
+            self.meta["host"] = socket.gethostname()
+            try:
+                self.folder.write_meta(self.meta)
+                self.write_failed = None
+            except OSError as exc:
+                # The previous run.json stays intact; the next beat tries again.
+                self.write_failed = exc.strerror or str(exc)
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=HEARTBEAT_INTERVAL_S + 1)
+
+
+def new_meta(run_id: str, preset: str, device: str, max_steps: int, world_size: int) -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "preset": preset,
+        "status": RUNNING,
+        "started": time.time(),
+        "ended": None,
+        "device": device,
+        "world_size": world_size,
+        "versions": versions(),
+        "command": " ".join(sys.argv),
+        "step": 0,
+        "max_steps": max_steps,
+        "resumes": [],
+    }

@@ -1,0 +1,200 @@
+"""Facts about past and present runs, read only from their folders.
+
+The history screen, `hwm-tui runs list/show` and `watch` all use these, so they
+always agree. A folder that cannot be read is listed as broken; it never hides
+the others.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import latest_readable
+from .errors import RunError
+from .events import Event, EvalEvent, StepEvent, WarningEvent, read_events
+from .run_folder import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunFolder, effective_status
+
+BROKEN = "broken"
+
+
+@dataclass
+class SummaryAccumulator:
+    """Running totals over a run's events; cached in run.json with the byte offset
+    of metrics.jsonl it covers, so listing a 60,000-step run reads only the tail."""
+
+    step: int = 0
+    last_loss: float | None = None
+    last_val_loss: float | None = None
+    best_val_loss: float | None = None
+    last_val_acc: float | None = None
+    warnings: dict[str, int] = field(default_factory=dict)
+    metrics_offset: int = 0
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, StepEvent):
+            self.step = max(self.step, event.step)
+            if math.isfinite(event.loss):
+                self.last_loss = event.loss
+        elif isinstance(event, EvalEvent):
+            if math.isfinite(event.val_loss):
+                self.last_val_loss = event.val_loss
+                self.last_val_acc = event.val_token_acc
+                if self.best_val_loss is None or event.val_loss < self.best_val_loss:
+                    self.best_val_loss = event.val_loss
+        elif isinstance(event, WarningEvent):
+            self.warnings[event.kind] = self.warnings.get(event.kind, 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: Any) -> "SummaryAccumulator":
+        if not isinstance(value, dict):
+            return cls()
+        try:
+            return cls(**{k: value[k] for k in cls.__dataclass_fields__ if k in value})
+        except TypeError:
+            return cls()
+
+
+def accumulate(folder: RunFolder, cached: SummaryAccumulator | None = None) -> SummaryAccumulator:
+    acc = cached if cached is not None else SummaryAccumulator()
+    try:
+        size = folder.metrics.stat().st_size
+    except OSError:
+        size = 0
+    if acc.metrics_offset > size:  # metrics were rewound on resume: start over
+        acc = SummaryAccumulator()
+    events, acc.metrics_offset = read_events(folder.metrics, acc.metrics_offset)
+    for event in events:
+        acc.add(event)
+    return acc
+
+
+@dataclass
+class RunSummary:
+    id: str
+    path: str
+    status: str
+    preset: str = ""
+    device: str = ""
+    started: float | None = None
+    ended: float | None = None
+    duration_s: float | None = None
+    step: int = 0
+    max_steps: int = 0
+    last_loss: float | None = None
+    last_val_loss: float | None = None
+    best_val_loss: float | None = None
+    warnings: dict[str, int] = field(default_factory=dict)
+    latest_checkpoint: str | None = None
+    latest_checkpoint_step: int | None = None
+    resumable: bool = False
+    world_size: int = 1
+    error: str | None = None
+
+    @property
+    def warning_count(self) -> int:
+        return sum(self.warnings.values())
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["warning_count"] = self.warning_count
+        return out
+
+
+def summarize(folder: RunFolder, *, now: float | None = None) -> RunSummary:
+    now = time.time() if now is None else now
+    try:
+        meta = folder.read_meta()
+    except RunError as exc:
+        return RunSummary(id=folder.id, path=str(folder.path), status=BROKEN, error=str(exc))
+    cached = SummaryAccumulator.from_json(meta.get("summary"))
+    acc = accumulate(folder, cached)
+    status = effective_status(meta, now)
+    started = _number(meta.get("started"))
+    ended = _number(meta.get("ended"))
+    if ended is None and status == RUNNING:
+        end_time = now
+    elif ended is None:
+        end_time = _number(meta.get("heartbeat"))
+    else:
+        end_time = ended
+    checkpoint = latest_readable(folder.checkpoints)
+    return RunSummary(
+        id=str(meta.get("id", folder.id)),
+        path=str(folder.path),
+        status=status,
+        preset=str(meta.get("preset", "")),
+        device=str(meta.get("device", "")),
+        started=started,
+        ended=ended,
+        duration_s=(end_time - started) if (started is not None and end_time is not None) else None,
+        step=acc.step,
+        max_steps=int(meta.get("max_steps") or 0),
+        last_loss=acc.last_loss,
+        last_val_loss=acc.last_val_loss,
+        best_val_loss=acc.best_val_loss,
+        warnings=dict(acc.warnings),
+        latest_checkpoint=str(checkpoint[1]) if checkpoint else None,
+        latest_checkpoint_step=checkpoint[0] if checkpoint else None,
+        resumable=checkpoint is not None and status in (INTERRUPTED, FAILED, COMPLETED),
+        world_size=int(meta.get("world_size") or 1),
+        error=meta.get("error"),
+    )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def run_folders(runs_dir: Path) -> list[RunFolder]:
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for child in runs_dir.iterdir():
+        if child.is_dir() and not child.name.startswith(".") and (
+                (child / "run.json").exists() or (child / "metrics.jsonl").exists()
+                or (child / "config.toml").exists()):
+            out.append(RunFolder(child))
+    return out
+
+
+def list_runs(runs_dir: Path) -> list[RunSummary]:
+    """Every run in `runs_dir`, newest first; unreadable ones as 'broken'."""
+    now = time.time()
+    summaries = [summarize(folder, now=now) for folder in run_folders(runs_dir)]
+    return sorted(summaries, key=lambda s: (s.started or 0.0, s.id), reverse=True)
+
+
+def resolve_run(runs_dir: Path, ref: str) -> RunFolder:
+    """A run by path, by id, or by a unique prefix of its id."""
+    as_path = Path(ref).expanduser()
+    if as_path.is_dir() and (as_path / "run.json").exists():
+        return RunFolder(as_path)
+    if (runs_dir / ref / "run.json").exists():
+        return RunFolder(runs_dir / ref)
+    matches = [f for f in run_folders(runs_dir) if f.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RunError(f"no run '{ref}' in {runs_dir}: `hwm-tui runs list` shows the runs there, "
+                       "or pass --runs-dir")
+    names = ", ".join(sorted(m.id for m in matches)[:5])
+    raise RunError(f"'{ref}' matches several runs ({names}): give more of the id")
+
+
+def newest_running(runs_dir: Path) -> RunFolder | None:
+    for summary in list_runs(runs_dir):
+        if summary.status == RUNNING:
+            return RunFolder(Path(summary.path))
+    return None
+
+
+def read_run_events(folder: RunFolder) -> list[Event]:
+    events, _ = read_events(folder.metrics)
+    return events

@@ -1,0 +1,281 @@
+"""The training loop: micro-batches, accumulation, clipping, health, events.
+
+A step is one optimizer step. Commands (pause, checkpoint, stop) are applied
+between steps. The loop publishes every figure as an event and never prints:
+the headless line and the dashboard are both just readers of those events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from functools import partial
+from typing import Callable, Iterator
+
+import torch
+
+from . import checkpoint as ckpt
+from .batches import MicroBatch, Prefetcher, micro_batch_samples
+from .commands import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox
+from .device import autocast, describe_device, peak_memory_bytes
+from .distributed import all_reduce_sum
+from .events import (CheckpointEvent, CheckpointFailedEvent, EvalEvent, EventBus, StartEvent, StateEvent,
+                     StepEvent, WarningEvent)
+from .fsq import CODEBOOK_SIZE
+from .grad_health import grad_stats, judge
+from .model import SPATIAL_POSITIONS, masked_token_loss
+from .run_folder import COMPLETED, FAILED, INTERRUPTED, RunRecord
+from .run_history import SummaryAccumulator, accumulate
+from .schedule import lr_at
+from .session import TrainingSession, checkpoint_payload
+
+
+class Trainer:
+    def __init__(self, session: TrainingSession, bus: EventBus, inbox: CommandInbox):
+        self.session = session
+        self.config = session.config
+        self.bus = bus
+        self.inbox = inbox
+        self.model = session.model
+        self.train_model: torch.nn.Module = session.model  # the DDP wrapper when distributed
+        self.parameters = [p for p in session.model.parameters() if p.requires_grad]
+        self.paused = False
+        self.stop_requested = False
+        self.last_checkpoint_step: int | None = session.resumed_from
+        self.status = INTERRUPTED
+        self.error: str | None = None
+        self.summary = SummaryAccumulator()
+        self.record: RunRecord | None = None
+        self.tokens_per_sample = session.config.latent_frames * SPATIAL_POSITIONS
+
+    # ------------------------------------------------------------------ public
+
+    def run(self) -> str:
+        """Train to max_steps, a stop command or a failure; returns the final status."""
+        s = self.session
+        self._open_record()
+        prefetcher = self._start_prefetch()
+        try:
+            self._publish(StartEvent(
+                run_id=s.folder.id if s.folder else "", run_dir=str(s.folder.path) if s.folder else "",
+                preset=self.config.preset, device=describe_device(s.device), start_step=s.state.step,
+                max_steps=self.config.train.max_steps, peak_lr=self.config.train.lr,
+                warmup_steps=self.config.train.warmup_steps, schedule=self.config.train.schedule,
+                max_grad_norm=self.config.train.max_grad_norm, global_batch=s.global_batch,
+                world_size=s.dist.world_size, num_parameters=self.model.num_parameters(),
+                tokens_per_sample=self.tokens_per_sample, codebook_size=CODEBOOK_SIZE,
+                resumed=s.resumed_from is not None))
+            self._publish(StateEvent("running", s.state.step))
+            self.status = self._loop(prefetcher)
+        except KeyboardInterrupt:
+            # A second Ctrl-C: leave now, the last checkpoint stays the resume point.
+            self.status = INTERRUPTED
+        except torch.OutOfMemoryError:
+            self.status = FAILED
+            self.error = ("out of GPU memory: lower train.batch_size and raise train.grad_accum_steps "
+                          "to keep the effective batch")
+        except Exception as exc:
+            self.status = FAILED
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            prefetcher.close()
+            self._finish()
+        return self.status
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self, prefetcher: Prefetcher) -> str:
+        s, t = self.session, self.config.train
+        while s.state.step < t.max_steps:
+            self._apply_commands()
+            if self.stop_requested:
+                self._checkpoint_if_new()
+                return INTERRUPTED
+            finite = self._train_step(prefetcher)
+            if not finite and s.state.consecutive_nonfinite >= t.max_nonfinite_steps:
+                self.error = (f"{s.state.consecutive_nonfinite} non-finite steps in a row: lower "
+                              f"train.lr or check the data; the last good checkpoint is kept")
+                return FAILED
+            step = s.state.step
+            if s.has_validation and step % self.config.eval.eval_steps == 0:
+                self._evaluate()
+            if step % self.config.checkpoint.save_steps == 0 or step == t.max_steps:
+                self._checkpoint()
+        return COMPLETED
+
+    def _micro_batch_jobs(self) -> Iterator[Callable[[], MicroBatch]]:
+        s, t = self.session, self.config.train
+        step, position = s.state.step, s.state.samples_seen
+        while step < t.max_steps:
+            step += 1
+            for micro in range(t.grad_accum_steps):
+                samples = micro_batch_samples(micro, s.dist.rank, s.dist.world_size, t.batch_size)
+                yield partial(s.builder.train_batch, step, position, samples)
+            position += s.global_batch
+
+    def _start_prefetch(self) -> Prefetcher:
+        return Prefetcher(self._micro_batch_jobs(), depth=2 * self.config.train.grad_accum_steps,
+                          pin=self.session.device.type == "cuda")
+
+    def _train_step(self, prefetcher: Prefetcher) -> bool:
+        s, t = self.session, self.config.train
+        started = time.perf_counter()
+        step = s.state.step + 1
+        lr = lr_at(step, peak_lr=t.lr, warmup_steps=t.warmup_steps, max_steps=t.max_steps,
+                   schedule=t.schedule)
+        for group in s.optimizer.param_groups:
+            group["lr"] = lr
+        self.train_model.train()
+        loss_sum = torch.zeros((), device=s.device)
+        # Scale so that after DDP averages over ranks the gradient is the mean over the global batch.
+        scale = s.dist.world_size / s.global_batch
+        for micro in range(t.grad_accum_steps):
+            batch = prefetcher.next().to(s.device)
+            last = micro == t.grad_accum_steps - 1
+            sync = contextlib.nullcontext() if last or not s.dist.enabled else self.train_model.no_sync()
+            with sync:
+                with autocast(s.device, t.precision):
+                    logits = self.train_model(batch.factor_ids, batch.states, batch.target_index)
+                per_sample, _ = masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)
+                (per_sample.sum() * scale).backward()
+            loss_sum += per_sample.detach().sum()
+        all_reduce_sum(loss_sum, s.dist)
+        health = grad_stats(self.parameters, t.max_grad_norm)
+        # The one host sync of the step: loss and every gradient figure together.
+        loss_mean, pre, post, max_abs, min_abs = torch.cat(
+            [(loss_sum / s.global_batch).view(1).float(), health]).tolist()
+        verdict = judge(pre, loss_mean, self.config.health)
+        finite = math.isfinite(pre) and math.isfinite(loss_mean)
+        if finite:
+            s.optimizer.step()
+            s.state.consecutive_nonfinite = 0
+        else:
+            s.state.consecutive_nonfinite += 1  # weights and optimizer state stay as they were
+        s.optimizer.zero_grad(set_to_none=True)
+        s.state.step = step
+        s.state.samples_seen += s.global_batch
+        elapsed = time.perf_counter() - started
+        self._publish(StepEvent(
+            step=step, loss=loss_mean, lr=lr, grad_norm_pre_clip=pre, grad_norm_post_clip=post,
+            grad_max_abs=max_abs, grad_min_abs=min_abs, clipped=finite and pre > t.max_grad_norm,
+            samples_per_s=s.global_batch / elapsed,
+            tokens_per_s=s.global_batch * self.tokens_per_sample / elapsed,
+            step_time_s=elapsed, memory_bytes=peak_memory_bytes(s.device), skipped=not finite))
+        if verdict is not None:
+            message = verdict.message
+            if not finite:
+                message += f" ({s.state.consecutive_nonfinite}/{t.max_nonfinite_steps} in a row)"
+            self._publish(WarningEvent(step=step, kind=verdict.kind, value=verdict.value, message=message))
+        return finite
+
+    # ------------------------------------------------------------------ validation
+
+    @torch.no_grad()
+    def _evaluate(self) -> None:
+        s = self.session
+        b, batches = self.config.train.batch_size, self.config.eval.eval_batches
+        mine = list(range(b * batches))[s.dist.rank::s.dist.world_size]
+        totals = torch.zeros(4, device=s.device)  # loss sum, samples, correct tokens, tokens
+        self.model.eval()
+        for first in range(0, len(mine), b):
+            batch = s.builder.val_batch(mine[first: first + b]).to(s.device)
+            with autocast(s.device, self.config.train.precision):
+                logits = self.model(batch.factor_ids, batch.states, batch.target_index)
+            per_sample, correct = masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)
+            totals += torch.stack([per_sample.sum(), torch.tensor(float(batch.num_samples), device=s.device),
+                                   correct.sum().float(), torch.tensor(float(correct.numel()), device=s.device)])
+        self.model.train()
+        loss_sum, samples, correct, tokens = all_reduce_sum(totals, s.dist).tolist()
+        self._publish(EvalEvent(step=s.state.step, val_loss=loss_sum / max(samples, 1),
+                                val_token_acc=correct / max(tokens, 1)))
+
+    # ------------------------------------------------------------------ commands
+
+    def _apply_commands(self) -> None:
+        for command in self.inbox.poll():
+            self._apply(command)
+        while self.paused and not self.stop_requested:
+            for command in self.inbox.wait(0.5):
+                self._apply(command)
+
+    def _apply(self, command: str) -> None:
+        step = self.session.state.step
+        if command == PAUSE and not self.paused:
+            self.paused = True
+            self._publish(StateEvent("paused", step))
+        elif command == RESUME and self.paused:
+            self.paused = False
+            self._publish(StateEvent("running", step))
+        elif command == CHECKPOINT:
+            self._checkpoint()
+        elif command == STOP:
+            self.stop_requested = True
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint_if_new(self) -> None:
+        if self.session.state.step != self.last_checkpoint_step and self.session.state.step > 0:
+            self._checkpoint()
+
+    def _checkpoint(self) -> bool:
+        s = self.session
+        if s.folder is None:  # not rank 0
+            return True
+        step = s.state.step
+        self._publish(StateEvent("checkpointing", step))
+        started = time.perf_counter()
+        tensors, meta = checkpoint_payload(s)
+        try:
+            path, size = ckpt.save_checkpoint(s.folder.checkpoints, step, tensors, meta)
+            ckpt.prune_checkpoints(s.folder.checkpoints, self.config.checkpoint.keep_checkpoints)
+        except OSError as exc:
+            # Disk full or similar: the older checkpoints are intact; say so and train on.
+            reason = exc.strerror or str(exc)
+            self._publish(CheckpointFailedEvent(step=step, error=reason))
+            self._publish(WarningEvent(step=step, kind="checkpoint", value=float(step),
+                                       message=f"checkpoint at step {step} failed ({reason}): "
+                                               "free disk space; older checkpoints are intact"))
+            ok = False
+        else:
+            self.last_checkpoint_step = step
+            self._publish(CheckpointEvent(step=step, path=str(path), seconds=time.perf_counter() - started,
+                                          bytes=size))
+            ok = True
+        self._publish(StateEvent("paused" if self.paused else "running", step))
+        return ok
+
+    # ------------------------------------------------------------------ run record
+
+    def _open_record(self) -> None:
+        s = self.session
+        if s.folder is None:
+            return
+        self.summary = accumulate(s.folder)
+        self.bus.on_written = self._on_written
+        self.record = RunRecord(s.folder, s.meta, live_fields=self._live_fields)
+        self.record.save()
+        self.record.start_heartbeat()
+
+    def _on_written(self, event, end_offset: int) -> None:
+        self.summary.add(event)
+        self.summary.metrics_offset = end_offset
+
+    def _live_fields(self) -> dict:
+        summary = self.bus.under_lock(lambda: self.summary.to_json())
+        return {"step": self.session.state.step, "summary": summary}
+
+    def _publish(self, event) -> None:
+        self.bus.publish(event)
+
+    def _finish(self) -> None:
+        s = self.session
+        final = StateEvent(self.status, s.state.step, message=self.error or "")
+        self._publish(final)
+        if self.record is not None:
+            self.record.stop_heartbeat()
+            fields = {"status": self.status, "ended": time.time()}
+            if self.error:
+                fields["error"] = self.error
+            self.record.update(**fields)

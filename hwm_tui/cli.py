@@ -1,0 +1,299 @@
+"""The `hwm-tui` command.
+
+Every command turns a user mistake (hwm_core.errors.UserError) into one line on
+stderr and exit code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hwm_core.errors import UserError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="Train Masked Humanoid World Models on 1X World Model Challenge data.")
+data_app = typer.Typer(no_args_is_help=True, help="Generate and inspect v2.0 data splits.")
+presets_app = typer.Typer(no_args_is_help=True, help="Hardware presets (TOML files in presets/).")
+runs_app = typer.Typer(no_args_is_help=True, help="Runs in the runs dir, for scripts.")
+app.add_typer(data_app, name="data")
+app.add_typer(presets_app, name="presets")
+app.add_typer(runs_app, name="runs")
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True)
+
+RUNS_DIR_HELP = "Folder of runs (default: $HWM_RUNS_DIR, else ./runs)."
+
+
+def user_errors(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+    return wrapper
+
+
+# ---------------------------------------------------------------------------- train
+
+@app.command()
+@user_errors
+def train(
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset name (cpu, 12gb, 24gb, 48gb, "
+                                         "80gb) or path to a TOML file. Default: cpu."),
+    data: Optional[str] = typer.Option(None, "--data", help="Train split folder (1X v2.0), or 'synthetic'."),
+    val_data: Optional[str] = typer.Option(None, "--val-data", help="Val split folder, or 'synthetic'."),
+    set_: list[str] = typer.Option([], "--set", help="Override a preset key: section.key=value (repeatable)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps in the whole run."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a run (id or path) from its latest "
+                                         "good checkpoint."),
+    headless: bool = typer.Option(False, "--headless", help="No dashboard: one progress line (servers, scripts)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (GPUs) to train on, launched with torchrun."),
+) -> None:
+    """Train a Masked-HWM: the dashboard by default, or --headless."""
+    from hwm_core.session import TrainRequest
+
+    request = TrainRequest(preset=preset, data=data, val_data=val_data, overrides=list(set_),
+                           runs_dir=str(runs_dir) if runs_dir else None, max_steps=max_steps, resume=resume)
+    if nproc > 1:
+        from .launch import launch_distributed
+        raise typer.Exit(launch_distributed(request, nproc=nproc, headless=headless))
+    from hwm_core import distributed
+    from hwm_core.session import prepare
+
+    dist = distributed.from_env()
+    if dist.enabled:
+        raise typer.Exit(_train_distributed(request, dist, headless))
+    session = prepare(request, dist)
+    if headless or not sys.stdout.isatty():
+        from .headless import run_headless
+        raise typer.Exit(run_headless(session, console))
+    from .app import run_dashboard
+    raise typer.Exit(run_dashboard(session))
+
+
+def _train_distributed(request, dist, headless: bool) -> int:
+    from hwm_core.distributed import shutdown
+    from .launch import prepare_distributed
+    from .headless import run_headless
+
+    session = prepare_distributed(request, dist)
+    try:
+        return run_headless(session, console)
+    finally:
+        shutdown(dist)
+
+
+# ---------------------------------------------------------------------------- bench
+
+@app.command()
+@user_errors
+def bench(
+    preset: str = typer.Option("cpu", "--preset", "-p", help="Preset to benchmark."),
+    steps: int = typer.Option(5, "--steps", min=1, help="Timed optimizer steps (after warm-up)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a preset key: section.key=value."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Time real training steps of a preset: step time, throughput, memory, FLOP/s."""
+    from hwm_core.bench import run_bench
+    from hwm_core.errors import ConfigError
+    from hwm_core.progress import format_bytes, format_rate
+
+    if device not in (None, "cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    result = run_bench(preset, steps=steps, device=device, overrides=list(set_))
+    if as_json:
+        print(json.dumps(result.to_json(), indent=1))
+        return
+    table = Table(title=f"bench: preset {result.preset} on {result.device} ({result.precision})",
+                  show_header=False)
+    rows = [
+        ("optimizer steps timed", f"{result.steps} (after {result.warmup_steps} warm-up)"),
+        ("global batch", str(result.global_batch)),
+        ("parameters", f"{result.num_parameters:,}"),
+        ("step time (median)", f"{result.step_time_s * 1000:.1f} ms (best {result.step_time_min_s * 1000:.1f} ms)"),
+        ("samples/s", f"{result.samples_per_s:.2f}"),
+        ("tokens/s", format_rate(result.tokens_per_s)),
+        (f"peak memory ({result.peak_memory_kind})", format_bytes(result.peak_memory_bytes)),
+        ("model FLOPs per step", f"{result.model_flops_per_step:.3e}"),
+        ("achieved FLOP/s", f"{result.achieved_flops_per_s:.3e}"),
+        ("dense matmul FLOP/s here", f"{result.matmul_flops_per_s:.3e}"),
+        ("share of matmul FLOP/s", f"{result.flops_share:.1%}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- data
+
+@data_app.command("synth")
+@user_errors
+def data_synth(
+    out: Path = typer.Argument(..., help="Folder to write the split into."),
+    shards: int = typer.Option(2, "--shards", min=1, help="Number of shards."),
+    frames: int = typer.Option(4080, "--frames", min=17, help="Frames per shard (30 Hz)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Same seed, same bytes."),
+    flat: bool = typer.Option(False, "--flat", help="Flat layout (like val_v2.0) instead of sub-folders."),
+) -> None:
+    """Write a synthetic split in the exact 1X v2.0 format, with action-driven dynamics."""
+    from hwm_core.data.synth import write_split
+    from hwm_core.errors import DataError
+
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"{out} exists and is not empty: choose a new folder, so no data is overwritten")
+    try:
+        write_split(out, shards=shards, frames=frames, seed=seed, flat=flat)
+    except OSError as exc:
+        raise DataError(f"cannot write {out} ({exc.strerror}): choose a writable folder with free space") from None
+    console.print(f"wrote {shards} shard(s) x {frames} frames to {out} ({'flat' if flat else 'sub-folder'} layout)")
+
+
+@data_app.command("inspect")
+@user_errors
+def data_inspect(
+    path: Path = typer.Argument(..., help="A split folder (holds metadata.json)."),
+    windows: int = typer.Option(1, "--windows", min=1, help="Windows per sample, for num_valid_samples."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Shards, frames, windows, valid samples, segments, token range, state statistics."""
+    from hwm_core.data.inspect import describe_split
+
+    info = describe_split(path, windows)
+    if as_json:
+        print(json.dumps(info, indent=1))
+        return
+    table = Table(title=f"{info['path']} ({info['layout']} layout)", show_header=False)
+    for key in ("num_shards", "num_frames", "num_windows", "windows_per_sample", "num_valid_samples",
+                "num_segments", "token_min", "token_max", "hz", "synthetic"):
+        table.add_row(key, str(info[key]))
+    console.print(table)
+    states = Table("dim", "state", "mean", "std", title="robot states")
+    for row in info["state_stats"]:
+        states.add_row(str(row["dim"]), row["name"], f"{row['mean']:.4g}", f"{row['std']:.4g}")
+    console.print(states)
+
+
+# ---------------------------------------------------------------------------- presets
+
+@presets_app.command("list")
+@user_errors
+def presets_list() -> None:
+    """Every preset with its model size and batch."""
+    from hwm_core.config import load_config, preset_names
+
+    table = Table("preset", "model", "batch x accum", "lr", "data", "description")
+    for name in preset_names():
+        c = load_config(name)
+        table.add_row(name, f"{c.model.n_layers}L d{c.model.d_model} h{c.model.n_heads}",
+                      f"{c.train.batch_size} x {c.train.grad_accum_steps}", f"{c.train.lr:g}",
+                      c.data.train or "--data required", c.description)
+    console.print(table)
+
+
+@presets_app.command("show")
+@user_errors
+def presets_show(name: str = typer.Argument(..., help="Preset name or TOML path.")) -> None:
+    """The fully resolved preset, as TOML."""
+    from hwm_core.config import load_config
+
+    print(load_config(name).to_toml(), end="")
+
+
+# ---------------------------------------------------------------------------- runs
+
+@runs_app.command("list")
+@user_errors
+def runs_list(
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
+) -> None:
+    """Every run: id, preset, status, steps, val loss, latest good checkpoint."""
+    from hwm_core.run_folder import default_runs_dir
+    from hwm_core.run_history import list_runs
+
+    summaries = list_runs(default_runs_dir(runs_dir))
+    if as_json:
+        print(json.dumps([s.to_json() for s in summaries], indent=1))
+        return
+    table = Table("id", "preset", "status", "steps", "last val", "best val", "warnings", "checkpoint")
+    for s in summaries:
+        table.add_row(s.id, s.preset, s.status, f"{s.step}/{s.max_steps}", _loss(s.last_val_loss),
+                      _loss(s.best_val_loss), str(s.warning_count),
+                      f"step {s.latest_checkpoint_step}" if s.latest_checkpoint else "-")
+    console.print(table if summaries else f"no runs in {default_runs_dir(runs_dir)}")
+
+
+@runs_app.command("show")
+@user_errors
+def runs_show(
+    run: str = typer.Argument(..., help="Run id, unique prefix, or path."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """One run's facts, as on the history screen."""
+    from hwm_core.run_folder import default_runs_dir
+    from hwm_core.run_history import resolve_run, summarize
+
+    summary = summarize(resolve_run(default_runs_dir(runs_dir), run))
+    info = summary.to_json()
+    if as_json:
+        print(json.dumps(info, indent=1))
+        return
+    table = Table(show_header=False, title=f"run {summary.id}")
+    for key, value in info.items():
+        if key in ("started", "ended") and value:
+            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        table.add_row(key, "-" if value is None else str(value))
+    console.print(table)
+
+
+def _loss(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None and math.isfinite(value) else "-"
+
+
+# ---------------------------------------------------------------------------- screens
+
+@app.command()
+@user_errors
+def history(runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP)) -> None:
+    """Browse past runs: curves, config; resume or delete."""
+    from .app import run_history_app
+
+    raise typer.Exit(run_history_app(runs_dir))
+
+
+@app.command()
+@user_errors
+def watch(
+    run: Optional[str] = typer.Argument(None, help="Run id or path (default: the newest running run)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+) -> None:
+    """Open the dashboard on a run another process is training; p, c, q reach it."""
+    from .app import run_watch
+
+    raise typer.Exit(run_watch(run, runs_dir))
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

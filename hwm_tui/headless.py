@@ -1,0 +1,183 @@
+"""`hwm-tui train --headless`: one Rich progress line, warnings in colour.
+
+The trainer runs in a background thread, as under the dashboard; this thread only
+reads events and handles signals. SIGINT, SIGTERM and SIGHUP (the SSH session
+gone) all checkpoint at the next step boundary, mark the run interrupted and
+exit; a second signal leaves at once, the last checkpoint being the resume point.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import signal
+import time
+
+from rich.console import Console
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from hwm_core.commands import STOP
+from hwm_core.events import (CheckpointEvent, CheckpointFailedEvent, EvalEvent, StateEvent, StepEvent,
+                             WarningEvent)
+from hwm_core.progress import RunProgress, format_bytes, format_duration, format_rate
+from hwm_core.runner import TrainingRunner
+from hwm_core.session import TrainingSession
+
+from .style import WARNING_STYLES
+
+PLAIN_LOG_INTERVAL_S = 10.0  # without a terminal (a log file), one line this often
+EXIT_CODES = {"completed": 0, "failed": 1}
+
+
+def progress_line(p: RunProgress) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_row(
+        Text(f"step {p.step}/{p.max_steps}", style="bold"),
+        ProgressBar(total=max(p.max_steps, 1), completed=p.step, width=20),
+        Text(f"loss {p.loss:.4f}" if math.isfinite(p.loss) else "loss --"),
+        Text(f"lr {p.lr:.2e}" if math.isfinite(p.lr) else "lr --"),
+        Text(f"grad {_norm(p.grad_norm_pre_clip)}→{_norm(p.grad_norm_post_clip)}"),
+        Text(f"{format_rate(p.tokens_per_s)} tok/s"),
+        Text(f"ETA {format_duration(p.eta_s)}"),
+        Text("" if p.state == "running" else p.state, style="yellow"),
+    )
+    return grid
+
+
+def plain_line(p: RunProgress) -> str:
+    return (f"step {p.step}/{p.max_steps} loss {p.loss:.4f} lr {p.lr:.2e} "
+            f"grad {_norm(p.grad_norm_pre_clip)}->{_norm(p.grad_norm_post_clip)} "
+            f"{format_rate(p.tokens_per_s)} tok/s mem {format_bytes(p.memory_bytes)} "
+            f"ETA {format_duration(p.eta_s)}")
+
+
+def _norm(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else "nan"
+
+
+class _Signals:
+    """First signal: a graceful stop. Second: leave now."""
+
+    def __init__(self, runner: TrainingRunner, console: Console):
+        self.runner, self.console = runner, console
+        self.received: int | None = None
+        self._previous = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None:
+            os._exit(128 + signum)
+        self.received = signum
+        self.runner.send(STOP)
+        name = signal.Signals(signum).name
+        self.console.print(f"[yellow]{name}: checkpointing at the end of this step, then exiting "
+                           "(again to exit at once, from the last checkpoint)[/]")
+
+
+def run_headless(session: TrainingSession, console: Console | None = None) -> int:
+    """Train to the end; returns the process exit code."""
+    console = console or Console(stderr=False)
+    quiet = not session.dist.is_main
+    runner = TrainingRunner(session)
+    if not quiet:
+        for notice in session.notices:
+            console.print(f"[cyan]{notice}[/]")
+        if session.folder is not None:
+            console.print(f"run [bold]{session.folder.id}[/] → {session.folder.path}  "
+                          f"(follow it with: hwm-tui watch {session.folder.id})")
+    signals = _Signals(runner, console)
+    signals.install()
+    progress = RunProgress()
+    runner.start()
+    try:
+        if quiet:
+            while not runner.join(0.5):
+                _drain(runner, progress)
+        elif console.is_terminal:
+            with Live(progress_line(progress), console=console, refresh_per_second=4, transient=False) as live:
+                while True:
+                    alive = not runner.join(0.0)
+                    _consume(runner, progress, console, timeout=0.25)
+                    live.update(progress_line(progress))
+                    if not alive and runner.events.empty():
+                        break
+        else:
+            next_line = 0.0
+            while True:
+                alive = not runner.join(0.0)
+                _consume(runner, progress, console, timeout=0.5)
+                if progress.step and time.monotonic() >= next_line:
+                    console.print(plain_line(progress))
+                    next_line = time.monotonic() + PLAIN_LOG_INTERVAL_S
+                if not alive and runner.events.empty():
+                    break
+    finally:
+        signals.restore()
+    if runner.error is not None and not isinstance(runner.error, KeyboardInterrupt):
+        raise runner.error
+    status = runner.status or "failed"
+    if not quiet:
+        console.print(plain_line(progress) if not console.is_terminal else "")
+        _print_outcome(console, status, progress, session)
+    if status == "interrupted":
+        return 128 + (signals.received or signal.SIGINT)
+    return EXIT_CODES.get(status, 1)
+
+
+def _drain(runner: TrainingRunner, progress: RunProgress) -> None:
+    while True:
+        try:
+            progress.add(runner.events.get_nowait())
+        except queue.Empty:
+            return
+
+
+def _consume(runner: TrainingRunner, progress: RunProgress, console: Console, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            event = runner.events.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return
+        progress.add(event)
+        if isinstance(event, WarningEvent):
+            style = WARNING_STYLES.get(event.kind, "red")
+            console.print(Text(f"warning step {event.step} [{event.kind}] {event.message} "
+                               f"(value {event.value:.3g})", style=style))
+        elif isinstance(event, EvalEvent):
+            console.print(f"[green]eval step {event.step}: val loss {event.val_loss:.4f}, "
+                          f"token acc {event.val_token_acc:.2%}[/]")
+        elif isinstance(event, CheckpointEvent):
+            console.print(f"[blue]checkpoint step {event.step} → {event.path} "
+                          f"({format_bytes(event.bytes)}, {event.seconds:.1f}s)[/]")
+        elif isinstance(event, CheckpointFailedEvent):
+            console.print(f"[red]checkpoint at step {event.step} failed: {event.error}[/]")
+        elif isinstance(event, StateEvent) and event.state == "paused":
+            console.print("[yellow]paused (resume from `hwm-tui watch` with p)[/]")
+        if isinstance(event, StepEvent) and time.monotonic() >= deadline:
+            return
+
+
+def _print_outcome(console: Console, status: str, p: RunProgress, session: TrainingSession) -> None:
+    run = session.folder.id if session.folder else ""
+    if status == "completed":
+        console.print(f"[green]run {run} completed: {p.step} steps, loss {p.loss:.4f}"
+                      + (f", val loss {p.val_loss:.4f}" if math.isfinite(p.val_loss) else "") + "[/]")
+    elif status == "interrupted":
+        where = (f"checkpoint at step {p.last_checkpoint_step}" if p.last_checkpoint_step
+                 else "its last checkpoint")
+        console.print(f"[yellow]run {run} interrupted at step {p.step}; resume from {where} with: "
+                      f"hwm-tui train --resume {run}[/]")
+    else:
+        console.print(f"[red]run {run} failed at step {p.step}: {p.message or 'see metrics.jsonl'}[/]")
