@@ -1,0 +1,109 @@
+"""Masked-HWM: the embedding init, the first loss, the masking, parameter sharing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hwm_core.config import Config, ModelConfig
+from hwm_core.fsq import CODEBOOK_SIZE, FSQ_LEVELS, FactorSpec, codes_to_digits, digits_to_codes
+from hwm_core.masking import corrupt_sample, sample_rng
+from hwm_core.model import MaskedHWM, masked_token_loss
+from hwm_core.session import TrainRequest, prepare
+
+from conftest import tiny_sets
+
+GROUPINGS = {1: [[0, 1, 2, 3, 4, 5]], 2: [[0, 1, 2], [3, 4, 5]], 3: [[0, 3], [1, 4], [2, 5]]}
+
+
+def test_fsq_factor_round_trip():
+    codes = torch.arange(CODEBOOK_SIZE)
+    for groups in GROUPINGS.values():
+        spec = FactorSpec(groups)
+        factors = spec.codes_to_factors(codes)
+        assert int(np.prod(spec.sizes)) == CODEBOOK_SIZE
+        assert torch.equal(spec.factors_to_codes(factors), codes)
+        for f, size in enumerate(spec.sizes):
+            assert factors[:, f].min() == 0 and factors[:, f].max() == size - 1
+    digits = codes_to_digits(np.arange(CODEBOOK_SIZE))
+    assert (digits < np.asarray(FSQ_LEVELS)).all()
+    assert np.array_equal(digits_to_codes(digits), np.arange(CODEBOOK_SIZE))
+
+
+@pytest.mark.parametrize("num_factors", [1, 2, 3])
+def test_summed_embedding_std_is_init_std(num_factors):
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=64, n_layers=1, n_heads=2, shared_from=1, factor_groups=GROUPINGS[num_factors],
+                      init_std=0.02)
+    model = MaskedHWM(cfg, latent_frames=3)
+    codes = torch.randint(0, CODEBOOK_SIZE, (20000,))
+    with torch.no_grad():
+        summed = model.embed_tokens(model.factors.codes_to_factors(codes))
+    assert abs(summed.std().item() - 0.02) < 0.05 * 0.02
+    for table in model.factor_embeddings:
+        assert abs(table.weight.std().item() - 0.02 / math.sqrt(num_factors)) < 0.05 * 0.02 / math.sqrt(num_factors)
+
+
+@pytest.mark.parametrize("groups", [GROUPINGS[3], GROUPINGS[1]])
+def test_initial_loss_is_ln_codebook(groups):
+    sets = tiny_sets("model.d_model=192", "model.n_heads=6", f"model.factor_groups={groups}",
+                     "train.batch_size=4", "data.windows=1", "data.future_latents=1")
+    session = prepare(TrainRequest(preset="cpu", overrides=sets), create_run=False)
+    batch = session.builder.train_batch(1, 0, [0, 1, 2, 3])
+    with torch.no_grad():
+        logits = session.model(batch.factor_ids, batch.states, batch.target_index)
+        per_sample, _ = masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)
+    assert abs(per_sample.mean().item() - math.log(CODEBOOK_SIZE)) < 0.15
+
+
+def test_heads_see_only_masked_target_positions():
+    cfg = Config()
+    cfg.model = ModelConfig(d_model=32, n_layers=1, n_heads=2, shared_from=1)
+    cfg.data.windows, cfg.data.future_latents = 1, 1
+    codes = np.random.default_rng(0).integers(0, CODEBOOK_SIZE, size=(3, 1024))
+    corrupted, mask = corrupt_sample(codes, sample_rng(0, 0, 1, 0), future_latents=1, max_corrupt_rate=0.2)
+    assert not mask[:2].any() and mask[2].any()  # only the future latent is masked
+    noisy = (corrupted != codes) & ~mask
+    assert noisy[:2].mean() <= 0.25  # Copilot-4D noise: at most max_corrupt_rate (+ sampling slack)
+    model = MaskedHWM(cfg.model, 3)
+    spec = model.factors
+    ids = spec.codes_to_factors(torch.from_numpy(corrupted))[None]
+    ids[torch.from_numpy(mask)[None]] = torch.tensor(spec.mask_ids())
+    target_index = torch.from_numpy(mask).reshape(-1).nonzero().squeeze(1)
+    logits = model(ids, torch.zeros(1, 17, 25), target_index)
+    assert [tuple(x.shape) for x in logits] == [(int(mask.sum()), size) for size in spec.sizes]
+
+
+def test_mask_ratio_follows_the_cosine_schedule():
+    codes = np.zeros((3, 1024), dtype=np.int64)
+    ratios = [corrupt_sample(codes, sample_rng(0, 0, 1, i), future_latents=1, max_corrupt_rate=0.0)[1].sum() / 1024
+              for i in range(400)]
+    assert abs(np.mean(ratios) - 2 / math.pi) < 0.04  # E[cos(πu/2)] = 2/π
+    assert min(ratios) > 0
+
+
+def test_parameter_sharing_reuses_one_block():
+    base = dict(d_model=32, n_heads=2, n_layers=6)
+    unshared = MaskedHWM(ModelConfig(**base, shared_from=6), 3)
+    shared = MaskedHWM(ModelConfig(**base, shared_from=2), 3)
+    assert len(unshared.blocks) == 6 and len(shared.blocks) == 3
+    assert shared.layer_blocks == [0, 1, 2, 2, 2, 2]
+    block_params = sum(p.numel() for p in unshared.blocks[0].parameters())
+    assert unshared.num_parameters() - shared.num_parameters() == 3 * block_params
+
+
+def test_temporal_attention_is_causal():
+    torch.manual_seed(0)
+    model = MaskedHWM(ModelConfig(d_model=32, n_layers=2, n_heads=2, shared_from=2), 6).eval()
+    ids = torch.randint(0, 40, (1, 6, 1024, 3))
+    states = torch.randn(1, 34, 25)
+    first_frame = torch.arange(1024)
+    with torch.no_grad():
+        before = model(ids, states, first_frame)
+        ids[:, 5] = 0
+        after = model(ids, states, first_frame)
+    for a, b in zip(before, after):
+        assert torch.allclose(a, b, atol=1e-6)

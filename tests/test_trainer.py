@@ -1,0 +1,157 @@
+"""The training loop: schedule, clipping figures, accumulation, skipped steps, determinism."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import hwm_core.trainer as trainer_module
+from hwm_core.commands import CommandInbox
+from hwm_core.events import EventBus, StepEvent, WarningEvent
+from hwm_core.grad_health import grad_stats, judge
+from hwm_core.config import HealthConfig
+from hwm_core.schedule import lr_at
+from hwm_core.session import TrainRequest, prepare
+from hwm_core.trainer import Trainer
+
+from conftest import tiny_sets
+
+
+def reference_lr(step: int, peak: float, warmup: int, total: int) -> float:
+    """transformers.get_cosine_schedule_with_warmup, num_cycles=0.5, written out."""
+    if step < warmup:
+        return peak * float(step) / float(max(1, warmup))
+    progress = float(step - warmup) / float(max(1, total - warmup))
+    return peak * max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
+
+
+def test_lr_schedule_matches_the_standard_formula():
+    kw = dict(peak_lr=5e-5, warmup_steps=500, max_steps=60000)
+    assert lr_at(0, **kw) == 0.0
+    assert lr_at(250, **kw) == pytest.approx(2.5e-5)
+    assert lr_at(500, **kw) == pytest.approx(5e-5)
+    assert lr_at(30250, **kw) == pytest.approx(2.5e-5)  # halfway through the cosine
+    assert lr_at(60000, **kw) == pytest.approx(0.0, abs=1e-15)
+    for step in range(0, 60001, 997):
+        assert lr_at(step, **kw) == pytest.approx(reference_lr(step, 5e-5, 500, 60000), rel=1e-12, abs=1e-18)
+
+
+def _small_model_with_grads(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 4))
+    model(torch.randn(8, 16)).pow(2).sum().mul(10).backward()
+    return model
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e6])
+def test_clipping_figures_equal_torchs_own(max_norm):
+    ours = _small_model_with_grads(0)
+    theirs = _small_model_with_grads(0)
+    raw = [p.grad.clone() for p in theirs.parameters()]
+    pre, post, max_abs, min_abs = grad_stats(list(ours.parameters()), max_norm).tolist()
+    torch_pre = torch.nn.utils.clip_grad_norm_(theirs.parameters(), max_norm).item()
+    torch_post = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in theirs.parameters()])).item()
+    assert pre == pytest.approx(torch_pre, rel=1e-6)
+    assert post == pytest.approx(torch_post, rel=1e-6)
+    assert post == pytest.approx(min(pre, max_norm), rel=1e-5)
+    assert max_abs == pytest.approx(max(g.abs().max().item() for g in raw))
+    assert min_abs == pytest.approx(min(g.abs().min().item() for g in raw))
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.allclose(a.grad, b.grad)
+
+
+def test_health_verdicts():
+    health = HealthConfig(instability_norm=100.0, vanishing_norm=0.001)
+    assert judge(1.0, 5.0, health) is None
+    assert judge(150.0, 5.0, health).kind == "instability"
+    assert judge(0.0005, 5.0, health).kind == "vanishing"
+    assert judge(float("nan"), 5.0, health).kind == "nonfinite"
+    assert judge(1.0, float("inf"), health).kind == "nonfinite"
+    assert "lower lr or check data" in judge(150.0, 5.0, health).message
+
+
+def run_steps(overrides: list[str], steps: int, **patch) -> tuple[object, list]:
+    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(*overrides, "eval.eval_steps=0",
+                                                                     f"train.max_steps={steps}")),
+                      create_run=False)
+    bus = EventBus(None)
+    events = bus.subscribe()
+    trainer = Trainer(session, bus, CommandInbox())
+    status = trainer.run()
+    out = []
+    while not events.empty():
+        out.append(events.get())
+    return session, status, out
+
+
+def test_accumulation_4x1_equals_one_batch_of_4():
+    one, _, ev_one = run_steps(["train.batch_size=4", "train.grad_accum_steps=1"], 2)
+    four, _, ev_four = run_steps(["train.batch_size=1", "train.grad_accum_steps=4"], 2)
+    loss_one = [e.loss for e in ev_one if isinstance(e, StepEvent)]
+    loss_four = [e.loss for e in ev_four if isinstance(e, StepEvent)]
+    assert loss_one == pytest.approx(loss_four, rel=1e-5)
+    for (name, a), (_, b) in zip(one.model.named_parameters(), four.model.named_parameters()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4), name
+
+
+def test_training_is_deterministic_on_cpu():
+    _, _, a = run_steps([], 4)
+    _, _, b = run_steps([], 4)
+    assert [e.loss for e in a if isinstance(e, StepEvent)] == [e.loss for e in b if isinstance(e, StepEvent)]
+
+
+def test_non_finite_step_is_skipped_and_weights_stay(monkeypatch):
+    real_loss = trainer_module.masked_token_loss
+    calls = {"n": 0}
+    snapshots = {}
+
+    def poisoned(logits, targets, sample_ids, num_samples):
+        calls["n"] += 1
+        per_sample, correct = real_loss(logits, targets, sample_ids, num_samples)
+        if calls["n"] == 3:  # the third optimizer step (batch 2, one micro-batch a step)
+            return per_sample * float("nan"), correct
+        return per_sample, correct
+
+    real_step = trainer_module.Trainer._train_step
+
+    def spy(self, prefetcher):
+        step = self.session.state.step + 1
+        if step == 3:
+            snapshots["before"] = {k: v.clone() for k, v in self.model.state_dict().items()}
+            snapshots["opt_before"] = {k: {n: t.clone() for n, t in s.items()}
+                                       for k, s in self.session.optimizer.state.items()}
+        result = real_step(self, prefetcher)
+        if step == 3:
+            snapshots["after"] = {k: v.clone() for k, v in self.model.state_dict().items()}
+            snapshots["opt_after"] = {k: {n: t.clone() for n, t in s.items()}
+                                      for k, s in self.session.optimizer.state.items()}
+        return result
+
+    monkeypatch.setattr(trainer_module, "masked_token_loss", poisoned)
+    monkeypatch.setattr(trainer_module.Trainer, "_train_step", spy)
+    _, status, events = run_steps([], 5)
+    assert status == "completed"
+    for name, before in snapshots["before"].items():
+        assert torch.equal(before, snapshots["after"][name]), name
+    for key, state in snapshots["opt_before"].items():
+        for name, value in state.items():
+            assert torch.equal(value, snapshots["opt_after"][key][name])
+    steps = {e.step: e for e in events if isinstance(e, StepEvent)}
+    assert steps[3].skipped and not steps[2].skipped and not steps[4].skipped
+    warnings = [e for e in events if isinstance(e, WarningEvent)]
+    assert [(w.step, w.kind) for w in warnings if w.kind == "nonfinite"] == [(3, "nonfinite")]
+
+
+def test_run_fails_after_max_nonfinite_steps_in_a_row(monkeypatch):
+    real_loss = trainer_module.masked_token_loss
+
+    def always_nan(*args):
+        per_sample, correct = real_loss(*args)
+        return per_sample * float("nan"), correct
+
+    monkeypatch.setattr(trainer_module, "masked_token_loss", always_nan)
+    _, status, events = run_steps(["train.max_nonfinite_steps=3"], 10)
+    assert status == "failed"
+    assert max(e.step for e in events if isinstance(e, StepEvent)) == 3
