@@ -25,7 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import CheckpointError
-from .run_folder import fsync_dir
+from .atomic import fsync_dir
 
 FORMAT_VERSION = 1
 CHECKPOINT_RE = re.compile(r"^step_(\d{8,})\.safetensors$")
@@ -168,6 +168,16 @@ def load_latest_good(directory: Path, *, at_most_step: int | None = None
         except CheckpointError as exc:
             problems.append(str(exc))
     return None, problems
+
+
+def remove_partial_writes(directory: Path) -> list[Path]:
+    """Temp files of checkpoint writes that never finished (a killed process).
+    Only for the holder of the run lock: nobody else can be writing them."""
+    removed = []
+    for path in directory.glob(".step_*.tmp"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def prune_checkpoints(directory: Path, keep: int) -> list[Path]:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .atomic import write_json_atomic
 from .errors import RunError
 
 RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
@@ -42,42 +43,6 @@ def default_runs_dir(explicit: str | Path | None = None) -> Path:
     if os.environ.get("HWM_RUNS_DIR"):
         return Path(os.environ["HWM_RUNS_DIR"]).expanduser()
     return Path("runs")
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a whole file or nothing: temp file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def versions() -> dict[str, str]:
@@ -181,15 +146,19 @@ class RunLock:
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
-                pid = _read_pid(self.folder.lock_file)
+                pid = self._holder_pid()
                 who = f" (pid {pid})" if pid else ""
                 raise RunError(f"run {self.folder.id} is being trained by another process{who}: "
                                f"stop that one first, or follow it with `hwm-tui watch {self.folder.id}`"
                                ) from None
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+
+    def _holder_pid(self) -> int | None:
+        try:
+            return int(self.folder.read_meta().get("pid") or 0) or None
+        except (RunError, ValueError, TypeError):
+            return None
 
     def release(self) -> None:
         if self._fd is not None:
@@ -198,13 +167,6 @@ class RunLock:
             finally:
                 os.close(self._fd)
                 self._fd = None
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip() or 0) or None
-    except (OSError, ValueError):
-        return None
 
 
 def pid_alive(pid: int) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,8 @@ from .distributed import DistInfo
 from .errors import CheckpointError, ConfigError, RunError
 from .events import parse_line
 from .model import MaskedHWM
-from .run_folder import (RUNNING, RunFolder, RunLock, create_run_folder, default_runs_dir, new_meta,
-                         write_bytes_atomic, write_text_atomic)
+from .atomic import write_bytes_atomic, write_text_atomic
+from .run_folder import RUNNING, RunFolder, RunLock, create_run_folder, default_runs_dir, new_meta
 from .run_history import resolve_run
 
 # What must match between a checkpoint and the model it is loaded into.
@@ -172,14 +173,16 @@ def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> 
         lock = RunLock(folder)
         lock.acquire()
         try:
-            write_text_atomic(folder.config_toml, config.to_toml())
-            stats.save(folder.state_stats)
+            # run.json first: a process killed from here on leaves a run that lists.
             meta = new_meta(folder.id, config.preset, describe_device(device), config.train.max_steps,
                             dist.world_size)
             meta["data"] = {"train": str(train_split.root), "val": str(val_split.root) if val_split else None}
             folder.write_meta(meta)
+            write_text_atomic(folder.config_toml, config.to_toml())
+            stats.save(folder.state_stats)
         except OSError as exc:
             lock.release()
+            shutil.rmtree(folder.path, ignore_errors=True)  # ours, new and empty of any work
             raise RunError(f"cannot write the run folder {folder.path} ({exc.strerror}): "
                            "free disk space or pass another --runs-dir") from None
     return TrainingSession(config=config, device=device, dist=dist, model=model, optimizer=optimizer,
@@ -233,6 +236,7 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
                           consecutive_nonfinite=int(checkpoint.meta.get("consecutive_nonfinite", 0)))
     builder = BatchBuilder(config, train_set, val_set)
     if dist.is_main:
+        ckpt.remove_partial_writes(folder.checkpoints)
         rewind_metrics(folder, checkpoint.step)
         write_text_atomic(folder.config_toml, config.to_toml())
         meta["status"] = RUNNING

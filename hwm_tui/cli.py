@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hwm_core.errors import UserError
@@ -42,7 +43,7 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
     return wrapper
 
@@ -78,7 +79,11 @@ def train(
     dist = distributed.from_env()
     if dist.enabled:
         raise typer.Exit(_train_distributed(request, dist, headless))
-    session = prepare(request, dist)
+    try:
+        session = prepare(request, dist)
+    except KeyboardInterrupt:
+        err_console.print("interrupted before training started; nothing to resume")
+        raise typer.Exit(130) from None
     if headless or not sys.stdout.isatty():
         from .headless import run_headless
         raise typer.Exit(run_headless(session, console))

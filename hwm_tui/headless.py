@@ -16,6 +16,7 @@ import time
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -80,9 +81,17 @@ class _Signals:
             os._exit(128 + signum)
         self.received = signum
         self.runner.send(STOP)
+        if signum == signal.SIGHUP:
+            # The terminal is gone: writing to it would fail and stop us before the checkpoint.
+            silence(self.console)
+            return
         name = signal.Signals(signum).name
         self.console.print(f"[yellow]{name}: checkpointing at the end of this step, then exiting "
                            "(again to exit at once, from the last checkpoint)[/]")
+
+
+def silence(console: Console) -> None:
+    console.file = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
 def run_headless(session: TrainingSession, console: Console | None = None) -> int:
@@ -92,47 +101,60 @@ def run_headless(session: TrainingSession, console: Console | None = None) -> in
     runner = TrainingRunner(session)
     if not quiet:
         for notice in session.notices:
-            console.print(f"[cyan]{notice}[/]")
+            console.print(f"[cyan]{escape(notice)}[/]")
         if session.folder is not None:
-            console.print(f"run [bold]{session.folder.id}[/] → {session.folder.path}  "
+            console.print(f"run [bold]{escape(session.folder.id)}[/] → {escape(str(session.folder.path))}  "
                           f"(follow it with: hwm-tui watch {session.folder.id})")
     signals = _Signals(runner, console)
     signals.install()
     progress = RunProgress()
     runner.start()
     try:
-        if quiet:
-            while not runner.join(0.5):
-                _drain(runner, progress)
-        elif console.is_terminal:
-            with Live(progress_line(progress), console=console, refresh_per_second=4, transient=False) as live:
-                while True:
-                    alive = not runner.join(0.0)
-                    _consume(runner, progress, console, timeout=0.25)
-                    live.update(progress_line(progress))
-                    if not alive and runner.events.empty():
-                        break
-        else:
-            next_line = 0.0
-            while True:
-                alive = not runner.join(0.0)
-                _consume(runner, progress, console, timeout=0.5)
-                if progress.step and time.monotonic() >= next_line:
-                    console.print(plain_line(progress))
-                    next_line = time.monotonic() + PLAIN_LOG_INTERVAL_S
-                if not alive and runner.events.empty():
-                    break
+        _follow(runner, progress, console, quiet)
+    except OSError:
+        # stdout went away (closed pipe, hung-up terminal): keep training, silently.
+        silence(console)
+        _follow(runner, progress, console, quiet=True)
     finally:
         signals.restore()
     if runner.error is not None and not isinstance(runner.error, KeyboardInterrupt):
         raise runner.error
     status = runner.status or "failed"
     if not quiet:
-        console.print(plain_line(progress) if not console.is_terminal else "")
-        _print_outcome(console, status, progress, session)
+        try:
+            console.print(plain_line(progress) if not console.is_terminal else "")
+            _print_outcome(console, status, progress, session)
+        except OSError:
+            pass
     if status == "interrupted":
         return 128 + (signals.received or signal.SIGINT)
     return EXIT_CODES.get(status, 1)
+
+
+def _follow(runner: TrainingRunner, progress: RunProgress, console: Console, quiet: bool) -> None:
+    """Show events until the trainer thread has ended and every event is read."""
+    if quiet:
+        while not runner.join(0.5):
+            _drain(runner, progress)
+        _drain(runner, progress)
+    elif console.is_terminal:
+        with Live(progress_line(progress), console=console, refresh_per_second=4) as live:
+            while True:
+                alive = not runner.join(0.0)
+                _consume(runner, progress, console, timeout=0.25)
+                live.update(progress_line(progress))
+                if not alive and runner.events.empty():
+                    break
+    else:
+        next_line = 0.0
+        while True:
+            alive = not runner.join(0.0)
+            _consume(runner, progress, console, timeout=0.5)
+            if progress.step and time.monotonic() >= next_line:
+                console.print(plain_line(progress))
+                next_line = time.monotonic() + PLAIN_LOG_INTERVAL_S
+            if not alive and runner.events.empty():
+                break
 
 
 def _drain(runner: TrainingRunner, progress: RunProgress) -> None:
@@ -159,10 +181,10 @@ def _consume(runner: TrainingRunner, progress: RunProgress, console: Console, *,
             console.print(f"[green]eval step {event.step}: val loss {event.val_loss:.4f}, "
                           f"token acc {event.val_token_acc:.2%}[/]")
         elif isinstance(event, CheckpointEvent):
-            console.print(f"[blue]checkpoint step {event.step} → {event.path} "
+            console.print(f"[blue]checkpoint step {event.step} → {escape(event.path)} "
                           f"({format_bytes(event.bytes)}, {event.seconds:.1f}s)[/]")
         elif isinstance(event, CheckpointFailedEvent):
-            console.print(f"[red]checkpoint at step {event.step} failed: {event.error}[/]")
+            console.print(f"[red]checkpoint at step {event.step} failed: {escape(event.error)}[/]")
         elif isinstance(event, StateEvent) and event.state == "paused":
             console.print("[yellow]paused (resume from `hwm-tui watch` with p)[/]")
         if isinstance(event, StepEvent) and time.monotonic() >= deadline:
@@ -180,4 +202,4 @@ def _print_outcome(console: Console, status: str, p: RunProgress, session: Train
         console.print(f"[yellow]run {run} interrupted at step {p.step}; resume from {where} with: "
                       f"hwm-tui train --resume {run}[/]")
     else:
-        console.print(f"[red]run {run} failed at step {p.step}: {p.message or 'see metrics.jsonl'}[/]")
+        console.print(f"[red]run {run} failed at step {p.step}: {escape(p.message or 'see metrics.jsonl')}[/]")

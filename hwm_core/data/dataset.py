@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_json_atomic
 from ..errors import DataError
 from .split import FRAMES_PER_WINDOW, HAND_CLOSURE_DIMS, STATE_DIM, Split
 
@@ -57,7 +58,7 @@ class StateStats:
         return cls(np.asarray(value["mean"], dtype=np.float32), np.asarray(value["std"], dtype=np.float32))
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        write_json_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> "StateStats":
