@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import sys
 import threading
@@ -167,6 +168,21 @@ class RunLock:
             finally:
                 os.close(self._fd)
                 self._fd = None
+
+
+def delete_run(folder: RunFolder) -> None:
+    """Remove a run folder, unless a process is training it (its lock is held)."""
+    if not (folder.path / "run.json").exists() and not folder.config_toml.exists() \
+            and not folder.metrics.exists():
+        raise RunError(f"{folder.path} is not a run folder: nothing deleted")
+    lock = RunLock(folder)
+    lock.acquire()
+    try:
+        shutil.rmtree(folder.path)
+    except OSError as exc:
+        raise RunError(f"cannot delete {folder.path} ({exc.strerror}): check its permissions") from None
+    finally:
+        lock.release()
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,0 +1,172 @@
+"""The Textual app: wires a run link to the dashboard, the history screen, signals.
+
+Whatever ends the app (q, a signal, a crash), `run_dashboard` makes sure the
+trainer thread is told to stop and has checkpointed before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from hwm_core.commands import STOP
+from hwm_core.errors import UserError
+from hwm_core.run_folder import default_runs_dir
+from hwm_core.runner import TrainingRunner
+from hwm_core.session import TrainingSession, TrainRequest, prepare
+
+from .link import LocalLink, RunLink
+from .screens.history_screen import HistoryScreen
+from .screens.train_screen import TrainScreen
+
+EXIT_CODES = {"completed": 0, "interrupted": 0, "failed": 1}
+
+
+class HwmApp(App):
+    TITLE = "hwm-tui"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("ctrl+c", "request_quit", "Quit", show=False, priority=True),
+        Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, *, link: RunLink | None = None, runs_dir: Path, watching: bool = False,
+                 clock: Callable[[], float] = time.time, notices: list[str] | None = None):
+        super().__init__()
+        self.notices = list(notices or [])
+        self.link = link
+        self.runs_dir = Path(runs_dir)
+        self.watching = watching
+        self.clock = clock
+        self.runner: TrainingRunner | None = None
+        self.signal_received: int | None = None
+
+    def on_mount(self) -> None:
+        if self.link is not None:
+            self.push_screen(TrainScreen(self.link, clock=self.clock, watching=self.watching))
+        else:
+            self.push_screen(HistoryScreen(self.runs_dir))
+        for notice in self.notices:
+            self.notify(notice, timeout=10)
+        self._install_signal_handlers()
+
+    def _install_signal_handlers(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
+            pass
+
+    def _on_signal(self, signum: int) -> None:
+        # The SSH session may be gone: leave the screen at once; run_dashboard then
+        # has the trainer checkpoint and mark the run interrupted.
+        self.signal_received = signum
+        if self.link is not None and not self.watching:
+            self.link.send(STOP)
+        self.exit("signal")
+
+    def action_request_quit(self) -> None:
+        screen = self.screen
+        for candidate in reversed(self.screen_stack):
+            if isinstance(candidate, TrainScreen):
+                if candidate is not screen:
+                    while self.screen is not candidate:
+                        self.pop_screen()
+                candidate.action_quit_run()
+                return
+        self.exit("quit")
+
+    # ------------------------------------------------------------------ resume from history
+
+    def resume_run(self, run_id: str) -> None:
+        if self.link is not None and self.link.alive:
+            self.notify("a run is training in this window: quit it first, or resume from another terminal "
+                        f"with hwm-tui train --resume {run_id}", severity="warning", timeout=8)
+            return
+        self.notify(f"resuming run {run_id}…", timeout=3)
+        self._prepare_resume(run_id)
+
+    @work(thread=True, exclusive=True, group="resume")
+    def _prepare_resume(self, run_id: str) -> None:
+        try:
+            session = prepare(TrainRequest(resume=run_id, runs_dir=str(self.runs_dir)))
+        except UserError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Cannot resume", severity="error", timeout=10)
+            return
+        self.call_from_thread(self._start_session, session)
+
+    def _start_session(self, session: TrainingSession) -> None:
+        runner = TrainingRunner(session).start()
+        self.runner = runner
+        self.link = LocalLink(runner)
+        self.watching = False
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.push_screen(TrainScreen(self.link, clock=self.clock))
+
+
+def _finish_training(app: HwmApp) -> int:
+    """After the app is gone: the trainer must stop cleanly and checkpoint."""
+    runner = app.runner
+    if runner is None:
+        return 0
+    if runner.is_alive():
+        runner.send(STOP)
+        print("stopping: checkpointing at the end of this step…", file=sys.stderr, flush=True)
+        runner.join()
+    if runner.error is not None and not isinstance(runner.error, KeyboardInterrupt):
+        raise runner.error
+    status = runner.status or "failed"
+    run_id = runner.run_id
+    if status == "interrupted":
+        print(f"run {run_id} interrupted at step {runner.session.state.step}; continue with: "
+              f"hwm-tui train --resume {run_id}", flush=True)
+    elif status == "failed":
+        print(f"run {run_id} failed: {runner.trainer.error or 'see its metrics.jsonl'}", file=sys.stderr)
+    else:
+        print(f"run {run_id} {status}: {runner.session.state.step} steps", flush=True)
+    if app.signal_received:
+        return 128 + app.signal_received
+    return EXIT_CODES.get(status, 1)
+
+
+def run_dashboard(session: TrainingSession) -> int:
+    runner = TrainingRunner(session).start()
+    runs_dir = session.folder.path.parent if session.folder else Path(".")
+    app = HwmApp(link=LocalLink(runner), runs_dir=runs_dir, notices=session.notices)
+    app.runner = runner
+    try:
+        app.run()
+    finally:
+        code = _finish_training(app)
+    return code
+
+
+def run_history_app(runs_dir: Path | None) -> int:
+    app = HwmApp(runs_dir=default_runs_dir(runs_dir))
+    try:
+        app.run()
+    finally:
+        code = _finish_training(app)
+    return code
+
+
+def run_watch(run: str | None, runs_dir: Path | None) -> int:
+    from .watch_link import open_watch_link
+
+    link = open_watch_link(run, default_runs_dir(runs_dir))
+    app = HwmApp(link=link, runs_dir=default_runs_dir(runs_dir), watching=True)
+    try:
+        app.run()
+    finally:
+        link.close()
+    return 128 + app.signal_received if app.signal_received else 0

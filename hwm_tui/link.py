@@ -1,0 +1,56 @@
+"""How the dashboard reaches a trainer: its events in, its commands out.
+
+LocalLink: the trainer runs in this process (`hwm-tui train`).
+The dashboard only ever calls poll(), send() and alive, so the same screen also
+serves a run that another process trains (`hwm-tui watch`, see watch_link.py).
+"""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from typing import Protocol
+
+from hwm_core.events import Event
+from hwm_core.runner import TrainingRunner
+
+MAX_EVENTS_PER_POLL = 20_000  # a burst (e.g. a long history) is taken over several polls
+
+
+class RunLink(Protocol):
+    run_dir: Path | None
+
+    def poll(self) -> list[Event]: ...
+
+    def send(self, command: str) -> None: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class LocalLink:
+    def __init__(self, runner: TrainingRunner):
+        self.runner = runner
+        folder = runner.session.folder
+        self.run_dir = folder.path if folder is not None else None
+
+    def poll(self) -> list[Event]:
+        out: list[Event] = []
+        while len(out) < MAX_EVENTS_PER_POLL:
+            try:
+                out.append(self.runner.events.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def send(self, command: str) -> None:
+        self.runner.send(command)
+
+    @property
+    def alive(self) -> bool:
+        return self.runner.is_alive()
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,244 @@
+"""History: every run in the runs dir, sortable; the selected run's curves and config.
+
+Reads only the run folders (through hwm_core.run_history), so it works during
+training, with no run at all, and with a broken run among good ones. A run's
+metrics are read in a worker thread: a 60,000-step file must not freeze the keys.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from hwm_core.errors import UserError
+from hwm_core.progress import format_duration
+from hwm_core.run_folder import RunFolder, delete_run
+from hwm_core.run_history import RunSummary, list_runs, read_run_events
+
+from ..run_view import RunView
+from ..widgets.grad_chart import GradChart
+from ..widgets.loss_chart import LossChart
+from ..widgets.lr_chart import LrChart
+from .confirm_screen import ConfirmScreen
+
+REFRESH_S = 2.0
+STATUS_STYLES = {"running": "green", "completed": "bold green", "interrupted": "yellow",
+                 "failed": "red", "broken": "bold red"}
+
+# (column label, key, sort value)
+COLUMNS = [
+    ("id", "id", lambda s: s.id),
+    ("preset", "preset", lambda s: s.preset),
+    ("started", "started", lambda s: s.started or 0.0),
+    ("duration", "duration", lambda s: s.duration_s or 0.0),
+    ("steps", "steps", lambda s: s.step),
+    ("last val", "last_val", lambda s: _sortable(s.last_val_loss)),
+    ("best val", "best_val", lambda s: _sortable(s.best_val_loss)),
+    ("warn", "warnings", lambda s: s.warning_count),
+    ("status", "status", lambda s: s.status),
+]
+
+
+def _sortable(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else math.inf
+
+
+def _loss(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None and math.isfinite(value) else "-"
+
+
+def _started(value: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value else "-"
+
+
+class HistoryScreen(Screen):
+    DEFAULT_CSS = """
+    HistoryScreen #runs { height: 2fr; border: round $panel-lighten-2; }
+    HistoryScreen #detail { height: 3fr; }
+    HistoryScreen #curves { layout: grid; grid-size: 3 1; height: 1fr; }
+    HistoryScreen #empty { padding: 1 2; color: $text-muted; }
+    HistoryScreen #config-scroll { height: 1fr; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse", show=False),
+        Binding("r", "resume", "Resume"),
+        Binding("d", "delete", "Delete"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, runs_dir: Path, *, current_run: str | None = None):
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.current_run = current_run
+        self.summaries: dict[str, RunSummary] = {}
+        self.sort_column = 2  # newest first
+        self.sort_reverse = True
+        self.selected: str | None = None
+
+    def compose(self) -> ComposeResult:
+        table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        table.border_title = f"Runs in {self.runs_dir}"
+        yield table
+        with Vertical(id="detail"):
+            yield Static("", id="empty")
+            with TabbedContent(id="tabs"):
+                with TabPane("Curves", id="tab-curves"):
+                    with Container(id="curves"):
+                        yield LossChart(id="h-loss")
+                        yield LrChart(id="h-lr")
+                        yield GradChart(id="h-grad")
+                with TabPane("Config", id="tab-config"):
+                    with VerticalScroll(id="config-scroll"):
+                        yield Static("", id="config")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for label, key, _ in COLUMNS:
+            table.add_column(label, key=key)
+        self.refresh_runs()
+        self.set_interval(REFRESH_S, self.refresh_runs)
+        table.focus()
+
+    # ------------------------------------------------------------------ list
+
+    def refresh_runs(self) -> None:
+        summaries = list_runs(self.runs_dir)
+        self.summaries = {s.id: s for s in summaries}
+        self._fill_table()
+        empty = self.query_one("#empty", Static)
+        tabs = self.query_one(TabbedContent)
+        if not summaries:
+            empty.update(f"No runs in {self.runs_dir} yet. Start one with: hwm-tui train --preset cpu")
+            empty.display, tabs.display = True, False
+        else:
+            empty.display, tabs.display = False, True
+
+    def _fill_table(self) -> None:
+        table = self.query_one(DataTable)
+        key = COLUMNS[self.sort_column][2]
+        rows = sorted(self.summaries.values(), key=key, reverse=self.sort_reverse)
+        keep = self.selected
+        table.clear()
+        for s in rows:
+            mark = " ◀ this run" if s.id == self.current_run else ""
+            table.add_row(
+                Text(s.id + mark), s.preset, _started(s.started), format_duration(s.duration_s),
+                f"{s.step}/{s.max_steps}", _loss(s.last_val_loss), _loss(s.best_val_loss),
+                Text(str(s.warning_count), style="yellow" if s.warning_count else ""),
+                Text(s.status, style=STATUS_STYLES.get(s.status, "")), key=s.id)
+        label = COLUMNS[self.sort_column][0]
+        table.border_subtitle = f"sorted by {label} {'↓' if self.sort_reverse else '↑'} · s sort · S reverse"
+        if keep in self.summaries:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        run_id = event.row_key.value if event.row_key else None
+        if run_id and run_id != self.selected:
+            self.selected = run_id
+            self.load_detail(run_id)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        index = event.column_index
+        self.sort_reverse = not self.sort_reverse if index == self.sort_column else index in (2, 3, 4, 7)
+        self.sort_column = index
+        self._fill_table()
+
+    # ------------------------------------------------------------------ detail
+
+    @work(thread=True, exclusive=True, group="detail")
+    def load_detail(self, run_id: str) -> None:
+        summary = self.summaries.get(run_id)
+        if summary is None:
+            return
+        folder = RunFolder(Path(summary.path))
+        view = RunView()
+        view.add_all(read_run_events(folder))
+        try:
+            config = folder.config_toml.read_text()
+        except OSError as exc:
+            config = f"# config.toml cannot be read: {exc.strerror}"
+        self.app.call_from_thread(self._show_detail, run_id, summary, view, config)
+
+    def _show_detail(self, run_id: str, summary: RunSummary, view: RunView, config: str) -> None:
+        if run_id != self.selected:
+            return
+        if view.start is None and summary.max_steps:
+            view.progress.max_steps = summary.max_steps
+        for chart in (self.query_one("#h-loss", LossChart), self.query_one("#h-lr", LrChart),
+                      self.query_one("#h-grad", GradChart)):
+            chart.show(view, force=True)
+        header = f"# run {summary.id} · {summary.status}"
+        if summary.error:
+            header += f"\n# {summary.error}"
+        if summary.latest_checkpoint:
+            header += f"\n# latest good checkpoint: {summary.latest_checkpoint}"
+        self.query_one("#config", Static).update(Syntax(header + "\n" + config, "toml", theme="ansi_dark",
+                                                        word_wrap=True))
+
+    # ------------------------------------------------------------------ keys
+
+    def action_sort(self) -> None:
+        self.sort_column = (self.sort_column + 1) % len(COLUMNS)
+        self.sort_reverse = self.sort_column in (2, 3, 4, 7)
+        self._fill_table()
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._fill_table()
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+
+    def action_quit(self) -> None:
+        self.app.action_request_quit()
+
+    def action_resume(self) -> None:
+        summary = self.summaries.get(self.selected or "")
+        if summary is None:
+            return
+        if not summary.resumable:
+            why = ("it is still running" if summary.status == "running"
+                   else "it has no readable checkpoint" if not summary.latest_checkpoint
+                   else f"its status is {summary.status}")
+            self.notify(f"run {summary.id} cannot be resumed: {why}", severity="warning")
+            return
+        self.app.resume_run(summary.id)
+
+    def action_delete(self) -> None:
+        summary = self.summaries.get(self.selected or "")
+        if summary is None:
+            return
+        if summary.status == "running" or summary.id == self.current_run:
+            self.notify(f"run {summary.id} is training: stop it before deleting it", severity="warning")
+            return
+        question = (f"Delete run {summary.id}?\n{summary.step}/{summary.max_steps} steps, status {summary.status}."
+                    f"\nIts folder {summary.path} is removed, checkpoints included.")
+        self.app.push_screen(ConfirmScreen(question, [("delete", "Delete", "y"), ("cancel", "Cancel", "n")]),
+                             lambda answer: self._delete(summary, answer))
+
+    def _delete(self, summary: RunSummary, answer: str | None) -> None:
+        if answer != "delete":
+            return
+        try:
+            delete_run(RunFolder(Path(summary.path)))
+        except UserError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        self.notify(f"deleted run {summary.id}")
+        self.selected = None
+        self.refresh_runs()

@@ -1,0 +1,210 @@
+"""The live training dashboard: status, loss, learning rate, gradient norms, warnings.
+
+Events are pulled from the link ten times a second, but charts redraw at most
+twice a second and only when they have something new: drawing is what costs,
+and on a CPU box every millisecond the UI spends is taken from training.
+Keys send commands; the trainer applies them at its next step boundary, and the
+status says so ("pausing…") until it has.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from hwm_core.commands import CHECKPOINT, PAUSE, RESUME, STOP
+from hwm_core.events import CheckpointEvent, CheckpointFailedEvent, StateEvent
+
+from ..link import RunLink
+from ..run_view import RunView
+from ..widgets.grad_chart import GradChart
+from ..widgets.loss_chart import LossChart
+from ..widgets.lr_chart import LrChart
+from ..widgets.status_bar import StatusBar
+from ..widgets.summary_bar import SummaryBar
+from ..widgets.warnings_panel import WarningsPanel
+from .confirm_screen import ConfirmScreen
+from .help_screen import HelpScreen
+
+EVENT_POLL_S = 0.1
+CHART_REDRAW_S = 0.5
+STATUS_REDRAW_S = 0.5
+NARROW_BELOW = 120  # columns; narrower terminals split the panels evenly
+FINAL_LABELS = {"completed": "finished", "interrupted": "stopped", "failed": "failed"}
+
+
+class TrainScreen(Screen):
+    DEFAULT_CSS = """
+    TrainScreen { layout: vertical; }
+    TrainScreen #panels {
+        layout: grid;
+        grid-size: 2 2;
+        grid-columns: 3fr 2fr;
+        grid-rows: 1fr 1fr;
+        height: 1fr;
+    }
+    TrainScreen.-narrow #panels { grid-columns: 1fr 1fr; }
+    """
+
+    BINDINGS = [
+        Binding("p", "toggle_pause", "Pause/resume"),
+        Binding("c", "checkpoint", "Checkpoint"),
+        Binding("q", "quit_run", "Quit"),
+        Binding("h", "history", "History"),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(self, link: RunLink, *, clock: Callable[[], float] = time.time, watching: bool = False):
+        super().__init__()
+        self.link = link
+        self.clock = clock
+        self.watching = watching
+        self.view = RunView()
+        self.pending: str | None = None     # "pausing…", "resuming…", "stopping…" until acknowledged
+        self.message = ""
+        self.quitting = False
+        self.close_only = False              # watch: leave the trainer running
+        self.finished_at: float | None = None
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Container(id="panels"):
+            yield LossChart(id="loss")
+            yield LrChart(id="lr")
+            yield GradChart(id="grad")
+            yield WarningsPanel(id="warnings")
+        yield SummaryBar(id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._pull()
+        self._redraw_status()
+        self._redraw_charts()
+        self.set_interval(EVENT_POLL_S, self._pull)
+        self.set_interval(CHART_REDRAW_S, self._redraw_charts)
+        self.set_interval(STATUS_REDRAW_S, self._redraw_status)
+
+    def on_resize(self, event) -> None:
+        self.set_class(event.size.width < NARROW_BELOW, "-narrow")
+
+    # ------------------------------------------------------------------ events
+
+    def _pull(self) -> None:
+        events = self.link.poll()
+        if events:
+            self.view.add_all(events)
+            for event in events:
+                self._react(event)
+            self.query_one(WarningsPanel).show_warnings(self.view.warnings)
+            self._redraw_status()
+        if self.quitting and not self.link.alive and not events:
+            self.app.exit(self.view.progress.state)
+
+    def _react(self, event) -> None:
+        if isinstance(event, StateEvent):
+            if (self.pending == "pausing…" and event.state == "paused") or \
+                    (self.pending == "resuming…" and event.state == "running"):
+                self.pending = None
+            if event.state in FINAL_LABELS:
+                self._finish(event)
+        elif isinstance(event, CheckpointEvent):
+            self.message = f"✓ checkpoint step {event.step} saved: {event.path}"
+            self.notify(event.path, title=f"Checkpoint at step {event.step} saved", timeout=4)
+        elif isinstance(event, CheckpointFailedEvent):
+            self.message = f"✗ checkpoint at step {event.step} failed: {event.error}"
+            self.notify(event.error, title="Checkpoint failed", severity="error", timeout=8)
+
+    def _finish(self, event: StateEvent) -> None:
+        self.pending = None
+        self.finished_at = event.time
+        started = self.view.start.time if self.view.start else None
+        elapsed = event.time - started if started else None
+        self.query_one(SummaryBar).show(self.view, FINAL_LABELS[event.state], elapsed)
+        self._redraw_charts(force=True)
+
+    @property
+    def state_label(self) -> str:
+        if self.pending:
+            return self.pending
+        state = self.view.progress.state
+        return FINAL_LABELS.get(state, state)
+
+    @property
+    def finished(self) -> bool:
+        return self.view.progress.finished or (not self.link.alive and not self.watching)
+
+    # ------------------------------------------------------------------ drawing
+
+    def _redraw_status(self) -> None:
+        self.query_one(StatusBar).show(self.view.progress, state=self.state_label, message=self.message,
+                                       now=self.clock())
+
+    def _redraw_charts(self, force: bool = False) -> None:
+        for chart in (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart)):
+            chart.show(self.view, force=force)
+
+    # ------------------------------------------------------------------ keys
+
+    def action_toggle_pause(self) -> None:
+        if self.finished:
+            self.notify("the run has ended", severity="warning")
+            return
+        if self.view.progress.state == "paused" and self.pending != "resuming…" or self.pending == "pausing…":
+            self.link.send(RESUME)
+            self.pending = "resuming…"
+        else:
+            self.link.send(PAUSE)
+            self.pending = "pausing…"
+        self._redraw_status()
+
+    def action_checkpoint(self) -> None:
+        if self.finished:
+            self.notify("the run has ended; its last checkpoint is kept", severity="warning")
+            return
+        self.link.send(CHECKPOINT)
+        self.message = "checkpoint requested: saved at the end of this step…"
+        self._redraw_status()
+
+    def action_quit_run(self) -> None:
+        if self.finished:
+            self.app.exit(self.view.progress.state)
+            return
+        if self.quitting:
+            return
+        run = self.view.progress.run_id
+        if self.watching:
+            question = (f"Run {run} is trained by another process.\n"
+                        "Stop it (checkpoint, mark interrupted), or only close this window?")
+            answers = [("stop", "Stop the run", "y"), ("close", "Only close", "x"), ("cancel", "Cancel", "n")]
+        else:
+            question = (f"Quit training run {run}?\nIt is checkpointed at the end of this step and marked "
+                        f"interrupted; continue later with:\n  hwm-tui train --resume {run}")
+            answers = [("stop", "Quit", "y"), ("cancel", "Cancel", "n")]
+        self.app.push_screen(ConfirmScreen(question, answers), self._quit_answer)
+
+    def _quit_answer(self, answer: str | None) -> None:
+        if answer == "close":
+            self.close_only = True
+            self.app.exit("watching")
+        elif answer == "stop":
+            self.quitting = True
+            self.pending = "stopping…"
+            self.message = "stopping: checkpoint at the end of this step, then exit…"
+            self.link.send(STOP)
+            self._redraw_status()
+
+    def action_history(self) -> None:
+        from .history_screen import HistoryScreen
+
+        self.app.push_screen(HistoryScreen(self.app.runs_dir, current_run=self.view.progress.run_id or None))
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())

@@ -1,0 +1,60 @@
+"""Gradient norms: pre-clip and post-clip on one log-scale chart, the clip
+threshold as a line and the healthy band 0.1-10 marked."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..run_view import RunView
+from ..series import downsample_minmax
+from .run_chart import RunChart, step_axis
+
+HEALTHY_BAND = (0.1, 10.0)
+
+
+def _positive(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isfinite(y) & (y > 0)  # a log axis has no place for 0 or NaN
+    return x[keep], y[keep]
+
+
+def _decade_label(value: float) -> str:
+    return f"{value:g}" if 1e-2 <= value <= 1e3 else f"1e{round(math.log10(value))}"
+
+
+class GradChart(RunChart):
+    title = "Gradient norms"
+
+    def draw(self, plt, view: RunView) -> None:
+        clip = view.start.max_grad_norm if view.start else 1.0
+        self.border_subtitle = (f"[dark_orange]pre-clip[/] [cyan]post-clip[/] [red]─ clip {clip:g}[/] "
+                                f"[green]─ healthy {HEALTHY_BAND[0]:g}–{HEALTHY_BAND[1]:g}[/]")
+        plt.yscale("log")
+        lo, hi = HEALTHY_BAND[0] / 2, HEALTHY_BAND[1] * 2
+        last_step = view.start.start_step + 1 if view.start else 1
+        if len(view.grad_pre):
+            px, py = _positive(view.grad_pre.x, view.grad_pre.y)
+            qx, qy = _positive(view.grad_post.x, view.grad_post.y)
+            if len(py):
+                lowest = min(float(py.min()), float(qy.min()) if len(qy) else lo)
+                lo, hi = min(lo, lowest / 2), max(hi, float(py.max()) * 2)
+                x, y = downsample_minmax(px, py, self.buckets)
+                plt.plot(x, y, color="orange", marker="braille")
+            if len(qy):
+                x, y = downsample_minmax(qx, qy, self.buckets)
+                plt.plot(x, y, color="cyan+", marker="braille")
+            last_step = float(view.grad_pre.x[-1])
+            pre = float(view.grad_pre.y[-1])
+            self.border_title = (f"{self.title} · {pre:.3g}" if math.isfinite(pre)
+                                 else f"{self.title} · non-finite")
+        else:
+            self.border_title = f"{self.title} · waiting for the first step"
+        for level in HEALTHY_BAND:
+            plt.horizontal_line(level, color="green")
+        plt.horizontal_line(clip, color="red")
+        # plotext takes a log axis' limits as exponents, its ticks as values
+        plt.ylim(math.log10(lo), math.log10(hi))
+        decades = [10.0 ** e for e in range(math.floor(math.log10(lo)) + 1, math.ceil(math.log10(hi)))]
+        plt.yticks(decades, [_decade_label(d) for d in decades])
+        step_axis(plt, view, last_step)

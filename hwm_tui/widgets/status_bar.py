@@ -1,0 +1,55 @@
+"""Status bar: run id, preset, device, state, step/max with a progress bar and ETA,
+throughput, memory, global batch and time since the last checkpoint."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from hwm_core.progress import RunProgress, format_bytes, format_duration, format_rate
+
+STATE_STYLES = {
+    "running": "bold green", "pausing…": "bold yellow", "paused": "bold yellow",
+    "checkpointing": "bold cyan", "stopping…": "bold yellow", "finished": "bold green",
+    "stopped": "bold yellow", "failed": "bold red", "starting": "bold cyan",
+}
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: auto;
+        padding: 0 1;
+        background: $boost;
+    }
+    """
+
+    def show(self, p: RunProgress, *, state: str, message: str, now: float) -> None:
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append("run ", style="dim")
+        head.append(p.run_id or "-", style="bold")
+        head.append(f" · {p.preset} · {p.device} · ", style="dim")
+        head.append(f"● {state}", style=STATE_STYLES.get(state, "bold"))
+
+        progress = Table.grid(padding=(0, 1))
+        progress.add_column(no_wrap=True)
+        progress.add_column(ratio=1)
+        progress.add_column(no_wrap=True)
+        percent = f"{100 * p.fraction:.0f}%"
+        progress.add_row(Text(f"step {p.step}/{p.max_steps}", style="bold"),
+                         ProgressBar(total=max(p.max_steps, 1), completed=p.step),
+                         Text(f"{percent} · ETA {format_duration(p.eta_s)}"))
+
+        since = p.since_checkpoint_s(now)
+        figures = Text(no_wrap=True, overflow="ellipsis", style="dim")
+        figures.append(f"{p.samples_per_s:.2f} samples/s" if p.samples_per_s == p.samples_per_s else "-- samples/s")
+        figures.append(f" · {format_rate(p.tokens_per_s)} tok/s · mem {format_bytes(p.memory_bytes)}")
+        figures.append(f" · batch {p.global_batch}" + (f" ({p.world_size} ranks)" if p.world_size > 1 else ""))
+        figures.append(f" · ckpt {format_duration(since)} ago" if since is not None else " · no checkpoint yet")
+        lines = [head, progress, figures]
+        if message:
+            lines.append(Text(message, no_wrap=True, overflow="ellipsis", style="italic"))
+        self.update(Group(*lines))
