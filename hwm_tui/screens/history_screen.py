@@ -63,8 +63,8 @@ def _started(value: float | None) -> str:
 
 class HistoryScreen(Screen):
     DEFAULT_CSS = """
-    HistoryScreen #runs { height: 2fr; border: round $panel-lighten-2; }
-    HistoryScreen #detail { height: 3fr; }
+    HistoryScreen #runs { height: auto; max-height: 45%; border: round $panel-lighten-2; }
+    HistoryScreen #detail { height: 1fr; min-height: 12; }
     HistoryScreen #curves { layout: grid; grid-size: 3 1; height: 1fr; }
     HistoryScreen #empty { padding: 1 2; color: $text-muted; }
     HistoryScreen #config-scroll { height: 1fr; }
@@ -87,6 +87,7 @@ class HistoryScreen(Screen):
         self.sort_column = 2  # newest first
         self.sort_reverse = True
         self.selected: str | None = None
+        self.detail_config = ""  # the config text shown for the selected run
 
     def compose(self) -> ComposeResult:
         table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
@@ -186,7 +187,8 @@ class HistoryScreen(Screen):
             header += f"\n# {summary.error}"
         if summary.latest_checkpoint:
             header += f"\n# latest good checkpoint: {summary.latest_checkpoint}"
-        self.query_one("#config", Static).update(Syntax(header + "\n" + config, "toml", theme="ansi_dark",
+        self.detail_config = header + "\n" + config
+        self.query_one("#config", Static).update(Syntax(self.detail_config, "toml", theme="ansi_dark",
                                                         word_wrap=True))
 
     # ------------------------------------------------------------------ keys

@@ -35,6 +35,7 @@ from .help_screen import HelpScreen
 EVENT_POLL_S = 0.1
 CHART_REDRAW_S = 0.5
 STATUS_REDRAW_S = 0.5
+MESSAGE_SHOWN_S = 30.0
 NARROW_BELOW = 120  # columns; narrower terminals split the panels evenly
 FINAL_LABELS = {"completed": "finished", "interrupted": "stopped", "failed": "failed"}
 
@@ -68,6 +69,8 @@ class TrainScreen(Screen):
         self.view = RunView()
         self.pending: str | None = None     # "pausing…", "resuming…", "stopping…" until acknowledged
         self.message = ""
+        self.message_time = 0.0
+        self.checkpoint_requested = False
         self.quitting = False
         self.close_only = False              # watch: leave the trainer running
         self.finished_at: float | None = None
@@ -116,10 +119,12 @@ class TrainScreen(Screen):
             if event.state in FINAL_LABELS:
                 self._finish(event)
         elif isinstance(event, CheckpointEvent):
-            self.message = f"✓ checkpoint step {event.step} saved: {event.path}"
-            self.notify(event.path, title=f"Checkpoint at step {event.step} saved", timeout=4)
+            self._say(f"✓ checkpoint step {event.step} saved: {event.path}")
+            if self.checkpoint_requested:  # periodic checkpoints only update the status line
+                self.checkpoint_requested = False
+                self.notify(event.path, title=f"Checkpoint at step {event.step} saved", timeout=4)
         elif isinstance(event, CheckpointFailedEvent):
-            self.message = f"✗ checkpoint at step {event.step} failed: {event.error}"
+            self._say(f"✗ checkpoint at step {event.step} failed: {event.error}")
             self.notify(event.error, title="Checkpoint failed", severity="error", timeout=8)
 
     def _finish(self, event: StateEvent) -> None:
@@ -143,9 +148,14 @@ class TrainScreen(Screen):
 
     # ------------------------------------------------------------------ drawing
 
+    def _say(self, message: str) -> None:
+        self.message, self.message_time = message, self.clock()
+
     def _redraw_status(self) -> None:
-        self.query_one(StatusBar).show(self.view.progress, state=self.state_label, message=self.message,
-                                       now=self.clock())
+        now = self.clock()
+        if self.message and not self.quitting and now - self.message_time > MESSAGE_SHOWN_S:
+            self.message = ""  # give the line back to the charts
+        self.query_one(StatusBar).show(self.view.progress, state=self.state_label, message=self.message, now=now)
 
     def _redraw_charts(self, force: bool = False) -> None:
         for chart in (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart)):
@@ -170,7 +180,8 @@ class TrainScreen(Screen):
             self.notify("the run has ended; its last checkpoint is kept", severity="warning")
             return
         self.link.send(CHECKPOINT)
-        self.message = "checkpoint requested: saved at the end of this step…"
+        self.checkpoint_requested = True
+        self._say("checkpoint requested: saved at the end of this step…")
         self._redraw_status()
 
     def action_quit_run(self) -> None:
@@ -197,7 +208,7 @@ class TrainScreen(Screen):
         elif answer == "stop":
             self.quitting = True
             self.pending = "stopping…"
-            self.message = "stopping: checkpoint at the end of this step, then exit…"
+            self._say("stopping: checkpoint at the end of this step, then exit…")
             self.link.send(STOP)
             self._redraw_status()
 

@@ -26,10 +26,18 @@ def _decade_label(value: float) -> str:
 class GradChart(RunChart):
     title = "Gradient norms"
 
-    def draw(self, plt, view: RunView) -> None:
+    def titles(self, view: RunView) -> None:
         clip = view.start.max_grad_norm if view.start else 1.0
         self.border_subtitle = (f"[dark_orange]pre-clip[/] [cyan]post-clip[/] [red]─ clip {clip:g}[/] "
                                 f"[green]─ healthy {HEALTHY_BAND[0]:g}–{HEALTHY_BAND[1]:g}[/]")
+        if len(view.grad_pre):
+            pre = float(view.grad_pre.y[-1])
+            self.border_title = f"{self.title} · {pre:.3g}" if math.isfinite(pre) else f"{self.title} · non-finite"
+        else:
+            self.border_title = f"{self.title} · waiting for the first step"
+
+    def draw(self, plt, view: RunView) -> None:
+        clip = view.start.max_grad_norm if view.start else 1.0
         plt.yscale("log")
         lo, hi = HEALTHY_BAND[0] / 2, HEALTHY_BAND[1] * 2
         last_step = view.start.start_step + 1 if view.start else 1
@@ -45,11 +53,6 @@ class GradChart(RunChart):
                 x, y = downsample_minmax(qx, qy, self.buckets)
                 plt.plot(x, y, color="cyan+", marker="braille")
             last_step = float(view.grad_pre.x[-1])
-            pre = float(view.grad_pre.y[-1])
-            self.border_title = (f"{self.title} · {pre:.3g}" if math.isfinite(pre)
-                                 else f"{self.title} · non-finite")
-        else:
-            self.border_title = f"{self.title} · waiting for the first step"
         for level in HEALTHY_BAND:
             plt.horizontal_line(level, color="green")
         plt.horizontal_line(clip, color="red")
@@ -57,4 +60,4 @@ class GradChart(RunChart):
         plt.ylim(math.log10(lo), math.log10(hi))
         decades = [10.0 ** e for e in range(math.floor(math.log10(lo)) + 1, math.ceil(math.log10(hi)))]
         plt.yticks(decades, [_decade_label(d) for d in decades])
-        step_axis(plt, view, last_step)
+        step_axis(plt, view, last_step, self.size.width)

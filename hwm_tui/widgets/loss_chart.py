@@ -7,24 +7,29 @@ import numpy as np
 
 from ..run_view import RunView
 from ..series import downsample_minmax
-from .run_chart import RunChart, step_axis
+from .run_chart import RunChart, step_axis, step_ticks
 
 
 class LossChart(RunChart):
     title = "Loss"
 
+    def titles(self, view: RunView) -> None:
+        self.border_subtitle = (f"[grey62]raw[/] [cyan]smoothed[/] [green]● val[/] "
+                                f"[red]╌ ln({view.codebook_size:,}) = {view.random_guess_loss:.2f}[/]")
+        if len(view.loss):
+            step, loss = int(view.loss.x[-1]), float(view.loss.y[-1])
+            self.border_title = f"{self.title} · step {step} · {loss:.4f}"
+        else:
+            self.border_title = f"{self.title} · waiting for the first step"
+
     def draw(self, plt, view: RunView) -> None:
         reference = view.random_guess_loss
-        self.border_subtitle = (f"[grey62]raw[/] [cyan]smoothed[/] [green]● val[/] "
-                                f"[red]╌ ln({view.codebook_size:,}) = {reference:.2f}[/]")
         if not len(view.loss):
-            self.border_title = f"{self.title} · waiting for the first step"
             plt.ylim(0, reference * 1.05)
-            plt.xlim(0, max(view.max_steps, 1))
+            step_ticks(plt, 0, max(view.max_steps, 1), self.size.width)
             plt.horizontal_line(reference, color="red")
             return
-        step, loss = float(view.loss.x[-1]), float(view.loss.y[-1])
-        self.border_title = f"{self.title} · step {int(step)} · {loss:.4f}"
+        step = float(view.loss.x[-1])
         x, y = downsample_minmax(view.loss.x, view.loss.y, self.buckets)
         plt.plot(x, y, color="gray", marker="braille")
         sx, sy = downsample_minmax(view.loss.smooth.x, view.loss.smooth.y, self.buckets)
@@ -34,4 +39,4 @@ class LossChart(RunChart):
         first = view.start.start_step if view.start else 0
         dashes = np.linspace(first, max(step, first + 1), max(2, self.buckets // 2))
         plt.scatter(dashes.tolist(), [reference] * len(dashes), color="red", marker="-")
-        step_axis(plt, view, step)
+        step_axis(plt, view, step, self.size.width)

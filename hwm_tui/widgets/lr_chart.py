@@ -7,16 +7,26 @@ from hwm_core.schedule import planned_curve
 
 from ..run_view import RunView
 from ..series import downsample_minmax
-from .run_chart import RunChart
+from .run_chart import RunChart, step_ticks
 
 
 class LrChart(RunChart):
     title = "Learning rate"
 
-    def draw(self, plt, view: RunView) -> None:
+    def titles(self, view: RunView) -> None:
         start = view.start
         if start is None:
             self.border_title = f"{self.title} · waiting for the run"
+            return
+        if len(view.lr):
+            self.border_title = f"{self.title} · {float(view.lr.y[-1]):.2e}"
+        else:
+            self.border_title = f"{self.title} · peak {start.peak_lr:.1e}"
+        self.border_subtitle = f"warmup {start.warmup_steps} · {start.schedule} to {start.max_steps}"
+
+    def draw(self, plt, view: RunView) -> None:
+        start = view.start
+        if start is None:
             return
         steps, lrs = planned_curve(peak_lr=start.peak_lr, warmup_steps=start.warmup_steps,
                                    max_steps=start.max_steps, schedule=start.schedule,
@@ -28,12 +38,7 @@ class LrChart(RunChart):
             step, lr = float(view.lr.x[-1]), float(view.lr.y[-1])
             plt.vertical_line(step, color="white")
             plt.scatter([step], [lr], color="white", marker="●")
-            self.border_title = f"{self.title} · {lr:.2e}"
-        else:
-            self.border_title = f"{self.title} · peak {start.peak_lr:.1e}"
-        self.border_subtitle = (f"warmup {start.warmup_steps} · {start.schedule} to {start.max_steps}")
-        plt.xlim(0, max(start.max_steps, 1))
-        top = start.peak_lr * 1.1
-        plt.ylim(0, top)
+        step_ticks(plt, 0, max(start.max_steps, 1), self.size.width)
+        plt.ylim(0, start.peak_lr * 1.1)
         ticks = [0.0, start.peak_lr / 2, start.peak_lr]
         plt.yticks(ticks, [f"{t:.0e}" if t else "0" for t in ticks])

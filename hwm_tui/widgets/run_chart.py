@@ -1,10 +1,16 @@
-"""Base of the dashboard's charts: a plotext plot that redraws only when its run
-has new data or its size changed, from series reduced to its width."""
+"""Base of the dashboard's charts: a plotext plot drawn from a RunView, only when
+the run has new data or the chart changed size, from series reduced to its width.
+
+plotext applies a log scale to its stored data in place while building, so a
+figure cannot be built twice; every render therefore plots afresh from the view.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from ..run_view import RunView
@@ -30,36 +36,58 @@ class RunChart(PlotextPlot):
     def __init__(self, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)
         self.border_title = self.title
-        self._drawn: tuple[int, int, int] | None = None
-        self.last_draw_ms = 0.0
+        self.view: RunView | None = None
+        self._shown_version = -1
+        self.last_render_ms = 0.0
 
     @property
     def buckets(self) -> int:
         return max(8, self.size.width - Y_LABEL_COLUMNS)
 
     def show(self, view: RunView, *, force: bool = False) -> bool:
-        """Redraw from `view` if anything changed; returns whether it did."""
-        key = (view.version, self.size.width, self.size.height)
-        if not force and key == self._drawn:
+        """Schedule a redraw from `view` if it has anything new; returns whether it did."""
+        if not force and view is self.view and view.version == self._shown_version:
             return False
+        self.view, self._shown_version = view, view.version
+        self.titles(view)
+        self.refresh()
+        return True
+
+    def render(self) -> RenderResult:
         started = time.perf_counter()
         plt = self.plt
         plt.clear_figure()
         plt.frame(True)
-        self.draw(plt, view)
-        self._drawn = key
-        self.refresh()
-        self.last_draw_ms = (time.perf_counter() - started) * 1000
-        return True
+        if self.view is not None:
+            self.draw(plt, self.view)
+        result = super().render()
+        self.last_render_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def titles(self, view: RunView) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
 
     def draw(self, plt, view: RunView) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def on_resize(self) -> None:
-        self._drawn = None
 
-
-def step_axis(plt, view: RunView, last_step: float) -> None:
+def step_axis(plt, view: RunView, last_step: float, width: int) -> None:
     """x in optimizer steps, from the first step shown to the newest one."""
     first = view.start.start_step if view.start else 0
-    plt.xlim(first, max(last_step, first + 1))
+    step_ticks(plt, first, max(last_step, first + 1), width)
+
+
+def step_ticks(plt, first: float, last: float, width: int) -> None:
+    """Whole-step ticks at round numbers (1, 2 or 5 times a power of ten)."""
+    plt.xlim(first, last)
+    wanted = max(2, width // 12)
+    rough = (last - first) / (wanted - 1)
+    magnitude = 10 ** math.floor(math.log10(max(rough, 1)))
+    spacing = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)
+    start = math.ceil(first / spacing) * spacing
+    ticks = [start + i * spacing for i in range(int((last - start) // spacing) + 1)]
+    plt.xticks(ticks, [_step_label(t) for t in ticks])
+
+
+def _step_label(step: float) -> str:
+    return f"{step / 1000:g}k" if step >= 10_000 else str(int(step))

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import RichLog
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
 
 from hwm_core.events import WarningEvent
 
 from ..style import WARNING_STYLES
 
 KIND_LABELS = {"instability": "instability", "vanishing": "vanishing", "nonfinite": "non-finite"}
+TITLE_LABELS = {"instability": "instab", "vanishing": "vanish", "nonfinite": "nan"}  # fits 80 columns
+SHOWN_AT_MOST = 500  # older warnings stay in metrics.jsonl; the panel keeps the newest
 
 
-class WarningsPanel(RichLog):
+class WarningsPanel(VerticalScroll):
     DEFAULT_CSS = """
     WarningsPanel {
         border: round $panel-lighten-2;
@@ -24,36 +28,50 @@ class WarningsPanel(RichLog):
     """
 
     def __init__(self, *, id: str | None = None):
-        super().__init__(id=id, wrap=True, markup=False, max_lines=5000, auto_scroll=True)
+        super().__init__(id=id)
         self.counts: dict[str, int] = {}
         self._shown = 0
+        self._lines: list[Text] = []
         self._title()
 
+    def compose(self) -> ComposeResult:
+        yield Static("", id="warning-lines")
+
     def show_warnings(self, warnings: list[WarningEvent]) -> None:
-        """Append the warnings not shown yet."""
+        """Add the warnings not shown yet (the list only ever grows)."""
+        if len(warnings) == self._shown:
+            return
         for warning in warnings[self._shown:]:
             self.counts[warning.kind] = self.counts.get(warning.kind, 0) + 1
-            style = WARNING_STYLES.get(warning.kind, "red")
-            line = Text()
-            line.append(f"{warning.step:>6} ", style="bold")
-            line.append(f"{KIND_LABELS.get(warning.kind, warning.kind):<11} ", style=f"bold {style}")
-            line.append(f"{warning.value:<9.3g} ", style=style)
-            line.append(warning.message)
-            self.write(line)
-        if len(warnings) != self._shown:
-            self._shown = len(warnings)
-            self._title()
+            self._lines.append(self._line(warning))
+        del self._lines[:-SHOWN_AT_MOST]
+        self._shown = len(warnings)
+        # Text wraps at the panel's width when drawn, so resizing re-flows it.
+        self.query_one("#warning-lines", Static).update(Text("\n").join(self._lines))
+        self.scroll_end(animate=False)
+        self._title()
+
+    @staticmethod
+    def _line(warning: WarningEvent) -> Text:
+        style = WARNING_STYLES.get(warning.kind, "red")
+        line = Text()
+        line.append(f"step {warning.step:<7}", style="bold")
+        line.append(f"{KIND_LABELS.get(warning.kind, warning.kind):<12}", style=f"bold {style}")
+        line.append(f"{warning.value:.4g}", style=style)
+        line.append(f"\n  ↳ {warning.message}", style="dim")
+        return line
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.plain for line in self._lines)
 
     def _title(self) -> None:
         parts = []
         for kind in ("instability", "vanishing", "nonfinite"):
             style = WARNING_STYLES[kind]
-            parts.append(f"[{style}]{KIND_LABELS[kind]} {self.counts.get(kind, 0)}[/]")
+            parts.append(f"[{style}]{TITLE_LABELS[kind]} {self.counts.get(kind, 0)}[/]")
         others = sum(n for kind, n in self.counts.items() if kind not in KIND_LABELS)
         if others:
             parts.append(f"[red]other {others}[/]")
-        self.border_title = "Warnings · " + " · ".join(parts)
-        if not self._shown:
-            self.border_subtitle = "none yet"
-        else:
-            self.border_subtitle = ""
+        self.border_title = "Warn · " + " · ".join(parts)
+        self.border_subtitle = "" if self._shown else "none yet"

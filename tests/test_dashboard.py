@@ -1,0 +1,222 @@
+"""The dashboard's keys, driven with Textual's pilot against a real trainer thread."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from hwm_core.checkpoint import list_checkpoints
+from hwm_core.commands import STOP
+from hwm_core.runner import TrainingRunner
+from hwm_core.session import TrainRequest, prepare
+from hwm_tui.app import HwmApp
+from hwm_tui.link import LocalLink
+from hwm_tui.screens.confirm_screen import ConfirmScreen
+from hwm_tui.screens.help_screen import HelpScreen
+from hwm_tui.screens.history_screen import HistoryScreen
+from hwm_tui.screens.train_screen import TrainScreen
+from hwm_tui.widgets.status_bar import StatusBar
+from hwm_tui.widgets.summary_bar import SummaryBar
+from hwm_tui.widgets.warnings_panel import WarningsPanel
+
+from conftest import tiny_sets
+from tui_fakes import FakeLink, scripted_events
+
+
+def real_app(runs_dir: Path, steps: int = 400, *extra: str) -> tuple[HwmApp, TrainingRunner]:
+    session = prepare(TrainRequest(preset="cpu", runs_dir=str(runs_dir), max_steps=steps,
+                                   overrides=tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=1000", *extra)))
+    runner = TrainingRunner(session).start()
+    app = HwmApp(link=LocalLink(runner), runs_dir=runs_dir)
+    app.runner = runner
+    return app, runner
+
+
+async def wait_for(pilot, predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.05)
+
+
+def screen_text(app: HwmApp) -> str:
+    """What the terminal shows, as plain text (from Textual's own screenshot)."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+def record_states(screen: TrainScreen) -> list[str]:
+    """Every state label the status bar is drawn with, in order."""
+    bar = screen.query_one(StatusBar)
+    seen: list[str] = []
+    real_show = bar.show
+
+    def show(progress, *, state, message, now):
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        real_show(progress, state=state, message=message, now=now)
+
+    bar.show = show
+    return seen
+
+
+def run_scenario(app: HwmApp, runner: TrainingRunner | None, scenario, size=(120, 36)) -> None:
+    async def main():
+        async with app.run_test(size=size) as pilot:
+            await scenario(pilot)
+    try:
+        asyncio.run(main())
+    finally:
+        if runner is not None:
+            runner.send(STOP)
+            runner.join(60)
+
+
+def test_p_pauses_at_a_step_boundary_and_resumes(runs_dir):
+    app, runner = real_app(runs_dir)
+
+    async def scenario(pilot):
+        screen = app.screen
+        assert isinstance(screen, TrainScreen)
+        await wait_for(pilot, lambda: screen.view.progress.step >= 2)
+        seen = record_states(screen)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: screen.state_label == "paused")
+        assert seen[-2:] == ["pausing…", "paused"]  # shown until the trainer reached the boundary
+        paused_at = runner.session.state.step
+        await pilot.pause(1.0)
+        assert runner.session.state.step == paused_at  # really paused
+        await pilot.press("p")
+        await wait_for(pilot, lambda: runner.session.state.step > paused_at)
+        assert screen.state_label == "running"
+
+    run_scenario(app, runner, scenario)
+
+
+def test_c_checkpoints_and_the_status_shows_the_path(runs_dir):
+    app, runner = real_app(runs_dir)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.view.progress.step >= 1)
+        messages = []
+        bar = screen.query_one(StatusBar)
+        real_show = bar.show
+        bar.show = lambda p, *, state, message, now: (messages.append(message), real_show(
+            p, state=state, message=message, now=now))
+        await pilot.press("c")
+        await wait_for(pilot, lambda: "saved" in screen.message)
+        assert any("checkpoint requested" in m for m in messages)
+        path = screen.message.split("saved: ")[1]
+        assert Path(path).is_file()
+        assert path in screen_text(app)
+
+    run_scenario(app, runner, scenario, size=(200, 40))
+
+
+def test_q_asks_then_checkpoints_marks_interrupted_and_exits(runs_dir):
+    app, runner = real_app(runs_dir)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.view.progress.step >= 2)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # changed our mind
+        assert app.screen is screen and runner.is_alive()
+        seen = record_states(screen)
+        await pilot.press("q")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not runner.is_alive())
+        assert "stopping…" in seen
+        await pilot.pause(0.3)
+
+    run_scenario(app, runner, scenario)
+    assert app.return_value == "interrupted"
+    run = runner.session.folder.path
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [runner.session.state.step]
+
+
+def test_h_opens_history_with_this_run_and_escape_comes_back(runs_dir):
+    app, runner = real_app(runs_dir)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.view.progress.step >= 1)
+        await pilot.press("h")
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        await wait_for(pilot, lambda: runner.session.folder.id in history.summaries)
+        assert history.summaries[runner.session.folder.id].status == "running"
+        await pilot.press("d")  # the running run cannot be deleted
+        assert runner.session.folder.path.exists()
+        await pilot.press("escape")
+        assert app.screen is screen
+
+    run_scenario(app, runner, scenario)
+
+
+def test_question_mark_shows_help_and_escape_closes_it():
+    app = HwmApp(link=FakeLink(scripted_events(10)), runs_dir=Path("/nonexistent"))
+
+    async def scenario(pilot):
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, TrainScreen)
+
+    run_scenario(app, None, scenario)
+
+
+def test_finished_run_stays_on_a_summary(runs_dir):
+    app, runner = real_app(runs_dir, 3, "train.warmup_steps=1")
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.state_label == "finished")
+        await pilot.pause(0.5)
+        summary = screen.query_one(SummaryBar)
+        assert summary.display and "run finished" in str(summary.render())
+        assert app.is_running  # the app did not vanish
+        await pilot.press("p")  # keys on a finished run say so instead of failing
+        await pilot.press("q")  # q on a finished run exits without a question
+        await pilot.pause(0.2)
+
+    run_scenario(app, runner, scenario)
+    assert app.return_value == "completed"
+
+
+def test_warnings_panel_counts_and_colours():
+    app = HwmApp(link=FakeLink(scripted_events(300)), runs_dir=Path("/nonexistent"))
+
+    async def scenario(pilot):
+        await pilot.pause(0.3)
+        panel = app.screen.query_one(WarningsPanel)
+        assert panel.counts == {"instability": 1, "nonfinite": 1}
+        assert "instab 1" in panel.border_title and "nan 1" in panel.border_title
+        text = panel.text
+        assert "step 120" in text and "instability" in text and "lower lr or check data" in text
+
+    run_scenario(app, None, scenario)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+def test_layout_fits_small_and_large_terminals(size):
+    app = HwmApp(link=FakeLink(scripted_events(300)), runs_dir=Path("/nonexistent"))
+
+    async def scenario(pilot):
+        await pilot.pause(0.6)
+        screen = app.screen
+        for widget_id in ("loss", "lr", "grad", "warnings"):
+            region = screen.query_one(f"#{widget_id}").region
+            assert region.width >= 30 and region.height >= 7, (widget_id, region)
+            assert region.right <= size[0] and region.bottom <= size[1]
+
+    run_scenario(app, None, scenario, size=size)
