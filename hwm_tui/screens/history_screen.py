@@ -35,9 +35,10 @@ REFRESH_S = 2.0
 STATUS_STYLES = {"running": "green", "completed": "bold green", "interrupted": "yellow",
                  "failed": "red", "broken": "bold red"}
 
-# (column label, key, sort value)
+# (column label, key, sort value); status early, so it shows in 80 columns
 COLUMNS = [
     ("id", "id", lambda s: s.id),
+    ("status", "status", lambda s: s.status),
     ("preset", "preset", lambda s: s.preset),
     ("started", "started", lambda s: s.started or 0.0),
     ("duration", "duration", lambda s: s.duration_s or 0.0),
@@ -45,8 +46,9 @@ COLUMNS = [
     ("last val", "last_val", lambda s: _sortable(s.last_val_loss)),
     ("best val", "best_val", lambda s: _sortable(s.best_val_loss)),
     ("warn", "warnings", lambda s: s.warning_count),
-    ("status", "status", lambda s: s.status),
 ]
+NEWEST_FIRST = {"started", "duration", "steps", "warnings"}  # columns whose natural order is descending
+SORT_DEFAULT = 3
 
 
 def _sortable(value: float | None) -> float:
@@ -58,7 +60,7 @@ def _loss(value: float | None) -> str:
 
 
 def _started(value: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value else "-"
+    return time.strftime("%m-%d %H:%M", time.localtime(value)) if value else "-"
 
 
 class HistoryScreen(Screen):
@@ -84,7 +86,7 @@ class HistoryScreen(Screen):
         self.runs_dir = Path(runs_dir)
         self.current_run = current_run
         self.summaries: dict[str, RunSummary] = {}
-        self.sort_column = 2  # newest first
+        self.sort_column = SORT_DEFAULT  # newest first
         self.sort_reverse = True
         self.selected: str | None = None
         self.detail_config = ""  # the config text shown for the selected run
@@ -135,12 +137,14 @@ class HistoryScreen(Screen):
         keep = self.selected
         table.clear()
         for s in rows:
-            mark = " ◀ this run" if s.id == self.current_run else ""
+            name = Text(s.id, style="bold" if s.id == self.current_run else "")
+            if s.id == self.current_run:
+                name.append(" ◀", style="bold cyan")
             table.add_row(
-                Text(s.id + mark), s.preset, _started(s.started), format_duration(s.duration_s),
-                f"{s.step}/{s.max_steps}", _loss(s.last_val_loss), _loss(s.best_val_loss),
-                Text(str(s.warning_count), style="yellow" if s.warning_count else ""),
-                Text(s.status, style=STATUS_STYLES.get(s.status, "")), key=s.id)
+                name, Text(s.status, style=STATUS_STYLES.get(s.status, "")), s.preset, _started(s.started),
+                format_duration(s.duration_s), f"{s.step}/{s.max_steps}", _loss(s.last_val_loss),
+                _loss(s.best_val_loss), Text(str(s.warning_count), style="yellow" if s.warning_count else ""),
+                key=s.id)
         label = COLUMNS[self.sort_column][0]
         table.border_subtitle = f"sorted by {label} {'↓' if self.sort_reverse else '↑'} · s sort · S reverse"
         if keep in self.summaries:
@@ -154,7 +158,8 @@ class HistoryScreen(Screen):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         index = event.column_index
-        self.sort_reverse = not self.sort_reverse if index == self.sort_column else index in (2, 3, 4, 7)
+        self.sort_reverse = (not self.sort_reverse if index == self.sort_column
+                             else COLUMNS[index][1] in NEWEST_FIRST)
         self.sort_column = index
         self._fill_table()
 
@@ -195,7 +200,7 @@ class HistoryScreen(Screen):
 
     def action_sort(self) -> None:
         self.sort_column = (self.sort_column + 1) % len(COLUMNS)
-        self.sort_reverse = self.sort_column in (2, 3, 4, 7)
+        self.sort_reverse = COLUMNS[self.sort_column][1] in NEWEST_FIRST
         self._fill_table()
 
     def action_reverse(self) -> None:

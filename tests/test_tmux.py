@@ -1,0 +1,96 @@
+"""The real `hwm-tui train` in a real terminal (tmux): press p, c, h, q; read the screen
+and the run folder, as a user over SSH would meet it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from hwm_core.checkpoint import list_checkpoints
+
+from conftest import REPO, only_run, set_args, tiny_sets
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Tmux:
+    def __init__(self, command: str, env: dict[str, str], size=(120, 36)):
+        self.name = f"hwm-test-{uuid.uuid4().hex[:8]}"
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        script = f"cd {shlex.quote(str(REPO))} && env {exports} {command}; echo EXIT=$?; sleep 120"
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
+                        script], check=True)
+        # a tmux server started earlier may size new windows its own way
+        subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", str(size[0]), "-y", str(size[1])],
+                       capture_output=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True,
+                              text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never showed; the screen was:\n{screen}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def test_train_in_tmux_p_c_h_q(tmp_path):
+    runs = tmp_path / "runs"
+    args = ["-m", "hwm_tui", "train", "--preset", "cpu", "--runs-dir", str(runs), "--max-steps", "5000",
+            *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=100000"))]
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *args])
+    env = {"HWM_CACHE_DIR": os.environ["HWM_CACHE_DIR"], "TERM": "xterm-256color", "PYTHONUNBUFFERED": "1"}
+    term = Tmux(command, env)
+    try:
+        term.wait_for("Loss · step", timeout=120)
+        term.wait_for("● running")
+
+        term.keys("p")
+        screen = term.wait_for("● paused")
+        assert "Pause/resume" in screen  # the footer lists the keys
+        run = only_run(runs)
+
+        term.keys("c")
+        screen = term.wait_for("saved:")
+        [(step, path)] = list_checkpoints(run / "checkpoints")
+        assert f"checkpoint step {step} saved" in screen
+
+        term.keys("h")
+        screen = term.wait_for("Runs in")
+        screen = term.wait_for(run.name)
+        assert "running" in screen, screen
+        term.keys("Escape")
+        term.wait_for("Pause/resume")  # the dashboard's footer, not the history's
+
+        term.keys("p")
+        term.wait_for("● running")
+
+        term.keys("q")
+        term.wait_for("Quit training run")
+        term.keys("y")
+        screen = term.wait_for("EXIT=0", timeout=60)
+        assert f"hwm-tui train --resume {run.name}" in screen
+    finally:
+        term.close()
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    steps = [s for s, _ in list_checkpoints(run / "checkpoints")]
+    assert len(steps) == 2 and steps[0] > steps[1]  # the one from c, and the one q wrote on the way out
