@@ -113,6 +113,9 @@ def bench(
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
     set_: list[str] = typer.Option([], "--set", help="Override a preset key: section.key=value."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ui: bool = typer.Option(False, "--ui", help="Instead: chart redraw time with 60,000 steps of history."),
+    dashboard: bool = typer.Option(False, "--dashboard", help="Instead: samples/s headless vs under the "
+                                   "dashboard (in tmux) over --steps steps, and key-press-to-screen latency."),
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s."""
     from hwm_core.bench import run_bench
@@ -121,6 +124,13 @@ def bench(
 
     if device not in (None, "cpu", "cuda"):
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    if ui or dashboard:
+        from . import ui_bench
+        if ui:
+            ui_bench.print_json(ui_bench.chart_redraw_ms())
+        else:
+            ui_bench.print_json(ui_bench.dashboard_vs_headless(preset, steps, list(set_)))
+        return
     result = run_bench(preset, steps=steps, device=device, overrides=list(set_))
     if as_json:
         print(json.dumps(result.to_json(), indent=1))

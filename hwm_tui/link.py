@@ -54,3 +54,27 @@ class LocalLink:
 
     def close(self) -> None:
         pass
+
+
+class ReplayLink:
+    """A finished run's events, handed over once (benchmarks, previews)."""
+
+    run_dir = None
+
+    def __init__(self, events: list[Event]):
+        self._pending = list(events)
+
+    def poll(self) -> list[Event]:
+        out = self._pending[:MAX_EVENTS_PER_POLL]
+        del self._pending[:MAX_EVENTS_PER_POLL]
+        return out
+
+    def send(self, command: str) -> None:
+        pass
+
+    @property
+    def alive(self) -> bool:
+        return True  # keeps the dashboard showing the run as it was
+
+    def close(self) -> None:
+        pass

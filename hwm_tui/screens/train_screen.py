@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from hwm_core.commands import CHECKPOINT, PAUSE, RESUME, STOP
-from hwm_core.events import CheckpointEvent, CheckpointFailedEvent, StateEvent
+from hwm_core.events import CheckpointEvent, CheckpointFailedEvent, StartEvent, StateEvent
 
 from ..link import RunLink
 from ..run_view import RunView
@@ -33,8 +33,8 @@ from .confirm_screen import ConfirmScreen
 from .help_screen import HelpScreen
 
 EVENT_POLL_S = 0.1
-CHART_REDRAW_S = 0.5
-STATUS_REDRAW_S = 0.5
+CHART_REDRAW_S = 1.0
+STATUS_REDRAW_S = 1.0
 MESSAGE_SHOWN_S = 30.0
 NARROW_BELOW = 120  # columns; narrower terminals split the panels evenly
 FINAL_LABELS = {"completed": "finished", "interrupted": "stopped", "failed": "failed"}
@@ -104,28 +104,37 @@ class TrainScreen(Screen):
         events = self.link.poll()
         if events:
             self.view.add_all(events)
+            changed = False
             for event in events:
-                self._react(event)
+                changed |= self._react(event)
             self.query_one(WarningsPanel).show_warnings(self.view.warnings)
-            self._redraw_status()
+            if changed:  # figures alone wait for the next status tick
+                self._redraw_status()
         if self.quitting and not self.link.alive and not events:
             self.app.exit(self.view.progress.state)
 
-    def _react(self, event) -> None:
+    def _react(self, event) -> bool:
+        """Handle what needs more than a chart update; True if the status line changed."""
         if isinstance(event, StateEvent):
             if (self.pending == "pausing…" and event.state == "paused") or \
                     (self.pending == "resuming…" and event.state == "running"):
                 self.pending = None
             if event.state in FINAL_LABELS:
                 self._finish(event)
-        elif isinstance(event, CheckpointEvent):
+            return True
+        if isinstance(event, StartEvent):
+            return True
+        if isinstance(event, CheckpointEvent):
             self._say(f"✓ checkpoint step {event.step} saved: {event.path}")
             if self.checkpoint_requested:  # periodic checkpoints only update the status line
                 self.checkpoint_requested = False
                 self.notify(event.path, title=f"Checkpoint at step {event.step} saved", timeout=4)
-        elif isinstance(event, CheckpointFailedEvent):
+            return True
+        if isinstance(event, CheckpointFailedEvent):
             self._say(f"✗ checkpoint at step {event.step} failed: {event.error}")
             self.notify(event.error, title="Checkpoint failed", severity="error", timeout=8)
+            return True
+        return False
 
     def _finish(self, event: StateEvent) -> None:
         self.pending = None

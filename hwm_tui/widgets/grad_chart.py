@@ -47,11 +47,13 @@ class GradChart(RunChart):
             if len(py):
                 lowest = min(float(py.min()), float(qy.min()) if len(qy) else lo)
                 lo, hi = min(lo, lowest / 2), max(hi, float(py.max()) * 2)
+                # Dots, not lines: min and max of a noisy bucket joined by lines paint long
+                # vertical strokes that cost plotext ~10x the time and hide the band.
                 x, y = downsample_minmax(px, py, self.buckets)
-                plt.plot(x, y, color="orange", marker="braille")
+                plt.scatter(x, y, color="orange", marker="braille")
             if len(qy):
                 x, y = downsample_minmax(qx, qy, self.buckets)
-                plt.plot(x, y, color="cyan+", marker="braille")
+                plt.scatter(x, y, color="cyan+", marker="braille")
             last_step = float(view.grad_pre.x[-1])
         for level in HEALTHY_BAND:
             plt.horizontal_line(level, color="green")

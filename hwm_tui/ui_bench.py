@@ -1,0 +1,186 @@
+"""`hwm-tui bench --ui` and `--dashboard`: what the dashboard costs.
+
+--ui         chart redraw time with 60,000 steps of history, at 80x24 and 200x60.
+--dashboard  the same run trained headless and under the dashboard (in tmux, a
+             real terminal), samples/s of each from their metrics.jsonl, and how
+             long a key press (p) takes to show on screen while training runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import math
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from hwm_core.errors import UserError
+from hwm_core.events import (CheckpointEvent, EvalEvent, StartEvent, StateEvent, StepEvent, WarningEvent,
+                             iter_events)
+from hwm_core.schedule import lr_at
+
+from .link import ReplayLink
+
+
+def synthetic_history(steps: int) -> list:
+    """A plausible 60,000-step run: falling noisy loss, cosine LR, spiky grad norms."""
+    import random
+    rng = random.Random(0)
+    events: list = [StartEvent(run_id="bench", run_dir="", preset="12gb", device="bench", start_step=0,
+                               max_steps=steps, peak_lr=5e-5, warmup_steps=500, schedule="cosine",
+                               max_grad_norm=1.0, global_batch=16, world_size=1, num_parameters=0,
+                               tokens_per_sample=9216, codebook_size=64000)]
+    for step in range(1, steps + 1):
+        loss = 4.0 + 7.07 * math.exp(-step / 3000) + rng.gauss(0, 0.1)
+        pre = math.exp(rng.gauss(0, 0.6)) * (50 if rng.random() < 0.001 else 1)
+        events.append(StepEvent(step=step, loss=loss, lr=lr_at(step, peak_lr=5e-5, warmup_steps=500,
+                                                               max_steps=steps),
+                                grad_norm_pre_clip=pre, grad_norm_post_clip=min(pre, 1.0), grad_max_abs=0.1,
+                                grad_min_abs=0.0, clipped=pre > 1, samples_per_s=40.0, tokens_per_s=368640.0,
+                                step_time_s=0.4, memory_bytes=3 << 30))
+        if step % 500 == 0:
+            events.append(EvalEvent(step=step, val_loss=loss + 0.2, val_token_acc=0.3))
+        if step % 1000 == 0:
+            events.append(CheckpointEvent(step=step, path=f"step_{step:08d}.safetensors", seconds=1.0, bytes=1))
+        if pre > 20:
+            events.append(WarningEvent(step=step, kind="instability", value=pre, message="spike"))
+    events.append(StateEvent("running", steps))
+    return events
+
+
+def chart_redraw_ms(steps: int = 60_000, sizes=((80, 24), (200, 60)), redraws: int = 20) -> dict:
+    from .app import HwmApp
+    from .widgets.run_chart import RunChart
+
+    results: dict = {}
+
+    async def measure(size):
+        app = HwmApp(link=ReplayLink(synthetic_history(steps)), runs_dir=Path(tempfile.gettempdir()))
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause(1.0)
+            # The events are consumed into numpy series by now, as in a live run; collect
+            # their garbage first so a full GC pass is not timed as a redraw.
+            gc.collect()
+            charts = list(app.screen.query(RunChart))
+            times: dict[str, list[float]] = {c.id: [] for c in charts}
+            for _ in range(redraws):
+                for chart in charts:
+                    chart.show(chart.view, force=True)
+                await pilot.pause(0.05)
+                for chart in charts:
+                    times[chart.id].append(chart.last_render_ms)
+            return {cid: {"median_ms": statistics.median(t), "max_ms": max(t)} for cid, t in times.items()}
+
+    for size in sizes:
+        results[f"{size[0]}x{size[1]}"] = asyncio.run(measure(size))
+    return {"steps_of_history": steps, "charts": results}
+
+
+# ---------------------------------------------------------------------------- dashboard vs headless
+
+def _median_samples_per_s(run_dir: Path, first: int, last: int) -> tuple[float, int]:
+    steps = [e for e in iter_events(run_dir / "metrics.jsonl") if isinstance(e, StepEvent)]
+    timed = [e.samples_per_s for e in steps if first < e.step <= last]
+    if not timed:
+        raise UserError(f"no step was timed in {run_dir}: raise --steps")
+    return statistics.median(timed), len(timed)
+
+
+def _last_step(metrics: Path) -> int:
+    return max((e.step for e in iter_events(metrics) if isinstance(e, StepEvent)), default=0)
+
+
+def _only_run(runs: Path) -> Path:
+    found = [p for p in runs.iterdir() if p.is_dir()]
+    if len(found) != 1:
+        raise RuntimeError(f"expected one run in {runs}, found {len(found)}")
+    return found[0]
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
+
+
+def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, skip: int = 3,
+                          key_every_s: float = 2.0) -> dict:
+    """Throughput is compared over steps skip..2/3 of the run, with no key pressed;
+    the last third measures key-press latency (p, pause/resume, until the status shows it)."""
+    quiet_until = max(skip + 1, 2 * steps // 3)
+    if shutil.which("tmux") is None:
+        raise UserError("bench --dashboard runs the dashboard in a real terminal and needs tmux: install it "
+                        "(apt-get install tmux)")
+    base = [sys.executable, "-m", "hwm_tui", "train", "--preset", preset, "--max-steps", str(steps)]
+    for item in overrides:
+        base += ["--set", item]
+    work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
+    try:
+        headless_runs = work / "headless"
+        subprocess.run(base + ["--headless", "--runs-dir", str(headless_runs)], check=True,
+                       stdout=subprocess.DEVNULL)
+        headless, timed = _median_samples_per_s(_only_run(headless_runs), skip, quiet_until)
+
+        dash_runs = work / "dashboard"
+        name = f"hwm-bench-{uuid.uuid4().hex[:8]}"
+        command = " ".join(shlex.quote(a) for a in base + ["--runs-dir", str(dash_runs)])
+        env = f"env TERM=xterm-256color HWM_CACHE_DIR={shlex.quote(os.environ.get('HWM_CACHE_DIR', ''))}" \
+            if os.environ.get("HWM_CACHE_DIR") else "env TERM=xterm-256color"
+        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "36",
+                        f"{env} {command}; echo BENCH-EXIT=$?; sleep 600"], check=True)
+        latencies = []
+        dash_metrics = None
+        try:
+            while "Loss · step" not in _tmux("capture-pane", "-p", "-t", name):
+                time.sleep(0.1)
+            dash_metrics = _only_run(dash_runs) / "metrics.jsonl"
+            while _last_step(dash_metrics) < quiet_until:  # hands off: the throughput window
+                time.sleep(0.5)
+            paused = False
+            while True:
+                screen = _tmux("capture-pane", "-p", "-t", name)
+                if "BENCH-EXIT" in screen or "● finished" in screen:
+                    break
+                # p toggles pause; the status must say so at once, long before the
+                # trainer reaches its step boundary.
+                expect = ("● resuming…", "● running") if paused else ("● pausing…", "● paused")
+                started = time.perf_counter()
+                _tmux("send-keys", "-t", name, "p")
+                while not any(text in _tmux("capture-pane", "-p", "-t", name) for text in expect):
+                    if time.perf_counter() - started > 10:
+                        break
+                    time.sleep(0.005)
+                latencies.append((time.perf_counter() - started) * 1000)
+                paused = not paused
+                time.sleep(key_every_s)
+            if paused:
+                _tmux("send-keys", "-t", name, "p")
+            _tmux("send-keys", "-t", name, "q")
+            deadline = time.monotonic() + 120
+            while "BENCH-EXIT" not in _tmux("capture-pane", "-p", "-t", name) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            _tmux("kill-session", "-t", name)
+        dashboard, _ = _median_samples_per_s(_only_run(dash_runs), skip, quiet_until)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "preset": preset, "steps": steps, "throughput_steps": f"{skip + 1}..{quiet_until}",
+        "timed_steps": timed,
+        "headless_samples_per_s": headless, "dashboard_samples_per_s": dashboard,
+        "dashboard_share_of_headless": dashboard / headless,
+        "key_to_screen_ms": {"presses": len(latencies),
+                             "median": statistics.median(latencies) if latencies else None,
+                             "max": max(latencies) if latencies else None},
+    }
+
+
+def print_json(value: dict) -> None:
+    print(json.dumps(value, indent=1))
