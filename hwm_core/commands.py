@@ -91,3 +91,23 @@ class CommandInbox:
             if command in COMMANDS:
                 out.append(command)
         return out
+
+
+# Ranks must apply the same commands at the same step boundary, so rank 0's
+# commands travel to the others as one number inside a collective they already make.
+_BITS = {PAUSE: 1, RESUME: 2, CHECKPOINT: 4, STOP: 8}
+
+
+def encode_commands(commands: list[str]) -> int:
+    """The commands as bits; of pause and resume only the last one given counts."""
+    code = 0
+    for command in commands:
+        if command in (PAUSE, RESUME):
+            code &= ~(_BITS[PAUSE] | _BITS[RESUME])
+        code |= _BITS[command]
+    return code
+
+
+def decode_commands(code: int) -> list[str]:
+    """In the order they are applied: checkpoint, then pause or resume, then stop."""
+    return [c for c in (CHECKPOINT, PAUSE, RESUME, STOP) if code & _BITS[c]]

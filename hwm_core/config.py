@@ -118,10 +118,12 @@ SECTIONS: dict[str, type] = {
     "health": HealthConfig,
 }
 
-# Keys a resumed run may change: none alters the model's shape, the data order or
-# what a step computes, so the continuation stays the same run.
+# Keys a resumed run may change: none alters the model's shape or the data order.
+# batch_size and grad_accum_steps are here so a run can move to another number of
+# processes with the same global batch (the resume says so if the global batch changes).
 RESUME_SAFE_KEYS = frozenset({
     "train.max_steps", "train.device", "train.max_nonfinite_steps",
+    "train.batch_size", "train.grad_accum_steps",
     "eval.eval_steps", "eval.eval_batches",
     "checkpoint.save_steps", "checkpoint.keep_checkpoints",
     "health.instability_norm", "health.vanishing_norm",

@@ -62,12 +62,9 @@ def all_agree(ok: bool, info: DistInfo, device: torch.device) -> bool:
     return int(flag.item()) == 0
 
 
-def broadcast_object(value: object, info: DistInfo) -> object:
-    if not info.enabled:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+def barrier(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.barrier()
 
 
 def shutdown(info: DistInfo) -> None:

@@ -106,8 +106,13 @@ class RunFolder:
         write_json_atomic(self.run_json, meta)
 
 
-def create_run_folder(runs_dir: Path, preset: str) -> RunFolder:
-    """A new, empty run folder with a unique id made of the time and the preset."""
+def new_run_id(preset: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(preset).stem).strip("-") or "run"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+
+
+def create_run_folder(runs_dir: Path, preset: str, run_id: str | None = None) -> RunFolder:
+    """A new, empty run folder; its id is the time and the preset unless given."""
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
         probe = runs_dir / f".write-test-{os.getpid()}"
@@ -116,11 +121,12 @@ def create_run_folder(runs_dir: Path, preset: str) -> RunFolder:
     except OSError as exc:
         raise RunError(f"cannot write to the runs dir {runs_dir} ({exc.strerror or exc}): "
                        "pass --runs-dir with a writable folder or set HWM_RUNS_DIR") from None
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(preset).stem).strip("-") or "run"
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        run_id = f"{stamp}-{slug}" + (f"-{n + 1}" if n else "")
-        path = runs_dir / run_id
+    if run_id is not None and not RUN_ID_RE.match(run_id):
+        raise RunError(f"run id {run_id!r} may hold only letters, digits, '.', '_' and '-'")
+    base = run_id or new_run_id(preset)
+    for n in range(1 if run_id else 1000):
+        candidate = base + (f"-{n + 1}" if n else "")
+        path = runs_dir / candidate
         try:
             path.mkdir()
         except FileExistsError:
@@ -130,7 +136,7 @@ def create_run_folder(runs_dir: Path, preset: str) -> RunFolder:
                            "free disk space or pass another --runs-dir") from None
         (path / "checkpoints").mkdir()
         return RunFolder(path)
-    raise RunError(f"too many runs named {stamp}-{slug} in {runs_dir}")
+    raise RunError(f"a run named {base} already exists in {runs_dir}: choose another id")
 
 
 class RunLock:

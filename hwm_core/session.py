@@ -44,6 +44,7 @@ class TrainRequest:
     runs_dir: str | None = None
     max_steps: int | None = None
     resume: str | None = None
+    run_id: str | None = None  # chosen by a launcher that must find the run afterwards
 
 
 @dataclass
@@ -67,6 +68,11 @@ class TrainingSession:
     meta: dict[str, Any]
     notices: list[str]
     resumed_from: int | None = None
+    train_model: torch.nn.Module | None = None  # what forward/backward go through (DDP wrapper)
+
+    def __post_init__(self) -> None:
+        if self.train_model is None:
+            self.train_model = self.model
 
     @property
     def global_batch(self) -> int:
@@ -155,8 +161,27 @@ def prepare(request: TrainRequest, dist: DistInfo | None = None, *, create_run: 
     return _prepare_new(request, dist, create_run=create_run)
 
 
+def request_config(request: TrainRequest) -> Config:
+    """The configuration a request trains with, fully checked; the same on every rank."""
+    if request.resume:
+        return resumed_config(request, resolve_run(default_runs_dir(request.runs_dir), request.resume))
+    return load_config(request.preset or "cpu", _request_overrides(request))
+
+
+def resumed_config(request: TrainRequest, folder: RunFolder) -> Config:
+    """The run's own config.toml with the overrides a resume may make."""
+    if not folder.config_toml.is_file():
+        raise RunError(f"run {folder.id} has no config.toml: it cannot be resumed; start a new run")
+    config = config_from_toml_file(folder.config_toml)
+    if request.preset and request.preset not in (config.preset, Path(config.preset).stem):
+        raise ConfigError(f"--resume continues run {folder.id} with its own preset ({config.preset}): "
+                          "drop --preset; --set may change only safe keys such as train.max_steps")
+    apply_overrides(config, _request_overrides(request), allowed=RESUME_SAFE_KEYS)
+    return config
+
+
 def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> TrainingSession:
-    config = load_config(request.preset or "cpu", _request_overrides(request))
+    config = request_config(request)
     device = resolve_device(config.train, dist.local_rank)
     notices: list[str] = []
     train_split, val_split = open_splits(config, notices=notices)
@@ -169,7 +194,7 @@ def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> 
     folder = lock = None
     meta: dict[str, Any] = {}
     if dist.is_main and create_run:
-        folder = create_run_folder(default_runs_dir(request.runs_dir), config.preset)
+        folder = create_run_folder(default_runs_dir(request.runs_dir), config.preset, request.run_id)
         lock = RunLock(folder)
         lock.acquire()
         try:
@@ -206,13 +231,7 @@ def _prepare_resume(request: TrainRequest, dist: DistInfo) -> TrainingSession:
 def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
                    lock: RunLock | None) -> TrainingSession:
     meta = folder.read_meta()
-    if not folder.config_toml.is_file():
-        raise RunError(f"run {folder.id} has no config.toml: it cannot be resumed; start a new run")
-    config = config_from_toml_file(folder.config_toml)
-    if request.preset and request.preset not in (config.preset, Path(config.preset).stem):
-        raise ConfigError(f"--resume continues run {folder.id} with its own preset ({config.preset}): "
-                          "drop --preset; --set may change only safe keys such as train.max_steps")
-    apply_overrides(config, _request_overrides(request), allowed=RESUME_SAFE_KEYS)
+    config = resumed_config(request, folder)
     checkpoint, problems = ckpt.load_latest_good(folder.checkpoints)
     if checkpoint is None:
         why = f" ({problems[0]})" if problems else ""
@@ -226,6 +245,11 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
     device = resolve_device(config.train, dist.local_rank)
     notices = [f"resuming run {folder.id} from step {checkpoint.step}"
                + (f" (skipped newer unreadable checkpoints: {'; '.join(problems)})" if problems else "")]
+    before = checkpoint.meta.get("global_batch")
+    now = config.train.batch_size * config.train.grad_accum_steps * dist.world_size
+    if before and before != now:
+        notices.append(f"the global batch changes from {before} to {now} samples a step: keep batch_size x "
+                       "grad_accum_steps x processes equal to continue the same run")
     train_split, val_split = open_splits(config, notices=notices)
     stats = StateStats.load(folder.state_stats)
     train_set = WindowDataset(train_split, config.data.windows, stats, role="train")
@@ -327,6 +351,7 @@ def checkpoint_payload(session: TrainingSession) -> tuple[dict[str, torch.Tensor
         "model_shape": model_shape(session.config),
         "config": session.config.to_dict(),
         "world_size": session.dist.world_size,
+        "global_batch": session.global_batch,
         "run_id": session.folder.id if session.folder else None,
         "optimizer": {"param_groups": opt["param_groups"]},
         "rng": {"python": [py_state[0], list(py_state[1]), py_state[2]],

@@ -17,9 +17,9 @@ import torch
 
 from . import checkpoint as ckpt
 from .batches import MicroBatch, Prefetcher, micro_batch_samples
-from .commands import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox
+from .commands import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox, decode_commands, encode_commands
 from .device import autocast, describe_device, peak_memory_bytes
-from .distributed import all_reduce_sum
+from .distributed import all_reduce_sum, barrier
 from .events import (CheckpointEvent, CheckpointFailedEvent, EvalEvent, EventBus, StartEvent, StateEvent,
                      StepEvent, WarningEvent)
 from .fsq import CODEBOOK_SIZE
@@ -38,10 +38,11 @@ class Trainer:
         self.bus = bus
         self.inbox = inbox
         self.model = session.model
-        self.train_model: torch.nn.Module = session.model  # the DDP wrapper when distributed
+        self.train_model: torch.nn.Module = session.train_model  # the DDP wrapper when distributed
         self.parameters = [p for p in session.model.parameters() if p.requires_grad]
         self.paused = False
         self.stop_requested = False
+        self.agreed_commands: list[str] = []  # from rank 0, for every rank's next boundary
         self.last_checkpoint_step: int | None = session.resumed_from
         self.status = INTERRUPTED
         self.error: str | None = None
@@ -68,6 +69,9 @@ class Trainer:
                 resumed=s.resumed_from is not None))
             self._publish(StateEvent("running", s.state.step))
             self.status = self._loop(prefetcher)
+            # No rank leaves before rank 0 has written its last checkpoint: torchrun
+            # tears down every rank once one of them exits.
+            barrier(s.dist)
         except KeyboardInterrupt:
             # A second Ctrl-C: leave now, the last checkpoint stays the resume point.
             self.status = INTERRUPTED
@@ -141,11 +145,15 @@ class Trainer:
                 per_sample, _ = masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)
                 (per_sample.sum() * scale).backward()
             loss_sum += per_sample.detach().sum()
-        all_reduce_sum(loss_sum, s.dist)
+        # Rank 0's commands ride along with the loss, so every rank learns them here.
+        command_code = float(encode_commands(self.inbox.poll())) if s.dist.enabled and s.dist.is_main else 0.0
+        shared = torch.stack([loss_sum, torch.tensor(command_code, device=s.device)])
+        all_reduce_sum(shared, s.dist)
         health = grad_stats(self.parameters, t.max_grad_norm)
-        # The one host sync of the step: loss and every gradient figure together.
-        loss_mean, pre, post, max_abs, min_abs = torch.cat(
-            [(loss_sum / s.global_batch).view(1).float(), health]).tolist()
+        # The one host sync of the step: loss, commands and every gradient figure together.
+        loss_sum_all, code, pre, post, max_abs, min_abs = torch.cat([shared.float(), health]).tolist()
+        loss_mean = loss_sum_all / s.global_batch
+        self.agreed_commands.extend(decode_commands(int(code)))
         verdict = judge(pre, loss_mean, self.config.health)
         finite = math.isfinite(pre) and math.isfinite(loss_mean)
         if finite:
@@ -176,7 +184,9 @@ class Trainer:
     def _evaluate(self) -> None:
         s = self.session
         b, batches = self.config.train.batch_size, self.config.eval.eval_batches
-        mine = list(range(b * batches))[s.dist.rank::s.dist.world_size]
+        # eval_batches micro-batches across all ranks: the same val samples whether one
+        # process takes batch 4 or two take batch 2 each.
+        mine = list(range(b * s.dist.world_size * batches))[s.dist.rank::s.dist.world_size]
         totals = torch.zeros(4, device=s.device)  # loss sum, samples, correct tokens, tokens
         self.model.eval()
         for first in range(0, len(mine), b):
@@ -194,10 +204,22 @@ class Trainer:
     # ------------------------------------------------------------------ commands
 
     def _apply_commands(self) -> None:
-        for command in self.inbox.poll():
+        s = self.session
+        if not s.dist.enabled:
+            for command in self.inbox.poll():
+                self._apply(command)
+            while self.paused and not self.stop_requested:
+                for command in self.inbox.wait(0.5):
+                    self._apply(command)
+            return
+        commands, self.agreed_commands = self.agreed_commands, []
+        for command in commands:
             self._apply(command)
         while self.paused and not self.stop_requested:
-            for command in self.inbox.wait(0.5):
+            # Every rank waits here together; rank 0 hands out what arrives.
+            local = self.inbox.wait(0.5) if s.dist.is_main else []
+            code = torch.tensor(float(encode_commands(local)), device=s.device)
+            for command in decode_commands(int(all_reduce_sum(code, s.dist).item())):
                 self._apply(command)
 
     def _apply(self, command: str) -> None:

@@ -64,12 +64,14 @@ def train(
                                          "good checkpoint."),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: one progress line (servers, scripts)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (GPUs) to train on, launched with torchrun."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True, help="Name the new run (launchers)."),
 ) -> None:
     """Train a Masked-HWM: the dashboard by default, or --headless."""
     from hwm_core.session import TrainRequest
 
     request = TrainRequest(preset=preset, data=data, val_data=val_data, overrides=list(set_),
-                           runs_dir=str(runs_dir) if runs_dir else None, max_steps=max_steps, resume=resume)
+                           runs_dir=str(runs_dir) if runs_dir else None, max_steps=max_steps, resume=resume,
+                           run_id=run_id)
     if nproc > 1:
         from .launch import launch_distributed
         raise typer.Exit(launch_distributed(request, nproc=nproc, headless=headless))
@@ -92,12 +94,13 @@ def train(
 
 
 def _train_distributed(request, dist, headless: bool) -> int:
+    """One rank under torchrun: always headless; only rank 0 prints and writes."""
     from hwm_core.distributed import shutdown
-    from .launch import prepare_distributed
     from .headless import run_headless
+    from .launch import prepare_distributed
 
-    session = prepare_distributed(request, dist)
     try:
+        session = prepare_distributed(request, dist)
         return run_headless(session, console)
     finally:
         shutdown(dist)

@@ -32,6 +32,9 @@ from .style import WARNING_STYLES
 
 PLAIN_LOG_INTERVAL_S = 10.0  # without a terminal (a log file), one line this often
 EXIT_CODES = {"completed": 0, "failed": 1}
+# Stopped on purpose from `hwm-tui watch` (q): checkpointed, not an error. (torchrun
+# also takes any non-zero exit of a rank as a failure and kills the others.)
+STOPPED_BY_COMMAND = 0
 
 
 def progress_line(p: RunProgress) -> Table:
@@ -127,7 +130,7 @@ def run_headless(session: TrainingSession, console: Console | None = None) -> in
         except OSError:
             pass
     if status == "interrupted":
-        return 128 + (signals.received or signal.SIGINT)
+        return 128 + signals.received if signals.received else STOPPED_BY_COMMAND
     return EXIT_CODES.get(status, 1)
 
 

@@ -74,6 +74,7 @@ class TrainScreen(Screen):
         self.quitting = False
         self.close_only = False              # watch: leave the trainer running
         self.finished_at: float | None = None
+        self._generation = getattr(link, "generation", 0)
 
     # ------------------------------------------------------------------ layout
 
@@ -101,6 +102,11 @@ class TrainScreen(Screen):
     # ------------------------------------------------------------------ events
 
     def _pull(self) -> None:
+        generation = getattr(self.link, "generation", 0)
+        if generation != self._generation:  # the followed metrics were rewound (a resume): start over
+            self._generation = generation
+            self.view = RunView()
+            self.query_one(WarningsPanel).reset()
         events = self.link.poll()
         if events:
             self.view.add_all(events)
@@ -149,6 +155,8 @@ class TrainScreen(Screen):
         if self.pending:
             return self.pending
         state = self.view.progress.state
+        if self.watching and state not in FINAL_LABELS and not self.link.alive:
+            return "not running"  # its trainer died without a word (kill -9, power cut)
         return FINAL_LABELS.get(state, state)
 
     @property

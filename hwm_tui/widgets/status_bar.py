@@ -14,7 +14,7 @@ from hwm_core.progress import RunProgress, format_bytes, format_duration, format
 STATE_STYLES = {
     "running": "bold green", "pausing…": "bold yellow", "paused": "bold yellow",
     "checkpointing": "bold cyan", "stopping…": "bold yellow", "finished": "bold green",
-    "stopped": "bold yellow", "failed": "bold red", "starting": "bold cyan",
+    "stopped": "bold yellow", "failed": "bold red", "starting": "bold cyan", "not running": "bold red",
 }
 
 

@@ -51,6 +51,11 @@ class WarningsPanel(VerticalScroll):
         self.scroll_end(animate=False)
         self._title()
 
+    def reset(self) -> None:
+        self.counts, self._shown, self._lines = {}, 0, []
+        self.query_one("#warning-lines", Static).update("")
+        self._title()
+
     @staticmethod
     def _line(warning: WarningEvent) -> Text:
         style = WARNING_STYLES.get(warning.kind, "red")

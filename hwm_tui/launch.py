@@ -1,0 +1,133 @@
+"""Several processes: `hwm-tui train --nproc N` starts torchrun, and under torchrun
+every rank prepares its session and wraps its model for DistributedDataParallel.
+
+Rank 0 owns the run folder; the launcher picks the run id up front so that the
+dashboard (`watch`) can open that run as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hwm_core import distributed
+from hwm_core.device import resolve_device
+from hwm_core.errors import RunError, UserError
+from hwm_core.run_folder import RUNNING, default_runs_dir, effective_status, new_run_id
+from hwm_core.run_history import resolve_run
+from hwm_core.session import TrainingSession, TrainRequest, prepare, request_config
+
+RUN_APPEARS_TIMEOUT_S = 600  # data checks and synthetic data generation come first
+
+
+def torchrun_command(request: TrainRequest, nproc: int, run_id: str | None) -> list[str]:
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+            "-m", "hwm_tui", "train", "--headless"]
+    if request.resume:
+        args += ["--resume", request.resume]
+    if request.preset:
+        args += ["--preset", request.preset]
+    if request.data is not None:
+        args += ["--data", request.data]
+    if request.val_data is not None:
+        args += ["--val-data", request.val_data]
+    if request.runs_dir:
+        args += ["--runs-dir", request.runs_dir]
+    if request.max_steps is not None:
+        args += ["--max-steps", str(request.max_steps)]
+    if run_id:
+        args += ["--run-id", run_id]
+    for item in request.overrides:
+        args += ["--set", item]
+    return args
+
+
+def launch_distributed(request: TrainRequest, *, nproc: int, headless: bool) -> int:
+    if headless or not sys.stdout.isatty():
+        # torchrun in the foreground: its ranks print, Ctrl-C reaches them all.
+        return subprocess.call(torchrun_command(request, nproc, None))
+    return _launch_with_dashboard(request, nproc)
+
+
+def _launch_with_dashboard(request: TrainRequest, nproc: int) -> int:
+    """torchrun in the background (its own session, so the terminal's keys and
+    signals stay with the dashboard), the dashboard following its run folder."""
+    from .app import run_watch
+
+    runs_dir = default_runs_dir(request.runs_dir)
+    run_id = request.resume or new_run_id(request.preset or "cpu")
+    log = Path(tempfile.mkstemp(prefix=f"hwm-torchrun-{run_id}-", suffix=".log")[1])
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(torchrun_command(request, nproc, None if request.resume else run_id),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    run_json = runs_dir / run_id / "run.json" if not request.resume else None
+    deadline = time.monotonic() + RUN_APPEARS_TIMEOUT_S
+    while run_json is not None and not _running(run_json):
+        if proc.poll() is not None:
+            print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
+            return proc.returncode or 2
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise RunError(f"torchrun did not start run {run_id} within {RUN_APPEARS_TIMEOUT_S}s; see {log}")
+        time.sleep(0.2)
+    code = run_watch(str(runs_dir / run_id) if not request.resume else request.resume, runs_dir)
+    if not _still_training(runs_dir, run_id):
+        try:  # the run has ended (or was stopped from the dashboard): let torchrun finish
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pass
+    if proc.poll() is None:
+        print(f"training goes on in the background (torchrun pid {proc.pid}, log {log}); "
+              f"follow it with: hwm-tui watch {run_id}")
+        return code
+    print(f"torchrun log: {log}")
+    return proc.returncode if proc.returncode else code
+
+
+def _still_training(runs_dir: Path, run_ref: str) -> bool:
+    try:
+        return effective_status(resolve_run(runs_dir, run_ref).read_meta()) == RUNNING
+    except UserError:
+        return False
+
+
+def _running(run_json: Path) -> bool:
+    try:
+        return json.loads(run_json.read_text()).get("pid") is not None
+    except (OSError, ValueError):
+        return False
+
+
+def prepare_distributed(request: TrainRequest, dist: distributed.DistInfo) -> TrainingSession:
+    """Every rank prepares the same session; rank 0 alone creates the run folder.
+    If any rank fails (bad data on one node, say), all stop with its message."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    # Config errors are the same on every rank (same files, same flags): each says so
+    # and stops, before any rank waits for another.
+    device = resolve_device(request_config(request).train, dist.local_rank)
+    distributed.init_process_group(dist, device)
+    session, error = None, None
+    try:
+        session = prepare(request, dist)
+    except UserError as exc:
+        error = exc
+    if not distributed.all_agree(error is None, dist, device):
+        if session is not None:
+            session.close()
+        if error is not None:
+            raise error
+        raise RunError(f"another rank failed to start (rank {dist.rank} of {dist.world_size} was ready): "
+                       "see that rank's message above")
+    assert session is not None
+    device_ids = [session.device.index] if session.device.type == "cuda" else None
+    session.train_model = DistributedDataParallel(session.model, device_ids=device_ids)
+    if dist.is_main:
+        session.notices.append(f"{dist.world_size} processes: global batch {session.global_batch} "
+                               f"= {session.config.train.batch_size} x {session.config.train.grad_accum_steps}"
+                               f" x {dist.world_size}")
+    return session

@@ -1,0 +1,69 @@
+"""`hwm-tui watch`: the dashboard on a run that another process trains.
+
+Events come from following the run's metrics.jsonl; commands go as files into
+its commands/ folder, which the trainer reads at step boundaries. Nothing here
+locks or writes anything the trainer waits on, so watching never slows it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hwm_core.commands import send_to_run
+from hwm_core.errors import RunError
+from hwm_core.events import Event, read_events
+from hwm_core.run_folder import RUNNING, RunFolder, effective_status
+from hwm_core.run_history import newest_running, resolve_run
+
+STATUS_CHECK_S = 1.0  # how often run.json is read to know if the trainer still lives
+
+
+class WatchLink:
+    def __init__(self, folder: RunFolder):
+        self.folder = folder
+        self.run_dir = folder.path
+        self._offset = 0
+        self._alive = True
+        self._next_status_check = 0.0
+        self.generation = 0  # bumps when metrics.jsonl was rewritten (a resume rewound it)
+
+    def poll(self) -> list[Event]:
+        try:
+            size = self.folder.metrics.stat().st_size
+        except OSError:
+            return []
+        if size < self._offset:
+            self._offset = 0
+            self.generation += 1
+        if size == self._offset:
+            return []
+        events, self._offset = read_events(self.folder.metrics, self._offset)
+        return events
+
+    def send(self, command: str) -> None:
+        send_to_run(self.folder.path, command)
+
+    @property
+    def alive(self) -> bool:
+        now = time.monotonic()
+        if now >= self._next_status_check:
+            self._next_status_check = now + STATUS_CHECK_S
+            try:
+                self._alive = effective_status(self.folder.read_meta()) == RUNNING
+            except RunError:
+                self._alive = False
+        return self._alive
+
+    def close(self) -> None:
+        pass
+
+
+def open_watch_link(run: str | None, runs_dir: Path) -> WatchLink:
+    if run is None:
+        folder = newest_running(runs_dir)
+        if folder is None:
+            raise RunError(f"no running run in {runs_dir}: give a run id or path (hwm-tui runs list shows them)")
+    else:
+        folder = resolve_run(runs_dir, run)
+    return WatchLink(folder)
