@@ -80,10 +80,11 @@ def step_axis(plt, view: RunView, last_step: float, width: int) -> None:
 def step_ticks(plt, first: float, last: float, width: int) -> None:
     """Whole-step ticks at round numbers (1, 2 or 5 times a power of ten)."""
     plt.xlim(first, last)
-    wanted = max(2, width // 12)
-    rough = (last - first) / (wanted - 1)
-    magnitude = 10 ** math.floor(math.log10(max(rough, 1)))
-    spacing = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)
+    wanted = max(2, width // 16)
+    rough = max((last - first) / (wanted - 1), 1)
+    magnitude = 10 ** math.floor(math.log10(rough))
+    # the largest round spacing that still gives `wanted` ticks or more
+    spacing = max(m * magnitude for m in (1, 2, 5) if m * magnitude <= rough)
     start = math.ceil(first / spacing) * spacing
     ticks = [start + i * spacing for i in range(int((last - start) // spacing) + 1)]
     plt.xticks(ticks, [_step_label(t) for t in ticks])
