@@ -10,6 +10,7 @@ tensors catches damage after the fact.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import CheckpointError
@@ -51,7 +52,10 @@ def tensors_checksum(tensors: dict[str, torch.Tensor]) -> str:
 
 def _write_file(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """The one place bytes hit the disk, so tests can make it fail like a full disk."""
-    save_file(tensors, str(path), metadata=metadata)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:  # its own type for I/O errors (disk full, file too large)
+        raise OSError(errno.EIO, str(exc)) from None
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -156,17 +160,14 @@ def latest_readable(directory: Path) -> tuple[int, Path] | None:
     return None
 
 
-def load_latest_good(directory: Path, *, at_most_step: int | None = None
-                     ) -> tuple[Checkpoint | None, list[str]]:
-    """The newest checkpoint that fully verifies, and why newer ones were passed over."""
-    problems = []
+def load_latest_good(directory: Path) -> tuple[Checkpoint | None, list[tuple[Path, str]]]:
+    """The newest checkpoint that fully verifies, and the newer ones passed over (with why)."""
+    problems: list[tuple[Path, str]] = []
     for step, path in list_checkpoints(directory):
-        if at_most_step is not None and step > at_most_step:
-            continue
         try:
             return load_checkpoint(path), problems
         except CheckpointError as exc:
-            problems.append(str(exc))
+            problems.append((path, str(exc)))
     return None, problems
 
 
@@ -180,9 +181,17 @@ def remove_partial_writes(directory: Path) -> list[Path]:
     return removed
 
 
-def prune_checkpoints(directory: Path, keep: int) -> list[Path]:
+def set_aside(path: Path) -> Path:
+    """Rename a checkpoint that failed verification, so it never counts as a kept
+    one again but stays on disk for a human to look at."""
+    target = path.with_name(path.name + ".damaged")
+    os.replace(path, target)
+    return target
+
+
+def prune_checkpoints(directory: Path, keep: int, *, just_written: Path | None = None) -> list[Path]:
     """Delete all but the `keep` newest readable checkpoints. Unreadable files are
-    left for a human to look at, and the newest readable one is never deleted."""
+    left for a human to look at; the one just written is never deleted."""
     readable = []
     for step, path in list_checkpoints(directory):
         try:
@@ -190,6 +199,9 @@ def prune_checkpoints(directory: Path, keep: int) -> list[Path]:
         except CheckpointError:
             continue
         readable.append(path)
+    if just_written is not None and just_written in readable:
+        readable.remove(just_written)
+        readable.insert(0, just_written)
     doomed = readable[max(1, keep):]
     for path in doomed:
         path.unlink(missing_ok=True)

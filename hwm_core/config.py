@@ -86,7 +86,6 @@ class TrainConfig:
     max_grad_norm: float = _spec(1.0, lo=0, lo_open=True, doc="clip the global grad norm to this")
     max_nonfinite_steps: int = _spec(10, lo=1, doc="non-finite steps in a row before the run fails")
     seed: int = _spec(0, lo=0)
-    compile: bool = _spec(False, doc="torch.compile the model (CUDA only)")
 
 
 @dataclass

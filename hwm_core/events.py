@@ -153,17 +153,19 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
         return None
 
 
-def read_events(path: Path, offset: int = 0) -> tuple[list[Event], int]:
+def read_events(path: Path, offset: int = 0, max_bytes: int = 0) -> tuple[list[Event], int]:
     """Events in `path` from byte `offset`; returns them and the offset after the
     last complete line. A torn last line (killed writer) is left for later, and a
-    damaged line in the middle is skipped."""
+    damaged line in the middle is skipped. `max_bytes` reads a big file in parts."""
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
+            data = fh.read(max_bytes) if max_bytes else fh.read()
+    except OSError:  # missing or unreadable: nothing to show yet
         return [], offset
     end = data.rfind(b"\n")
+    if end < 0 and max_bytes and len(data) == max_bytes:
+        return read_events(path, offset)  # one line longer than a part: read it whole
     if end < 0:
         return [], offset
     events = []

@@ -146,8 +146,12 @@ class RunLock:
         self.folder = folder
         self._fd: int | None = None
 
-    def acquire(self, holder_hint: str = "") -> None:
-        fd = os.open(self.folder.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.folder.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunError(f"cannot open {self.folder.lock_file} ({exc.strerror}): the run folder must be "
+                           "writable to train it") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -156,7 +156,11 @@ def run_folders(runs_dir: Path) -> list[RunFolder]:
     if not runs_dir.is_dir():
         return []
     out = []
-    for child in runs_dir.iterdir():
+    try:
+        children = list(runs_dir.iterdir())
+    except OSError:
+        return []
+    for child in children:
         if child.is_dir() and not child.name.startswith(".") and (
                 (child / "run.json").exists() or (child / "metrics.jsonl").exists()
                 or (child / "config.toml").exists()):
@@ -164,10 +168,20 @@ def run_folders(runs_dir: Path) -> list[RunFolder]:
     return out
 
 
+def safe_summarize(folder: RunFolder, now: float) -> RunSummary:
+    """A run's summary, or a 'broken' entry saying why: one odd folder (a hand-edited
+    run.json, an unreadable file) must never hide the others."""
+    try:
+        return summarize(folder, now=now)
+    except Exception as exc:  # noqa: BLE001 - anything a damaged folder can raise
+        return RunSummary(id=folder.id, path=str(folder.path), status=BROKEN,
+                          error=f"cannot be read ({type(exc).__name__}: {exc})")
+
+
 def list_runs(runs_dir: Path) -> list[RunSummary]:
     """Every run in `runs_dir`, newest first; unreadable ones as 'broken'."""
     now = time.time()
-    summaries = [summarize(folder, now=now) for folder in run_folders(runs_dir)]
+    summaries = [safe_summarize(folder, now) for folder in run_folders(runs_dir)]
     return sorted(summaries, key=lambda s: (s.started or 0.0, s.id), reverse=True)
 
 

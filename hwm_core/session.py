@@ -234,7 +234,7 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
     config = resumed_config(request, folder)
     checkpoint, problems = ckpt.load_latest_good(folder.checkpoints)
     if checkpoint is None:
-        why = f" ({problems[0]})" if problems else ""
+        why = f" ({problems[0][1]})" if problems else ""
         raise CheckpointError(f"run {folder.id} has no readable checkpoint to resume from{why}: "
                               "start a new run with the same preset")
     if checkpoint.meta.get("model_shape") != model_shape(config):
@@ -242,9 +242,14 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
             f"checkpoint {checkpoint.path.name} is from another model shape "
             f"({_shape_text(checkpoint.meta.get('model_shape'))}) than run {folder.id}'s config "
             f"({_shape_text(model_shape(config))}): resume with the config it was trained with")
+    if config.train.max_steps <= checkpoint.step:
+        raise ConfigError(f"run {folder.id} has done {checkpoint.step} of train.max_steps = "
+                          f"{config.train.max_steps} steps: resume with --max-steps above {checkpoint.step} "
+                          "to train further")
     device = resolve_device(config.train, dist.local_rank)
     notices = [f"resuming run {folder.id} from step {checkpoint.step}"
-               + (f" (skipped newer unreadable checkpoints: {'; '.join(problems)})" if problems else "")]
+               + (f"; set aside newer damaged checkpoints: {'; '.join(why for _, why in problems)}"
+                  if problems else "")]
     before = checkpoint.meta.get("global_batch")
     now = config.train.batch_size * config.train.grad_accum_steps * dist.world_size
     if before and before != now:
@@ -260,9 +265,15 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
                           consecutive_nonfinite=int(checkpoint.meta.get("consecutive_nonfinite", 0)))
     builder = BatchBuilder(config, train_set, val_set)
     if dist.is_main:
-        ckpt.remove_partial_writes(folder.checkpoints)
-        rewind_metrics(folder, checkpoint.step)
-        write_text_atomic(folder.config_toml, config.to_toml())
+        try:
+            ckpt.remove_partial_writes(folder.checkpoints)
+            for path, _ in problems:  # so keep-last-K never counts them as kept checkpoints
+                ckpt.set_aside(path)
+            rewind_metrics(folder, checkpoint.step)
+            write_text_atomic(folder.config_toml, config.to_toml())
+        except OSError as exc:
+            raise RunError(f"cannot update run {folder.id} for the resume ({exc.strerror}): free disk "
+                           "space or check permissions; its files are as they were") from None
         meta["status"] = RUNNING
         meta["ended"] = None
         meta.pop("error", None)

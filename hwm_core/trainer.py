@@ -224,12 +224,11 @@ class Trainer:
 
     def _apply(self, command: str) -> None:
         step = self.session.state.step
-        if command == PAUSE and not self.paused:
-            self.paused = True
-            self._publish(StateEvent("paused", step))
-        elif command == RESUME and self.paused:
-            self.paused = False
-            self._publish(StateEvent("running", step))
+        if command in (PAUSE, RESUME):
+            # Answered even when nothing changes (p pressed twice quickly), so a viewer
+            # showing "pausing…" or "resuming…" always learns where the trainer stands.
+            self.paused = command == PAUSE
+            self._publish(StateEvent("paused" if self.paused else "running", step))
         elif command == CHECKPOINT:
             self._checkpoint()
         elif command == STOP:
@@ -251,7 +250,8 @@ class Trainer:
         tensors, meta = checkpoint_payload(s)
         try:
             path, size = ckpt.save_checkpoint(s.folder.checkpoints, step, tensors, meta)
-            ckpt.prune_checkpoints(s.folder.checkpoints, self.config.checkpoint.keep_checkpoints)
+            ckpt.prune_checkpoints(s.folder.checkpoints, self.config.checkpoint.keep_checkpoints,
+                                   just_written=path)
         except OSError as exc:
             # Disk full or similar: the older checkpoints are intact; say so and train on.
             reason = exc.strerror or str(exc)

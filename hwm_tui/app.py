@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
 import time
@@ -106,71 +107,84 @@ class HwmApp(App):
         except UserError as exc:
             self.call_from_thread(self.notify, str(exc), title="Cannot resume", severity="error", timeout=10)
             return
-        self.call_from_thread(self._start_session, session)
+        self.call_from_thread(self._show_training, LocalLink.start(session))
 
-    def _start_session(self, session: TrainingSession) -> None:
-        runner = TrainingRunner(session).start()
-        self.runner = runner
-        self.link = LocalLink(runner)
+    def _show_training(self, link: LocalLink) -> None:
+        self.runner = link.runner
+        self.link = link
         self.watching = False
         while len(self.screen_stack) > 1:
             self.pop_screen()
         self.push_screen(TrainScreen(self.link, clock=self.clock))
 
 
+def _say(text: str, *, error: bool = False) -> None:
+    """Print after the app is gone; the terminal may be gone too (SSH dropped)."""
+    try:
+        print(text, file=sys.stderr if error else sys.stdout, flush=True)
+    except OSError:
+        pass
+
+
 def _finish_training(app: HwmApp) -> int:
-    """After the app is gone: the trainer must stop cleanly and checkpoint."""
+    """After the app is gone: the trainer must stop cleanly and checkpoint. Nothing
+    here may fail before the trainer has finished: not a print to a dead terminal,
+    not one more signal (a second one exits at once, from the last checkpoint)."""
     runner = app.runner
     if runner is None:
-        return 0
+        return 128 + app.signal_received if app.signal_received else 0
     if runner.is_alive():
         runner.send(STOP)
-        print("stopping: checkpointing at the end of this step…", file=sys.stderr, flush=True)
-        runner.join()
+        previous = {sig: signal.signal(sig, lambda signum, frame: os._exit(128 + signum))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            runner.join()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     if runner.error is not None and not isinstance(runner.error, KeyboardInterrupt):
         raise runner.error
     status = runner.status or "failed"
     run_id = runner.run_id
     if status == "interrupted":
-        print(f"run {run_id} interrupted at step {runner.session.state.step}; continue with: "
-              f"hwm-tui train --resume {run_id}", flush=True)
+        _say(f"run {run_id} interrupted at step {runner.session.state.step}; continue with: "
+             f"hwm-tui train --resume {run_id}")
     elif status == "failed":
-        print(f"run {run_id} failed: {runner.trainer.error or 'see its metrics.jsonl'}", file=sys.stderr)
+        _say(f"run {run_id} failed: {runner.trainer.error or 'see its metrics.jsonl'}", error=True)
     else:
-        print(f"run {run_id} {status}: {runner.session.state.step} steps", flush=True)
+        _say(f"run {run_id} {status}: {runner.session.state.step} steps")
     if app.signal_received:
         return 128 + app.signal_received
     return EXIT_CODES.get(status, 1)
 
 
-def run_dashboard(session: TrainingSession) -> int:
-    runner = TrainingRunner(session).start()
-    runs_dir = session.folder.path.parent if session.folder else Path(".")
-    app = HwmApp(link=LocalLink(runner), runs_dir=runs_dir, notices=session.notices)
-    app.runner = runner
+def _run_app(app: HwmApp) -> int:
     try:
         app.run()
     finally:
         code = _finish_training(app)
     return code
+
+
+def run_dashboard(session: TrainingSession) -> int:
+    link = LocalLink.start(session)
+    runs_dir = session.folder.path.parent if session.folder else Path(".")
+    app = HwmApp(link=link, runs_dir=runs_dir, notices=session.notices)
+    app.runner = link.runner
+    return _run_app(app)
 
 
 def run_history_app(runs_dir: Path | None) -> int:
-    app = HwmApp(runs_dir=default_runs_dir(runs_dir))
-    try:
-        app.run()
-    finally:
-        code = _finish_training(app)
-    return code
+    return _run_app(HwmApp(runs_dir=default_runs_dir(runs_dir)))
 
 
 def run_watch(run: str | None, runs_dir: Path | None) -> int:
     from .watch_link import open_watch_link
 
     link = open_watch_link(run, default_runs_dir(runs_dir))
-    app = HwmApp(link=link, runs_dir=default_runs_dir(runs_dir), watching=True)
     try:
-        app.run()
+        # a run resumed from this window's history (r) trains here and is stopped like one
+        return _run_app(HwmApp(link=link, runs_dir=default_runs_dir(runs_dir), watching=True))
     finally:
         link.close()
-    return 128 + app.signal_received if app.signal_received else 0

@@ -45,6 +45,14 @@ def user_errors(fn: Callable) -> Callable:
         except UserError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            # The file system said no (permissions, full disk, a file where a folder
+            # should be): that is the user's to fix, in one line, not a traceback.
+            where = f" ({exc.filename})" if exc.filename else ""
+            err_console.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(where)}: check "
+                              "the path, its permissions and the free disk space", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(2) from None
     return wrapper
 
 
@@ -173,6 +181,8 @@ def data_synth(
     from hwm_core.data.synth import write_split
     from hwm_core.errors import DataError
 
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} is a file: give a new folder to write the split into")
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} exists and is not empty: choose a new folder, so no data is overwritten")
     try:
@@ -266,9 +276,9 @@ def runs_show(
 ) -> None:
     """One run's facts, as on the history screen."""
     from hwm_core.run_folder import default_runs_dir
-    from hwm_core.run_history import resolve_run, summarize
+    from hwm_core.run_history import resolve_run, safe_summarize
 
-    summary = summarize(resolve_run(default_runs_dir(runs_dir), run))
+    summary = safe_summarize(resolve_run(default_runs_dir(runs_dir), run), time.time())
     info = summary.to_json()
     if as_json:
         print(json.dumps(info, indent=1))

@@ -112,8 +112,9 @@ def run_headless(session: TrainingSession, console: Console | None = None) -> in
     signals.install()
     progress = RunProgress()
     runner.start()
+    printed_step = 0
     try:
-        _follow(runner, progress, console, quiet)
+        printed_step = _follow(runner, progress, console, quiet)
     except OSError:
         # stdout went away (closed pipe, hung-up terminal): keep training, silently.
         silence(console)
@@ -125,7 +126,8 @@ def run_headless(session: TrainingSession, console: Console | None = None) -> in
     status = runner.status or "failed"
     if not quiet:
         try:
-            console.print(plain_line(progress) if not console.is_terminal else "")
+            if not console.is_terminal and progress.step != printed_step:
+                console.print(plain_line(progress))
             _print_outcome(console, status, progress, session)
         except OSError:
             pass
@@ -134,8 +136,10 @@ def run_headless(session: TrainingSession, console: Console | None = None) -> in
     return EXIT_CODES.get(status, 1)
 
 
-def _follow(runner: TrainingRunner, progress: RunProgress, console: Console, quiet: bool) -> None:
-    """Show events until the trainer thread has ended and every event is read."""
+def _follow(runner: TrainingRunner, progress: RunProgress, console: Console, quiet: bool) -> int:
+    """Show events until the trainer thread has ended and every event is read;
+    returns the step of the last progress line printed without a terminal."""
+    printed = 0
     if quiet:
         while not runner.join(0.5):
             _drain(runner, progress)
@@ -155,9 +159,11 @@ def _follow(runner: TrainingRunner, progress: RunProgress, console: Console, qui
             _consume(runner, progress, console, timeout=0.5)
             if progress.step and time.monotonic() >= next_line:
                 console.print(plain_line(progress))
+                printed = progress.step
                 next_line = time.monotonic() + PLAIN_LOG_INTERVAL_S
             if not alive and runner.events.empty():
                 break
+    return printed
 
 
 def _drain(runner: TrainingRunner, progress: RunProgress) -> None:

@@ -8,6 +8,8 @@ dashboard (`watch`) can open that run as soon as it exists.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from hwm_core import distributed
 from hwm_core.device import resolve_device
+from hwm_core.commands import STOP, send_to_run
 from hwm_core.errors import RunError, UserError
 from hwm_core.run_folder import RUNNING, default_runs_dir, effective_status, new_run_id
 from hwm_core.run_history import resolve_run
@@ -48,9 +51,46 @@ def torchrun_command(request: TrainRequest, nproc: int, run_id: str | None) -> l
 
 def launch_distributed(request: TrainRequest, *, nproc: int, headless: bool) -> int:
     if headless or not sys.stdout.isatty():
-        # torchrun in the foreground: its ranks print, Ctrl-C reaches them all.
-        return subprocess.call(torchrun_command(request, nproc, None))
+        return _launch_headless(request, nproc)
     return _launch_with_dashboard(request, nproc)
+
+
+def _launch_headless(request: TrainRequest, nproc: int) -> int:
+    """torchrun prints to this terminal, but in a session of its own: Ctrl-C (or
+    SIGTERM, SIGHUP) here becomes a stop command in the run's folder, which every
+    rank applies at the same step boundary after rank 0 checkpoints. Signalled
+    directly, torchrun would tear the ranks down mid-step. A second signal does."""
+    runs_dir = default_runs_dir(request.runs_dir)
+    run_id = None if request.resume else new_run_id(request.preset or "cpu")
+    proc = subprocess.Popen(torchrun_command(request, nproc, run_id), start_new_session=True)
+    received: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        received.append(signum)
+        try:
+            run_dir = resolve_run(runs_dir, request.resume or run_id).path
+        except UserError:
+            run_dir = None
+        if len(received) == 1 and run_dir is not None:
+            send_to_run(run_dir, STOP)
+            _say("stopping: every rank checkpoints at the end of this step (again to stop at once)")
+        else:
+            os.killpg(proc.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 + received[0] if received and code == 0 else code
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except OSError:  # the terminal went away (SIGHUP)
+        pass
 
 
 def _launch_with_dashboard(request: TrainRequest, nproc: int) -> int:

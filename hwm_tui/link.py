@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Protocol
 
 from hwm_core.events import Event
+from hwm_core.run_history import read_run_events
 from hwm_core.runner import TrainingRunner
+from hwm_core.session import TrainingSession
 
-MAX_EVENTS_PER_POLL = 20_000  # a burst (e.g. a long history) is taken over several polls
+MAX_EVENTS_PER_POLL = 5_000  # a burst (a long history) is taken over several polls, ~25 ms each
 
 
 class RunLink(Protocol):
@@ -31,12 +33,24 @@ class RunLink(Protocol):
 
 
 class LocalLink:
-    def __init__(self, runner: TrainingRunner):
+    def __init__(self, runner: TrainingRunner, history: list[Event] | None = None):
         self.runner = runner
         folder = runner.session.folder
         self.run_dir = folder.path if folder is not None else None
+        self._history = list(history or [])
+
+    @classmethod
+    def start(cls, session: TrainingSession) -> "LocalLink":
+        """Start training `session`; a resumed run brings its earlier metrics along,
+        read before the trainer appends a line, so the charts show the whole run."""
+        history = read_run_events(session.folder) if session.resumed_from is not None and session.folder else []
+        return cls(TrainingRunner(session).start(), history)
 
     def poll(self) -> list[Event]:
+        if self._history:
+            out = self._history[:MAX_EVENTS_PER_POLL]
+            del self._history[:MAX_EVENTS_PER_POLL]
+            return out
         out: list[Event] = []
         while len(out) < MAX_EVENTS_PER_POLL:
             try:

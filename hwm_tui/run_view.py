@@ -17,7 +17,8 @@ from .series import Series, SmoothedSeries
 class RunView:
     def __init__(self) -> None:
         self.progress = RunProgress()
-        self.start: StartEvent | None = None
+        self.start: StartEvent | None = None  # the latest start: a resume starts again
+        self.first_step = 0  # where the charts' x axis begins: the first start's step
         self.loss = SmoothedSeries(weight=0.95)
         self.val_loss = Series(64)
         self.val_acc = Series(64)
@@ -45,6 +46,8 @@ class RunView:
         elif isinstance(event, CheckpointEvent):
             self.checkpoints.append(event)
         elif isinstance(event, StartEvent):
+            if self.start is None:
+                self.first_step = event.start_step
             self.start = event
             self.version += 1
 

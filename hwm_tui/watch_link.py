@@ -17,6 +17,7 @@ from hwm_core.run_folder import RUNNING, RunFolder, effective_status
 from hwm_core.run_history import newest_running, resolve_run
 
 STATUS_CHECK_S = 1.0  # how often run.json is read to know if the trainer still lives
+READ_AT_MOST_BYTES = 1 << 20  # of metrics.jsonl per poll (~40 ms of parsing)
 
 
 class WatchLink:
@@ -38,7 +39,8 @@ class WatchLink:
             self.generation += 1
         if size == self._offset:
             return []
-        events, self._offset = read_events(self.folder.metrics, self._offset)
+        # In parts: a 60,000-step file is ~17 MB, and the screen must stay live while it loads.
+        events, self._offset = read_events(self.folder.metrics, self._offset, max_bytes=READ_AT_MOST_BYTES)
         return events
 
     def send(self, command: str) -> None:

@@ -200,3 +200,11 @@ def test_synth_cli_refuses_to_overwrite(tmp_path):
     again = hwm("data", "synth", str(out), "--shards", "1", "--frames", "100", "--seed", "5")
     assert again.returncode == 2 and "not empty" in again.stderr
     assert _digest(out) == before
+
+
+def test_synth_onto_an_existing_file_is_one_line(tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    result = hwm("data", "synth", str(target))
+    assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
+    assert target.read_text() == "keep me"

@@ -185,3 +185,16 @@ def test_r_resumes_a_resumable_run_into_the_dashboard(tmp_path):
     assert app.runner is not None and app.runner.status == "completed"
     steps = [e["step"] for e in read_metrics(tmp_path / run_id) if e["type"] == "step"]
     assert steps == [1, 2, 3, 4]
+
+
+def test_a_resumed_run_brings_its_earlier_metrics_to_the_dashboard(tmp_path):
+    from hwm_tui.link import LocalLink
+
+    run_id = interrupted_real_run(tmp_path)
+    session = prepare(TrainRequest(resume=run_id, runs_dir=str(tmp_path)))
+    link = LocalLink.start(session)
+    try:
+        first = link.poll()
+        assert [e.step for e in first if type(e).__name__ == "StepEvent"] == [1, 2]
+    finally:
+        link.runner.join(60)

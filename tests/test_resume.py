@@ -156,3 +156,30 @@ def test_resume_refuses_to_change_the_model(tmp_path, reference):
     assert extended.returncode == 0, extended.stderr
     steps = [e["step"] for e in read_metrics(run) if e["type"] == "step"]
     assert steps == list(range(1, 7)) and (run / "metrics.jsonl").read_bytes().startswith(before)
+
+
+def test_damaged_newer_checkpoint_is_set_aside_and_never_counts_as_kept(tmp_path):
+    runs = tmp_path / "runs"
+    base = ["train", "--preset", "cpu", "--headless", "--runs-dir", str(runs),
+            *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=2", "checkpoint.keep_checkpoints=2"))]
+    assert hwm(*base, "--max-steps", "4").returncode == 0
+    run = only_run(runs)
+    newest = run / "checkpoints" / "step_00000004.safetensors"
+    data = bytearray(newest.read_bytes())
+    data[-5] ^= 0xFF  # bit rot in the tensor data: the header still reads
+    newest.write_bytes(bytes(data))
+    result = resume(runs, run.name, "--max-steps", "8", "--set", "checkpoint.keep_checkpoints=1")
+    assert result.returncode == 0, result.stderr
+    assert "set aside newer damaged checkpoints" in result.stdout
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["step_00000004.safetensors.damaged", "step_00000008.safetensors"]
+    steps = [e["step"] for e in read_metrics(run) if e["type"] == "step"]
+    assert steps == list(range(1, 9))  # resumed from step 2: 3 and 4 were trained again
+
+
+def test_resume_with_max_steps_already_reached_is_refused(tmp_path):
+    runs = tmp_path / "runs"
+    assert hwm(*TRAIN, "--runs-dir", str(runs), "--max-steps", "4").returncode == 0
+    run = only_run(runs)
+    result = resume(runs, run.name, "--max-steps", "3")
+    assert result.returncode == 2 and "resume with --max-steps above 4" in result.stderr

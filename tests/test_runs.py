@@ -61,3 +61,37 @@ def test_summary_reads_only_new_metrics_lines(tmp_path):
     meta["summary"]["last_loss"] = 1.25
     folder.write_meta(meta)
     assert summarize(folder).last_loss == 1.25
+
+
+def test_a_run_json_of_the_wrong_shape_lists_as_broken(tmp_path):
+    runs = tmp_path / "runs"
+    good = make_run(runs)
+    odd = runs / "20200101-000000-odd"
+    odd.mkdir()
+    (odd / "run.json").write_text(json.dumps({"id": "x", "status": "completed", "max_steps": "60k"}))
+    result = hwm("runs", "list", "--json", "--runs-dir", str(runs))
+    assert result.returncode == 0, result.stderr
+    statuses = {r["id"]: r["status"] for r in json.loads(result.stdout)}
+    assert statuses[good.name] == "completed" and statuses["20200101-000000-odd"] == "broken"
+
+
+def test_watch_link_reads_a_long_history_in_parts(tmp_path):
+    from hwm_core.events import event_to_json
+    from hwm_tui.watch_link import READ_AT_MOST_BYTES, WatchLink
+    from tui_fakes import scripted_events
+
+    run = tmp_path / "run"
+    run.mkdir()
+    events = scripted_events(9000, 9000)
+    (run / "metrics.jsonl").write_text("".join(event_to_json(e) + "\n" for e in events))
+    (run / "run.json").write_text(json.dumps({"status": "completed"}))
+    assert (run / "metrics.jsonl").stat().st_size > 2 * READ_AT_MOST_BYTES
+    link = WatchLink(RunFolder(run))
+    parts = []
+    while True:
+        got = link.poll()
+        if not got:
+            break
+        parts.append(got)
+    assert len(parts) >= 3
+    assert sum(len(p) for p in parts) == len(events)

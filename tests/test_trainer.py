@@ -155,3 +155,27 @@ def test_run_fails_after_max_nonfinite_steps_in_a_row(monkeypatch):
     _, status, events = run_steps(["train.max_nonfinite_steps=3"], 10)
     assert status == "failed"
     assert max(e.step for e in events if isinstance(e, StepEvent)) == 3
+
+
+def test_pause_and_resume_are_always_answered():
+    """p pressed twice quickly can reach the trainer as a lone resume; it must still
+    say where it stands, or the dashboard would show 'resuming…' for ever."""
+    from hwm_core.commands import PAUSE, RESUME, decode_commands, encode_commands
+    from hwm_core.events import StateEvent
+
+    assert decode_commands(encode_commands([PAUSE, RESUME])) == [RESUME]
+    assert decode_commands(encode_commands(["checkpoint", RESUME, PAUSE, "stop"])) == \
+        ["checkpoint", PAUSE, "stop"]
+    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets("eval.eval_steps=0", "train.max_steps=2")),
+                      create_run=False)
+    bus = EventBus(None)
+    events = bus.subscribe()
+    inbox = CommandInbox()
+    inbox.send(RESUME)  # while running
+    assert Trainer(session, bus, inbox).run() == "completed"
+    states = []
+    while not events.empty():
+        event = events.get()
+        if isinstance(event, StateEvent):
+            states.append(event.state)
+    assert states[:2] == ["running", "running"]

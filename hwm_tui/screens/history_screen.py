@@ -113,13 +113,21 @@ class HistoryScreen(Screen):
         for label, key, _ in COLUMNS:
             table.add_column(label, key=key)
         self.refresh_runs()
-        self.set_interval(REFRESH_S, self.refresh_runs)
+        self.set_interval(REFRESH_S, self._refresh_in_background)
         table.focus()
 
     # ------------------------------------------------------------------ list
 
-    def refresh_runs(self) -> None:
+    @work(thread=True, exclusive=True, group="runs")
+    def _refresh_in_background(self) -> None:
+        # Reading every run folder (on a network disk, say) must not hold up the keys.
         summaries = list_runs(self.runs_dir)
+        self.app.call_from_thread(self._show_runs, summaries)
+
+    def refresh_runs(self) -> None:
+        self._show_runs(list_runs(self.runs_dir))
+
+    def _show_runs(self, summaries: list[RunSummary]) -> None:
         self.summaries = {s.id: s for s in summaries}
         self._fill_table()
         empty = self.query_one("#empty", Static)

@@ -40,7 +40,7 @@ class GradChart(RunChart):
         clip = view.start.max_grad_norm if view.start else 1.0
         plt.yscale("log")
         lo, hi = HEALTHY_BAND[0] / 2, HEALTHY_BAND[1] * 2
-        last_step = view.start.start_step + 1 if view.start else 1
+        last_step = view.first_step + 1
         if len(view.grad_pre):
             px, py = _positive(view.grad_pre.x, view.grad_pre.y)
             qx, qy = _positive(view.grad_post.x, view.grad_post.y)

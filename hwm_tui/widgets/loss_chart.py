@@ -36,7 +36,7 @@ class LossChart(RunChart):
         plt.plot(sx, sy, color="cyan+", marker="braille")
         if len(view.val_loss):
             plt.scatter(view.val_loss.x.tolist(), view.val_loss.y.tolist(), color="green+", marker="●")
-        first = view.start.start_step if view.start else 0
+        first = view.first_step
         dashes = np.linspace(first, max(step, first + 1), max(2, self.buckets // 2))
         plt.scatter(dashes.tolist(), [reference] * len(dashes), color="red", marker="-")
         step_axis(plt, view, step, self.size.width)

@@ -73,7 +73,7 @@ class RunChart(PlotextPlot):
 
 def step_axis(plt, view: RunView, last_step: float, width: int) -> None:
     """x in optimizer steps, from the first step shown to the newest one."""
-    first = view.start.start_step if view.start else 0
+    first = view.first_step
     step_ticks(plt, first, max(last_step, first + 1), width)
 
 
