@@ -127,6 +127,7 @@ def bench(
     ui: bool = typer.Option(False, "--ui", help="Instead: chart redraw time with 60,000 steps of history."),
     dashboard: bool = typer.Option(False, "--dashboard", help="Instead: samples/s headless vs under the "
                                    "dashboard (in tmux) over --steps steps, and key-press-to-screen latency."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="With --dashboard: alternating run pairs."),
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s."""
     from hwm_core.bench import run_bench
@@ -140,7 +141,7 @@ def bench(
         if ui:
             ui_bench.print_json(ui_bench.chart_redraw_ms())
         else:
-            ui_bench.print_json(ui_bench.dashboard_vs_headless(preset, steps, list(set_)))
+            ui_bench.print_json(ui_bench.dashboard_vs_headless(preset, steps, list(set_), repeats=repeats))
         return
     result = run_bench(preset, steps=steps, device=device, overrides=list(set_))
     if as_json:

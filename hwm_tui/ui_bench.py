@@ -110,76 +110,85 @@ def _tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
 
 
-def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, skip: int = 3,
+def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repeats: int = 3, skip: int = 3,
                           key_every_s: float = 2.0) -> dict:
-    """Throughput is compared over steps skip..2/3 of the run, with no key pressed;
-    the last third measures key-press latency (p, pause/resume, until the status shows it)."""
-    quiet_until = max(skip + 1, 2 * steps // 3)
+    """`repeats` pairs of runs, headless then dashboard, alternating so that drift in
+    the machine's speed hits both alike (two headless runs in a row differ by up to
+    5 % on a shared 2-core box). Throughput is compared over steps skip..2/3 of each
+    run, with no key pressed; the last third of each dashboard run measures key-press
+    latency (p, pause/resume, until the status shows it)."""
     if shutil.which("tmux") is None:
         raise UserError("bench --dashboard runs the dashboard in a real terminal and needs tmux: install it "
                         "(apt-get install tmux)")
+    quiet_until = max(skip + 1, 2 * steps // 3)
     base = [sys.executable, "-m", "hwm_tui", "train", "--preset", preset, "--max-steps", str(steps)]
     for item in overrides:
         base += ["--set", item]
+    headless, dashboard, latencies = [], [], []
     work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
     try:
-        headless_runs = work / "headless"
-        subprocess.run(base + ["--headless", "--runs-dir", str(headless_runs)], check=True,
-                       stdout=subprocess.DEVNULL)
-        headless, timed = _median_samples_per_s(_only_run(headless_runs), skip, quiet_until)
-
-        dash_runs = work / "dashboard"
-        name = f"hwm-bench-{uuid.uuid4().hex[:8]}"
-        command = " ".join(shlex.quote(a) for a in base + ["--runs-dir", str(dash_runs)])
-        env = f"env TERM=xterm-256color HWM_CACHE_DIR={shlex.quote(os.environ.get('HWM_CACHE_DIR', ''))}" \
-            if os.environ.get("HWM_CACHE_DIR") else "env TERM=xterm-256color"
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "36",
-                        f"{env} {command}; echo BENCH-EXIT=$?; sleep 600"], check=True)
-        latencies = []
-        dash_metrics = None
-        try:
-            while "Loss · step" not in _tmux("capture-pane", "-p", "-t", name):
-                time.sleep(0.1)
-            dash_metrics = _only_run(dash_runs) / "metrics.jsonl"
-            while _last_step(dash_metrics) < quiet_until:  # hands off: the throughput window
-                time.sleep(0.5)
-            paused = False
-            while True:
-                screen = _tmux("capture-pane", "-p", "-t", name)
-                if "BENCH-EXIT" in screen or "● finished" in screen:
-                    break
-                # p toggles pause; the status must say so at once, long before the
-                # trainer reaches its step boundary.
-                expect = ("● resuming…", "● running") if paused else ("● pausing…", "● paused")
-                started = time.perf_counter()
-                _tmux("send-keys", "-t", name, "p")
-                while not any(text in _tmux("capture-pane", "-p", "-t", name) for text in expect):
-                    if time.perf_counter() - started > 10:
-                        break
-                    time.sleep(0.005)
-                latencies.append((time.perf_counter() - started) * 1000)
-                paused = not paused
-                time.sleep(key_every_s)
-            if paused:
-                _tmux("send-keys", "-t", name, "p")
-            _tmux("send-keys", "-t", name, "q")
-            deadline = time.monotonic() + 120
-            while "BENCH-EXIT" not in _tmux("capture-pane", "-p", "-t", name) and time.monotonic() < deadline:
-                time.sleep(0.2)
-        finally:
-            _tmux("kill-session", "-t", name)
-        dashboard, _ = _median_samples_per_s(_only_run(dash_runs), skip, quiet_until)
+        for n in range(repeats):
+            runs = work / f"headless-{n}"
+            subprocess.run(base + ["--headless", "--runs-dir", str(runs)], check=True, stdout=subprocess.DEVNULL)
+            headless.append(_median_samples_per_s(_only_run(runs), skip, quiet_until)[0])
+            runs = work / f"dashboard-{n}"
+            latencies += _dashboard_run(base + ["--runs-dir", str(runs)], runs, quiet_until, key_every_s)
+            dashboard.append(_median_samples_per_s(_only_run(runs), skip, quiet_until)[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    ratios = [d / h for d, h in zip(dashboard, headless)]
     return {
-        "preset": preset, "steps": steps, "throughput_steps": f"{skip + 1}..{quiet_until}",
-        "timed_steps": timed,
+        "preset": preset, "steps": steps, "throughput_steps": f"{skip + 1}..{quiet_until}", "repeats": repeats,
         "headless_samples_per_s": headless, "dashboard_samples_per_s": dashboard,
-        "dashboard_share_of_headless": dashboard / headless,
+        "dashboard_share_of_headless_per_pair": ratios,
+        "dashboard_share_of_headless": statistics.median(dashboard) / statistics.median(headless),
         "key_to_screen_ms": {"presses": len(latencies),
                              "median": statistics.median(latencies) if latencies else None,
                              "max": max(latencies) if latencies else None},
     }
+
+
+def _dashboard_run(command: list[str], runs: Path, quiet_until: int, key_every_s: float) -> list[float]:
+    """One dashboard run in tmux; returns the key-press latencies (ms) of its last third."""
+    name = f"hwm-bench-{uuid.uuid4().hex[:8]}"
+    cache = os.environ.get("HWM_CACHE_DIR")
+    env = "env TERM=xterm-256color" + (f" HWM_CACHE_DIR={shlex.quote(cache)}" if cache else "")
+    line = " ".join(shlex.quote(a) for a in command)
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "36",
+                    f"{env} {line}; echo BENCH-EXIT=$?; sleep 600"], check=True)
+    latencies = []
+    try:
+        while "Loss · step" not in _tmux("capture-pane", "-p", "-t", name):
+            time.sleep(0.1)
+        metrics = _only_run(runs) / "metrics.jsonl"
+        while _last_step(metrics) < quiet_until:  # hands off: the throughput window
+            time.sleep(0.5)
+        paused = False
+        while True:
+            screen = _tmux("capture-pane", "-p", "-t", name)
+            if "BENCH-EXIT" in screen or "● finished" in screen:
+                break
+            # p toggles pause; the status must say so at once, long before the
+            # trainer reaches its step boundary.
+            expect = ("● resuming…", "● running") if paused else ("● pausing…", "● paused")
+            started = time.perf_counter()
+            _tmux("send-keys", "-t", name, "p")
+            while not any(text in _tmux("capture-pane", "-p", "-t", name) for text in expect):
+                if time.perf_counter() - started > 10:
+                    break
+                time.sleep(0.005)
+            latencies.append((time.perf_counter() - started) * 1000)
+            paused = not paused
+            time.sleep(key_every_s)
+        if paused:
+            _tmux("send-keys", "-t", name, "p")
+        _tmux("send-keys", "-t", name, "q")
+        deadline = time.monotonic() + 120
+        while "BENCH-EXIT" not in _tmux("capture-pane", "-p", "-t", name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        _tmux("kill-session", "-t", name)
+    return latencies
 
 
 def print_json(value: dict) -> None:

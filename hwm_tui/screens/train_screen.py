@@ -1,7 +1,7 @@
 """The live training dashboard: status, loss, learning rate, gradient norms, warnings.
 
 Events are pulled from the link ten times a second, but charts redraw at most
-twice a second and only when they have something new: drawing is what costs,
+every two seconds and only when they have something new: drawing is what costs,
 and on a CPU box every millisecond the UI spends is taken from training.
 Keys send commands; the trainer applies them at its next step boundary, and the
 status says so ("pausing…") until it has.
@@ -33,7 +33,7 @@ from .confirm_screen import ConfirmScreen
 from .help_screen import HelpScreen
 
 EVENT_POLL_S = 0.1
-CHART_REDRAW_S = 1.0
+CHART_REDRAW_S = 2.0
 STATUS_REDRAW_S = 1.0
 MESSAGE_SHOWN_S = 30.0
 NARROW_BELOW = 120  # columns; narrower terminals split the panels evenly

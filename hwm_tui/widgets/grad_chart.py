@@ -28,7 +28,7 @@ class GradChart(RunChart):
 
     def titles(self, view: RunView) -> None:
         clip = view.start.max_grad_norm if view.start else 1.0
-        self.border_subtitle = (f"[dark_orange]pre-clip[/] [cyan]post-clip[/] [red]─ clip {clip:g}[/] "
+        self.border_subtitle = (f"[darkorange]pre-clip[/] [cyan]post-clip[/] [red]─ clip {clip:g}[/] "
                                 f"[green]─ healthy {HEALTHY_BAND[0]:g}–{HEALTHY_BAND[1]:g}[/]")
         if len(view.grad_pre):
             pre = float(view.grad_pre.y[-1])

@@ -14,7 +14,7 @@ class LossChart(RunChart):
     title = "Loss"
 
     def titles(self, view: RunView) -> None:
-        self.border_subtitle = (f"[grey62]raw[/] [cyan]smoothed[/] [green]● val[/] "
+        self.border_subtitle = (f"[grey]raw[/] [cyan]smoothed[/] [green]● val[/] "
                                 f"[red]╌ ln({view.codebook_size:,}) = {view.random_guess_loss:.2f}[/]")
         if len(view.loss):
             step, loss = int(view.loss.x[-1]), float(view.loss.y[-1])

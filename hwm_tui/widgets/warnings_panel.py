@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from hwm_core.events import WarningEvent
 
-from ..style import WARNING_STYLES
+from ..style import WARNING_MARKUP, WARNING_STYLES
 
 KIND_LABELS = {"instability": "instability", "vanishing": "vanishing", "nonfinite": "non-finite"}
 TITLE_LABELS = {"instability": "instab", "vanishing": "vanish", "nonfinite": "nan"}  # fits 80 columns
@@ -73,8 +73,7 @@ class WarningsPanel(VerticalScroll):
     def _title(self) -> None:
         parts = []
         for kind in ("instability", "vanishing", "nonfinite"):
-            style = WARNING_STYLES[kind]
-            parts.append(f"[{style}]{TITLE_LABELS[kind]} {self.counts.get(kind, 0)}[/]")
+            parts.append(f"[{WARNING_MARKUP[kind]}]{TITLE_LABELS[kind]} {self.counts.get(kind, 0)}[/]")
         others = sum(n for kind, n in self.counts.items() if kind not in KIND_LABELS)
         if others:
             parts.append(f"[red]other {others}[/]")
