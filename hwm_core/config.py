@@ -91,7 +91,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     eval_steps: int = _spec(500, lo=0, doc="validate every this many steps; 0 never")
-    eval_batches: int = _spec(8, lo=1, doc="micro-batches per validation")
+    eval_samples: int = _spec(32, lo=1, doc="val samples per validation: one fixed set, split over ranks")
 
 
 @dataclass
@@ -123,7 +123,7 @@ SECTIONS: dict[str, type] = {
 RESUME_SAFE_KEYS = frozenset({
     "train.max_steps", "train.device", "train.max_nonfinite_steps",
     "train.batch_size", "train.grad_accum_steps",
-    "eval.eval_steps", "eval.eval_batches",
+    "eval.eval_steps",
     "checkpoint.save_steps", "checkpoint.keep_checkpoints",
     "health.instability_norm", "health.vanishing_norm",
     "data.train", "data.val",

@@ -20,7 +20,7 @@ TINY = [
     "model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.shared_from=2",
     "data.synthetic_shards=1", "data.synthetic_frames=1020",
     "train.batch_size=2", "train.grad_accum_steps=1", "train.warmup_steps=2",
-    "eval.eval_batches=1",
+    "eval.eval_samples=2",
 ]
 
 
