@@ -84,7 +84,7 @@ class BatchBuilder:
         for g in samples:
             tokens, states = self.train_set.get(self.order.index(first_position + g))
             items.append((tokens, states, sample_rng(self.seed, TRAIN, step, g)))
-        return self._assemble(items)
+        return self._assemble(items, max_corrupt_rate=self.config.masking.max_corrupt_rate)
 
     def val_batch(self, samples: list[int]) -> MicroBatch:
         """The same fixed val samples and masks at every evaluation, so val losses compare."""
@@ -93,15 +93,17 @@ class BatchBuilder:
         for g in samples:
             tokens, states = self.val_set.get(int(self.val_order[g % len(self.val_order)]))
             items.append((tokens, states, sample_rng(self.seed, VALIDATION, 0, g)))
-        return self._assemble(items)
+        # Masked but not corrupted: validation measures prediction from the true context,
+        # so runs with different corruption rates compare.
+        return self._assemble(items, max_corrupt_rate=0.0)
 
-    def _assemble(self, items: list[tuple[np.ndarray, np.ndarray, np.random.Generator]]) -> MicroBatch:
-        masking = self.config.masking
+    def _assemble(self, items: list[tuple[np.ndarray, np.ndarray, np.random.Generator]], *,
+                  max_corrupt_rate: float) -> MicroBatch:
         codes_in, masks, originals, states = [], [], [], []
         for tokens, sample_states, rng in items:
             flat = tokens.reshape(tokens.shape[0], -1)
             corrupted, mask = corrupt_sample(flat, rng, future_latents=self.config.data.future_latents,
-                                             max_corrupt_rate=masking.max_corrupt_rate)
+                                             max_corrupt_rate=max_corrupt_rate)
             codes_in.append(corrupted)
             masks.append(mask)
             originals.append(flat)

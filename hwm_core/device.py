@@ -16,7 +16,11 @@ def resolve_device(train: TrainConfig, local_rank: int = 0) -> torch.device:
     if train.device == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+        count = torch.cuda.device_count()
+        if local_rank >= count:  # two ranks on one GPU fail deep inside NCCL instead
+            raise ConfigError(f"process {local_rank} has no GPU of its own: {count} visible; "
+                              f"use --nproc {count} or fewer (or check CUDA_VISIBLE_DEVICES)")
+        return torch.device("cuda", local_rank)
     if train.device == "cuda":
         raise ConfigError("train.device = cuda but no CUDA GPU is visible: "
                           "use --set train.device=cpu (or auto), or check CUDA_VISIBLE_DEVICES")

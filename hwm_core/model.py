@@ -97,7 +97,9 @@ class MaskedHWM(nn.Module):
         self.factor_embeddings = nn.ModuleList(nn.Embedding(size + 1, d) for size in self.factors.sizes)
         self.spatial_position = nn.Parameter(torch.zeros(SPATIAL_POSITIONS, d))
         self.temporal_position = nn.Parameter(torch.zeros(latent_frames, d))
-        self.state_embedding = nn.Sequential(nn.Linear(STATE_DIM, d), nn.GELU(), nn.Linear(d, d))
+        # Only built when used: DDP refuses parameters that never get a gradient.
+        self.state_embedding = (nn.Sequential(nn.Linear(STATE_DIM, d), nn.GELU(), nn.Linear(d, d))
+                                if cfg.condition_on_states else None)
         self.register_buffer("state_pooling", latent_pooling(latent_frames), persistent=False)
         # Layers from shared_from on all run the block at index shared_from.
         unique = min(cfg.n_layers, cfg.shared_from + 1)
@@ -138,7 +140,7 @@ class MaskedHWM(nn.Module):
         b, t, s, _ = factor_ids.shape
         x = self.embed_tokens(factor_ids)
         x = x + self.spatial_position[None, None] + self.temporal_position[None, :, None]
-        if self.cfg.condition_on_states:
+        if self.state_embedding is not None:
             per_frame = self.state_embedding(states)                       # [B, 17W, D]
             per_latent = torch.einsum("tf,bfd->btd", self.state_pooling.to(per_frame.dtype), per_frame)
             x = x + per_latent[:, :, None, :]

@@ -134,10 +134,12 @@ def build_model_and_optimizer(config: Config, device: torch.device) -> tuple[Mas
     torch.manual_seed(config.train.seed)
     model = MaskedHWM(config.model, config.latent_frames).to(device)
     t = config.train
-    # No weight decay on embeddings, norms and biases: decay there only shrinks what is rarely updated.
+    # Weight decay on the weight matrices of linear layers only: decay on embeddings, positions,
+    # norms and biases only shrinks what is rarely updated.
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if p.dim() >= 2 and "embedding" not in name and "position" not in name else no_decay).append(p)
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            (decay if isinstance(module, torch.nn.Linear) and name == "weight" else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": t.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     fused = device.type == "cuda"

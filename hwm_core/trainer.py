@@ -55,9 +55,10 @@ class Trainer:
     def run(self) -> str:
         """Train to max_steps, a stop command or a failure; returns the final status."""
         s = self.session
-        self._open_record()
-        prefetcher = self._start_prefetch()
+        prefetcher: Prefetcher | None = None
         try:
+            self._open_record()
+            prefetcher = self._start_prefetch()
             self._publish(StartEvent(
                 run_id=s.folder.id if s.folder else "", run_dir=str(s.folder.path) if s.folder else "",
                 preset=self.config.preset, device=describe_device(s.device), start_step=s.state.step,
@@ -84,7 +85,8 @@ class Trainer:
             self.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            prefetcher.close()
+            if prefetcher is not None:
+                prefetcher.close()
             self._finish()
         return self.status
 
@@ -105,9 +107,22 @@ class Trainer:
             step = s.state.step
             if s.has_validation and step % self.config.eval.eval_steps == 0:
                 self._evaluate()
-            if step % self.config.checkpoint.save_steps == 0 or step == t.max_steps:
+            if step == t.max_steps:
+                return self._final_checkpoint()
+            if step % self.config.checkpoint.save_steps == 0:
                 self._checkpoint()
         return COMPLETED
+
+    def _final_checkpoint(self) -> str:
+        """A run is only completed once its final weights are on disk."""
+        if self._checkpoint() or self._checkpoint():  # one retry: a full disk may have been freed
+            return COMPLETED
+        s = self.session
+        resume_step = self.last_checkpoint_step or 0
+        run = s.folder.id if s.folder else ""
+        self.error = (f"the final checkpoint (step {s.state.step}) could not be written: free disk space, "
+                      f"then `hwm-tui train --resume {run}` continues from step {resume_step}")
+        return FAILED
 
     def _micro_batch_jobs(self) -> Iterator[Callable[[], MicroBatch]]:
         s, t = self.session, self.config.train
@@ -147,7 +162,8 @@ class Trainer:
             loss_sum += per_sample.detach().sum()
         # Rank 0's commands ride along with the loss, so every rank learns them here.
         command_code = float(encode_commands(self.inbox.poll())) if s.dist.enabled and s.dist.is_main else 0.0
-        shared = torch.stack([loss_sum, torch.tensor(command_code, device=s.device)])
+        # new_full fills on the device; torch.tensor(..., device=cuda) would copy from the host and sync.
+        shared = torch.stack([loss_sum, loss_sum.new_full((), command_code)])
         all_reduce_sum(shared, s.dist)
         health = grad_stats(self.parameters, t.max_grad_norm)
         # The one host sync of the step: loss, commands and every gradient figure together.
@@ -183,10 +199,10 @@ class Trainer:
     @torch.no_grad()
     def _evaluate(self) -> None:
         s = self.session
-        b, batches = self.config.train.batch_size, self.config.eval.eval_batches
-        # eval_batches micro-batches across all ranks: the same val samples whether one
-        # process takes batch 4 or two take batch 2 each.
-        mine = list(range(b * s.dist.world_size * batches))[s.dist.rank::s.dist.world_size]
+        b = self.config.train.batch_size
+        # A fixed set of eval_samples val samples striped over the ranks: the same set
+        # however many processes train and however the batch is split.
+        mine = list(range(s.dist.rank, self.config.eval.eval_samples, s.dist.world_size))
         totals = torch.zeros(4, device=s.device)  # loss sum, samples, correct tokens, tokens
         self.model.eval()
         for first in range(0, len(mine), b):
@@ -194,8 +210,9 @@ class Trainer:
             with autocast(s.device, self.config.train.precision):
                 logits = self.model(batch.factor_ids, batch.states, batch.target_index)
             per_sample, correct = masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)
-            totals += torch.stack([per_sample.sum(), torch.tensor(float(batch.num_samples), device=s.device),
-                                   correct.sum().float(), torch.tensor(float(correct.numel()), device=s.device)])
+            counts = (float(batch.num_samples), float(correct.numel()))  # host numbers: no sync
+            totals += torch.stack([per_sample.sum(), totals.new_full((), counts[0]),
+                                   correct.sum().float(), totals.new_full((), counts[1])])
         self.model.train()
         loss_sum, samples, correct, tokens = all_reduce_sum(totals, s.dist).tolist()
         self._publish(EvalEvent(step=s.state.step, val_loss=loss_sum / max(samples, 1),
@@ -218,7 +235,7 @@ class Trainer:
         while self.paused and not self.stop_requested:
             # Every rank waits here together; rank 0 hands out what arrives.
             local = self.inbox.wait(0.5) if s.dist.is_main else []
-            code = torch.tensor(float(encode_commands(local)), device=s.device)
+            code = torch.full((), float(encode_commands(local)), device=s.device)
             for command in decode_commands(int(all_reduce_sum(code, s.dist).item())):
                 self._apply(command)
 

@@ -75,8 +75,11 @@ def train(
     run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True, help="Name the new run (launchers)."),
 ) -> None:
     """Train a Masked-HWM: the dashboard by default, or --headless."""
+    from hwm_core.errors import ConfigError
     from hwm_core.session import TrainRequest
 
+    if resume is not None and not resume.strip():
+        raise ConfigError("--resume needs a run id or path: see `hwm-tui runs list`")
     request = TrainRequest(preset=preset, data=data, val_data=val_data, overrides=list(set_),
                            runs_dir=str(runs_dir) if runs_dir else None, max_steps=max_steps, resume=resume,
                            run_id=run_id)

@@ -50,6 +50,8 @@ def torchrun_command(request: TrainRequest, nproc: int, run_id: str | None) -> l
 
 
 def launch_distributed(request: TrainRequest, *, nproc: int, headless: bool) -> int:
+    # Bad flags, or more processes than GPUs, fail here in one line, not in every rank.
+    resolve_device(request_config(request).train, local_rank=nproc - 1)
     if headless or not sys.stdout.isatty():
         return _launch_headless(request, nproc)
     return _launch_with_dashboard(request, nproc)
@@ -75,7 +77,7 @@ def _launch_headless(request: TrainRequest, nproc: int) -> int:
             send_to_run(run_dir, STOP)
             _say("stopping: every rank checkpoints at the end of this step (again to stop at once)")
         else:
-            os.killpg(proc.pid, signal.SIGTERM)
+            _stop_at_once(proc.pid)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -84,6 +86,35 @@ def _launch_headless(request: TrainRequest, nproc: int) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 128 + received[0] if received and code == 0 else code
+
+
+def _stop_at_once(torchrun_pid: int) -> None:
+    """The ranks run in sessions of their own and would take a signal forwarded by
+    torchrun as a first, graceful one: kill them, then torchrun. The last
+    checkpoint stays the resume point."""
+    for pid in _children(torchrun_pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(torchrun_pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _children(parent: int) -> list[int]:
+    """Direct children of a process, from /proc (Linux); none found elsewhere."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the fields after the command name, which may itself hold spaces and ')'
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            children.append(int(stat.parent.name))
+    return children
 
 
 def _say(text: str) -> None:

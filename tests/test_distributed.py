@@ -52,11 +52,13 @@ def one_process(tmp_path_factory):
 
 def test_two_processes_match_one_and_resume_in_one(tmp_path, one_process):
     runs = tmp_path / "runs"
+    # Micro-batches of 1 accumulated twice on each rank: the non-final micro-batch
+    # skips the all-reduce (no_sync), and the step still equals one process's batch of 4.
     result = torchrun("train", "--preset", "cpu", "--headless", "--runs-dir", str(runs), "--max-steps",
-                      str(STEPS), *set_args([*SETS, "train.batch_size=2"]))
+                      str(STEPS), *set_args([*SETS, "train.batch_size=1", "train.grad_accum_steps=2"]))
     assert result.returncode == 0, result.stdout + result.stderr
     run = only_run(runs)
-    assert "global batch 4 = 2 x 1 x 2" in result.stdout
+    assert "global batch 4 = 1 x 2 x 2" in result.stdout
     assert result.stdout.count("completed") == 1  # only rank 0 reports
     two = figures(run)
     assert len([f for f in two if f[0] == "step"]) == STEPS
@@ -68,7 +70,7 @@ def test_two_processes_match_one_and_resume_in_one(tmp_path, one_process):
     # the same global batch (4 = 4 x 1 x 1), and the trajectory is the same run's.
     (run / "checkpoints" / "step_00000020.safetensors").unlink()
     resumed = hwm("train", "--resume", run.name, "--headless", "--runs-dir", str(runs),
-                  "--set", "train.batch_size=4", env={"OMP_NUM_THREADS": "1"})
+                  "--set", "train.batch_size=4", "--set", "train.grad_accum_steps=1", env={"OMP_NUM_THREADS": "1"})
     assert resumed.returncode == 0, resumed.stderr
     assert_close(figures(run), one_process)
     assert json.loads((run / "run.json").read_text())["world_size"] == 1

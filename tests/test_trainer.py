@@ -179,3 +179,89 @@ def test_pause_and_resume_are_always_answered():
         if isinstance(event, StateEvent):
             states.append(event.state)
     assert states[:2] == ["running", "running"]
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+@pytest.mark.parametrize("accum", [1, 2, 3])
+def test_micro_batches_of_all_ranks_partition_the_global_batch(world_size, accum):
+    from hwm_core.batches import micro_batch_samples
+
+    batch = 2
+    held = [i for rank in range(world_size) for micro in range(accum)
+            for i in micro_batch_samples(micro, rank, world_size, batch)]
+    assert sorted(held) == list(range(batch * accum * world_size))
+
+
+def test_validation_masks_but_does_not_corrupt_the_context():
+    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets("masking.max_corrupt_rate=0.5")),
+                      create_run=False)
+    try:
+        builder, factors = session.builder, session.builder.factors
+        batch = builder.val_batch(list(range(4)))
+        masked = torch.zeros(batch.factor_ids.shape[:3], dtype=torch.bool).view(-1)
+        masked[batch.target_index] = True
+        masked = masked.view(batch.factor_ids.shape[:3])
+        truth = torch.stack([torch.from_numpy(builder.val_set.get(int(builder.val_order[g]))[0].reshape(
+            batch.factor_ids.shape[1], -1)) for g in range(4)])
+        seen = factors.codes_to_factors(truth)
+        assert torch.equal(batch.factor_ids[~masked], seen[~masked])  # every unmasked token is the true one
+        train = builder.train_batch(1, 0, list(range(4)))
+        train_masked = torch.zeros(train.factor_ids.shape[:3], dtype=torch.bool).view(-1)
+        train_masked[train.target_index] = True
+        assert train_masked.any()
+    finally:
+        session.close()
+
+
+def test_weight_decay_applies_to_linear_weights_only():
+    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets()), create_run=False)
+    try:
+        decayed = {id(p) for g in session.optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+        for module_name, module in session.model.named_modules():
+            for name, p in module.named_parameters(recurse=False):
+                expected = isinstance(module, torch.nn.Linear) and name == "weight"
+                assert (id(p) in decayed) == expected, f"{module_name}.{name}"
+        state_weight = session.model.state_embedding[0].weight
+        assert id(state_weight) in decayed  # the state MLP is a weight matrix like any other
+    finally:
+        session.close()
+
+
+def test_a_run_whose_final_checkpoint_fails_is_not_completed(tmp_path, monkeypatch):
+    real_save = trainer_module.ckpt.save_checkpoint
+
+    def disk_full_at_the_end(directory, step, *args, **kwargs):
+        if step == 4:
+            raise OSError(28, "No space left on device")
+        return real_save(directory, step, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.ckpt, "save_checkpoint", disk_full_at_the_end)
+    session = prepare(TrainRequest(preset="cpu", runs_dir=str(tmp_path / "runs"), overrides=tiny_sets(
+        "eval.eval_steps=0", "checkpoint.save_steps=2", "train.max_steps=4")))
+    bus = EventBus(session.folder.metrics)
+    trainer = Trainer(session, bus, CommandInbox(session.folder.path))
+    try:
+        assert trainer.run() == "failed"
+    finally:
+        bus.close()
+        session.close()
+    assert "could not be written" in trainer.error and "continues from step 2" in trainer.error
+    assert session.folder.read_meta()["status"] == "failed"
+
+
+def test_every_parameter_gets_a_gradient_with_or_without_state_conditioning():
+    """DDP refuses parameters that get no gradient: an unused state MLP must not exist."""
+    from hwm_core.model import masked_token_loss
+
+    for condition in ("true", "false"):
+        session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(f"model.condition_on_states={condition}")),
+                          create_run=False)
+        try:
+            batch = session.builder.train_batch(1, 0, [0, 1])
+            logits = session.model(batch.factor_ids, batch.states, batch.target_index)
+            masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)[0].sum().backward()
+            missing = [n for n, p in session.model.named_parameters() if p.grad is None]
+            assert missing == [], condition
+            assert (session.model.state_embedding is None) == (condition == "false")
+        finally:
+            session.close()
