@@ -384,7 +384,8 @@ def validate(config: Config, source: str) -> None:
                           f"3 * data.windows ({config.latent_frames}) to leave context")
     if t.warmup_steps > t.max_steps:
         raise ConfigError(f"{source}: train.warmup_steps ({t.warmup_steps}) must be <= "
-                          f"train.max_steps ({t.max_steps})")
+                          f"train.max_steps ({t.max_steps}): raise --max-steps to at least {t.warmup_steps}, "
+                          "or (for a new run) lower train.warmup_steps")
 
 
 def config_from_toml_file(path: Path) -> Config:
