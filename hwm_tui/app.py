@@ -104,8 +104,9 @@ class HwmApp(App):
     def _prepare_resume(self, run_id: str) -> None:
         try:
             session = prepare(TrainRequest(resume=run_id, runs_dir=str(self.runs_dir)))
-        except UserError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Cannot resume", severity="error", timeout=10)
+        except (UserError, OSError) as exc:  # OSError: the run lock or folder (permissions, disk)
+            message = str(exc) if isinstance(exc, UserError) else f"run {run_id}: {exc.strerror or exc}"
+            self.call_from_thread(self.notify, message, title="Cannot resume", severity="error", timeout=10)
             return
         self.call_from_thread(self._show_training, LocalLink.start(session))
 
@@ -148,8 +149,7 @@ def _finish_training(app: HwmApp) -> int:
     status = runner.status or "failed"
     run_id = runner.run_id
     if status == "interrupted":
-        _say(f"run {run_id} interrupted at step {runner.session.state.step}; continue with: "
-             f"hwm-tui train --resume {run_id}")
+        _say(_interrupted_message(run_id, runner.session.state.step, runner.trainer.last_checkpoint_step))
     elif status == "failed":
         _say(f"run {run_id} failed: {runner.trainer.error or 'see its metrics.jsonl'}", error=True)
     else:
@@ -157,6 +157,17 @@ def _finish_training(app: HwmApp) -> int:
     if app.signal_received:
         return 128 + app.signal_received
     return EXIT_CODES.get(status, 1)
+
+
+def _interrupted_message(run_id: str, step: int, checkpoint_step: int | None) -> str:
+    """Where a resume starts: the last checkpoint that was written, which is not the
+    step reached when the final save failed (disk full)."""
+    if checkpoint_step is None:
+        return f"run {run_id} interrupted at step {step} with no checkpoint saved: it cannot be resumed"
+    if checkpoint_step != step:
+        return (f"run {run_id} interrupted at step {step}, but its last checkpoint is step {checkpoint_step} "
+                f"(the final save failed); continue from step {checkpoint_step} with: hwm-tui train --resume {run_id}")
+    return f"run {run_id} interrupted at step {step}; continue with: hwm-tui train --resume {run_id}"
 
 
 def _run_app(app: HwmApp) -> int:

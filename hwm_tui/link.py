@@ -66,6 +66,13 @@ class LocalLink:
     def alive(self) -> bool:
         return self.runner.is_alive()
 
+    @property
+    def error(self) -> str | None:
+        """Why the trainer ended, if it failed: what the dashboard shows when no final state came."""
+        if self.runner.error is not None:
+            return f"{type(self.runner.error).__name__}: {self.runner.error}"
+        return self.runner.trainer.error
+
     def close(self) -> None:
         pass
 

@@ -4,6 +4,8 @@ or all at once from a past run's metrics.jsonl; never touches tensors."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from typing import Iterable
 
@@ -53,7 +55,19 @@ class RunView:
 
     def add_all(self, events: Iterable[Event]) -> None:
         for event in events:
-            self.add(event)
+            try:
+                self.add(event)
+            except (TypeError, ValueError):  # a hand-edited line ("step": null): skipped like a torn one
+                pass
+
+    def copy(self) -> "RunView":
+        """An independent copy: a reader extends it while the screen still draws this one."""
+        other = copy.copy(self)
+        other.progress = dataclasses.replace(self.progress, warnings=dict(self.progress.warnings))
+        for name in ("loss", "val_loss", "val_acc", "lr", "grad_pre", "grad_post"):
+            setattr(other, name, getattr(self, name).copy())
+        other.warnings, other.checkpoints = list(self.warnings), list(self.checkpoints)
+        return other
 
     @property
     def max_steps(self) -> int:

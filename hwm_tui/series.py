@@ -7,6 +7,7 @@ bucket so a single spike still shows.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -22,6 +23,11 @@ class Series:
 
     def __len__(self) -> int:
         return self._n
+
+    def copy(self) -> "Series":
+        other = copy.copy(self)
+        other._x, other._y = self._x.copy(), self._y.copy()
+        return other
 
     def append(self, x: float, y: float) -> None:
         if self._n == len(self._x):
@@ -49,6 +55,11 @@ class SmoothedSeries(Series):
         self.weight = weight
         self.smooth = Series(capacity)
         self._acc = self._norm = 0.0
+
+    def copy(self) -> "SmoothedSeries":
+        other = super().copy()
+        other.smooth = self.smooth.copy()
+        return other
 
     def append(self, x: float, y: float) -> None:
         super().append(x, y)

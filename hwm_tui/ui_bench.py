@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hwm_core.errors import UserError
 from hwm_core.events import (CheckpointEvent, EvalEvent, StartEvent, StateEvent, StepEvent, WarningEvent,
-                             iter_events)
+                             iter_events, read_events)
 from hwm_core.schedule import lr_at
 
 from .link import ReplayLink
@@ -95,8 +95,23 @@ def _median_samples_per_s(run_dir: Path, first: int, last: int) -> tuple[float, 
     return statistics.median(timed), len(timed)
 
 
-def _last_step(metrics: Path) -> int:
-    return max((e.step for e in iter_events(metrics) if isinstance(e, StepEvent)), default=0)
+class _StepFollower:
+    """The newest step in a growing metrics.jsonl, reading only what was added since
+    the last look: re-parsing the whole file every poll would tax the dashboard run only."""
+
+    def __init__(self, metrics: Path):
+        self.metrics = metrics
+        self.offset = 0
+        self.step = 0
+
+    def poll(self) -> int:
+        events, self.offset = read_events(self.metrics, self.offset)
+        self.step = max((e.step for e in events if isinstance(e, StepEvent)), default=self.step)
+        return self.step
+
+
+START_TIMEOUT_S = 300.0  # the dashboard's first chart: imports, data check, model build
+STALL_TIMEOUT_S = 300.0  # with no new step for this long the run is stuck, not slow
 
 
 def _only_run(runs: Path) -> Path:
@@ -148,6 +163,26 @@ def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repe
     }
 
 
+class _StallCheck:
+    """Fails the bench, with the screen, when the dashboard's process has exited or
+    its run has made no step for STALL_TIMEOUT_S: better than waiting forever."""
+
+    def __init__(self, follower: _StepFollower, session: str):
+        self.follower, self.session = follower, session
+        self.step, self.progress_at, self.checked_at = follower.step, time.monotonic(), 0.0
+
+    def check(self, every_s: float = 0.0) -> None:
+        now = time.monotonic()
+        if self.follower.step != self.step:
+            self.step, self.progress_at = self.follower.step, now
+        if now - self.checked_at < every_s:
+            return
+        self.checked_at = now
+        screen = _tmux("capture-pane", "-p", "-t", self.session)
+        if "BENCH-EXIT" in screen or now - self.progress_at > STALL_TIMEOUT_S:
+            raise RuntimeError(f"the dashboard run stopped at step {self.step}; its terminal showed:\n{screen}")
+
+
 def _dashboard_run(command: list[str], runs: Path, quiet_until: int, key_every_s: float) -> list[float]:
     """One dashboard run in tmux; returns the key-press latencies (ms) of its last third."""
     name = f"hwm-bench-{uuid.uuid4().hex[:8]}"
@@ -158,16 +193,23 @@ def _dashboard_run(command: list[str], runs: Path, quiet_until: int, key_every_s
                     f"{env} {line}; echo BENCH-EXIT=$?; sleep 600"], check=True)
     latencies = []
     try:
-        while "Loss · step" not in _tmux("capture-pane", "-p", "-t", name):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "Loss · step" not in (screen := _tmux("capture-pane", "-p", "-t", name)):
+            if "BENCH-EXIT" in screen or time.monotonic() > deadline:
+                raise RuntimeError(f"the dashboard did not start; its terminal showed:\n{screen}")
             time.sleep(0.1)
-        metrics = _only_run(runs) / "metrics.jsonl"
-        while _last_step(metrics) < quiet_until:  # hands off: the throughput window
+        follower = _StepFollower(_only_run(runs) / "metrics.jsonl")
+        stalled = _StallCheck(follower, name)
+        while follower.poll() < quiet_until:  # hands off: the throughput window
             time.sleep(0.5)
+            stalled.check(every_s=5.0)  # the terminal is read rarely here: it is part of what is measured
         paused = False
         while True:
             screen = _tmux("capture-pane", "-p", "-t", name)
             if "BENCH-EXIT" in screen or "● finished" in screen:
                 break
+            follower.poll()
+            stalled.check()
             # p toggles pause; the status must say so at once, long before the
             # trainer reaches its step boundary.
             expect = ("● resuming…", "● running") if paused else ("● pausing…", "● paused")

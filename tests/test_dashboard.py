@@ -220,3 +220,90 @@ def test_layout_fits_small_and_large_terminals(size):
             assert region.right <= size[0] and region.bottom <= size[1]
 
     run_scenario(app, None, scenario, size=size)
+
+
+def test_status_bar_never_clips_the_state_at_80_columns():
+    import dataclasses
+
+    from hwm_core.events import StateEvent
+
+    events = scripted_events(20)
+    events[0] = dataclasses.replace(events[0], device="cuda:0 NVIDIA H100 80GB HBM3",
+                                    preset="/home/researcher/experiments/presets/h100-long-context-12gb.toml")
+    events.append(StateEvent("checkpointing", 20))
+    app = HwmApp(link=FakeLink(events), runs_dir=Path("/nonexistent"))
+
+    async def scenario(pilot):
+        await pilot.pause(0.3)
+        [line] = [row for row in screen_text(app).splitlines() if "run 20261125-120000-cpu" in row]
+        assert line.rstrip().endswith("● checkpointing")  # whole, at the end of its line
+        assert "…" in line  # the preset path and device gave way
+
+    run_scenario(app, None, scenario, size=(80, 24))
+
+
+def test_a_trainer_that_dies_without_a_word_shows_failed():
+    link = FakeLink([], alive=False, error="RuntimeError: data loader crashed")
+    app = HwmApp(link=link, runs_dir=Path("/nonexistent"))
+
+    async def scenario(pilot):
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.state_label == "failed", timeout=5)
+        summary = screen.query_one(SummaryBar)
+        assert summary.display and "data loader crashed" in str(summary.render())
+
+    run_scenario(app, None, scenario)
+
+
+def test_p_after_c_while_paused_resumes():
+    from hwm_core.commands import PAUSE, RESUME
+    from hwm_core.events import StateEvent
+
+    link = FakeLink(scripted_events(10))
+    app = HwmApp(link=link, runs_dir=Path("/nonexistent"))
+
+    async def scenario(pilot):
+        screen = app.screen
+        await pilot.press("p")
+        await wait_for(pilot, lambda: screen.state_label == "paused", timeout=5)
+        link.pending.append(StateEvent("checkpointing", 10))  # c: the trainer saves while paused
+        await wait_for(pilot, lambda: screen.state_label == "checkpointing", timeout=5)
+        await pilot.press("p")
+        assert link.sent == [PAUSE, RESUME]
+        await wait_for(pilot, lambda: screen.state_label == "running", timeout=5)
+
+    run_scenario(app, None, scenario)
+
+
+def test_interrupted_message_says_where_a_resume_starts():
+    from hwm_tui.app import _interrupted_message
+
+    assert "continue with: hwm-tui train --resume r1" in _interrupted_message("r1", 120, 120)
+    failed_save = _interrupted_message("r1", 120, 100)
+    assert "last checkpoint is step 100" in failed_save and "continue from step 100" in failed_save
+    assert "cannot be resumed" in _interrupted_message("r1", 7, None)
+
+
+def test_watch_link_starts_over_when_metrics_is_replaced_even_if_longer(tmp_path):
+    import os
+
+    from hwm_core.events import event_to_json
+    from hwm_core.run_folder import RunFolder
+    from hwm_tui.watch_link import WatchLink
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"status": "running"}))
+    lines = [event_to_json(e) + "\n" for e in scripted_events(40)]
+    (run / "metrics.jsonl").write_text("".join(lines[:20]))
+    link = WatchLink(RunFolder(run))
+    assert len(link.poll()) == 20
+    # A resume writes the file anew and swaps it in; it is longer than what we read
+    # before the next poll, and our old offset falls mid-line in it.
+    replacement = "x" * 7 + "".join(lines)
+    assert len(replacement) > link._offset
+    (run / "metrics.new").write_text(replacement)
+    os.replace(run / "metrics.new", run / "metrics.jsonl")
+    events = link.poll()
+    assert link.generation == 1
+    assert len(events) == len(lines) - 1  # everything but the damaged first line, none read mid-line

@@ -198,3 +198,103 @@ def test_a_resumed_run_brings_its_earlier_metrics_to_the_dashboard(tmp_path):
         assert [e.step for e in first if type(e).__name__ == "StepEvent"] == [1, 2]
     finally:
         link.runner.join(60)
+
+
+def test_a_damaged_run_shows_its_error_and_the_app_lives_on(tmp_path, monkeypatch):
+    from hwm_tui.screens import history_screen
+
+    prepared_runs(tmp_path)
+    odd = write_fake_run(tmp_path, "20261124-090000-cpu", status="interrupted", started=T0 + 3 * 86400, steps=50)
+    (odd / "config.toml").write_bytes(b"\xff\xfe\x00\x81 not text")
+    with (odd / "metrics.jsonl").open("a") as fh:
+        fh.write('{"type":"state","state":"running","step":null}\nnot json at all\n')
+
+    async def scenario(pilot, screen):
+        assert len(row_ids(screen)) == 5  # the others still list
+        await wait_for(pilot, lambda: screen.selected == odd.name and "cannot be read" in screen.detail_config)
+        await wait_for(pilot, lambda: "step 50" in str(screen.query_one("#h-loss").border_title))
+        # anything else a damaged run can raise while it is read is shown, not fatal
+        monkeypatch.setattr(history_screen, "read_events", lambda *a, **k: 1 / 0)
+        await pilot.press("down")
+        await wait_for(pilot, lambda: "ZeroDivisionError" in screen.detail_error)
+        assert screen.query_one("#detail-error").display
+        await pilot.press("up")  # already read: shown again without reading
+        await wait_for(pilot, lambda: screen.selected == odd.name and not screen.detail_error)
+        assert pilot.app.is_running
+
+    run_history(tmp_path, scenario)
+
+
+def test_a_refresh_keeps_the_selection_and_reads_only_what_is_new(tmp_path, monkeypatch):
+    from hwm_core.events import StepEvent, event_to_json
+    from hwm_core.run_history import list_runs
+    from hwm_tui.screens import history_screen
+
+    prepared_runs(tmp_path)
+    reads: list[int] = []
+    real_read = history_screen.read_events
+    monkeypatch.setattr(history_screen, "read_events", lambda path, offset=0: reads.append(offset) or
+                        real_read(path, offset))
+
+    async def scenario(pilot, screen):
+        await pilot.press("down")
+        await wait_for(pilot, lambda: screen.selected == "20261121-090000-cpu" and "step 210" in
+                       str(screen.query_one("#h-loss").border_title))
+        table = screen.query_one(DataTable)
+        highlighted = []
+        real_handler = HistoryScreen.on_data_table_row_highlighted
+        monkeypatch.setattr(HistoryScreen, "on_data_table_row_highlighted",
+                            lambda self, event: (highlighted.append(event), real_handler(self, event)))
+        reads.clear()
+        for _ in range(3):  # what the 2 s timer does
+            screen._show_runs(list_runs(tmp_path))
+            await pilot.pause(0.1)
+        assert reads == [] and highlighted == [] and table.cursor_row == 1
+        assert screen.selected == "20261121-090000-cpu"
+        run = tmp_path / "20261121-090000-cpu"
+        size = (run / "metrics.jsonl").stat().st_size
+        with (run / "metrics.jsonl").open("a") as fh:  # the run goes on
+            fh.write(event_to_json(StepEvent(step=211, loss=6.0, lr=1e-3, grad_norm_pre_clip=1.0,
+                                             grad_norm_post_clip=1.0, grad_max_abs=0.1, grad_min_abs=0.0,
+                                             clipped=False, samples_per_s=1.0, tokens_per_s=1.0,
+                                             step_time_s=1.0, memory_bytes=0)) + "\n")
+        screen._show_runs(list_runs(tmp_path))
+        await wait_for(pilot, lambda: "step 211" in str(screen.query_one("#h-loss").border_title))
+        assert reads == [size] and highlighted == [] and table.cursor_row == 1
+        assert "211/600" in str(table.get_cell("20261121-090000-cpu", "steps"))
+
+    run_history(tmp_path, scenario)
+
+
+def test_question_mark_shows_help_on_the_history_screen(tmp_path):
+    from hwm_tui.screens.help_screen import HelpScreen
+
+    async def scenario(pilot, screen):
+        shown = pilot.app.active_bindings["question_mark"]
+        assert shown.binding.show and shown.binding.description == "Help"  # listed in the footer
+        await pilot.press("question_mark")
+        assert isinstance(pilot.app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert pilot.app.screen is screen
+
+    run_history(tmp_path / "nothing-here", scenario)
+
+
+def test_resume_that_fails_with_an_os_error_says_so_in_one_line(tmp_path, monkeypatch):
+    import errno
+
+    import hwm_tui.app as app_module
+
+    prepared_runs(tmp_path)
+
+    def no_lock(request):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(app_module, "prepare", no_lock)
+
+    async def scenario(pilot, screen):
+        pilot.app.resume_run("20261122-090000-cpu")
+        await wait_for(pilot, lambda: any("No locks available" in n.message for n in pilot.app._notifications))
+        assert pilot.app.is_running and pilot.app.screen is screen
+
+    run_history(tmp_path, scenario)

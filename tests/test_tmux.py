@@ -94,3 +94,28 @@ def test_train_in_tmux_p_c_h_q(tmp_path):
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
     steps = [s for s, _ in list_checkpoints(run / "checkpoints")]
     assert len(steps) == 2 and steps[0] > steps[1]  # the one from c, and the one q wrote on the way out
+
+
+def test_bench_dashboard_run_gives_up_when_the_dashboard_does_not_start(tmp_path):
+    from hwm_tui.ui_bench import _dashboard_run
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="did not start"):
+        _dashboard_run([sys.executable, "-c", "print('no dashboard here')"], tmp_path, 10, 2.0)
+    assert time.monotonic() - started < 10  # the command's exit was seen, not waited out
+
+
+def test_bench_step_follower_reads_only_the_new_tail(tmp_path):
+    from hwm_core.events import event_to_json
+    from hwm_tui.ui_bench import _StepFollower
+
+    from tui_fakes import scripted_events
+
+    lines = [event_to_json(e) + "\n" for e in scripted_events(30)]
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(lines[:10]))
+    follower = _StepFollower(metrics)
+    assert follower.poll() == 8 and follower.offset == metrics.stat().st_size
+    with metrics.open("a") as fh:
+        fh.write("".join(lines[10:]))
+    assert follower.poll() == 30

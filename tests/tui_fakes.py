@@ -47,11 +47,12 @@ def scripted_events(steps: int = 300, max_steps: int = 600, *, run_id: str = "20
 class FakeLink:
     """Plays scripted events and answers commands the way the trainer does."""
 
-    def __init__(self, events: list, *, alive: bool = True, run_dir: Path | None = None):
+    def __init__(self, events: list, *, alive: bool = True, run_dir: Path | None = None, error: str | None = None):
         self.pending = list(events)
         self.sent: list[str] = []
         self._alive = alive
         self.run_dir = run_dir
+        self.error = error  # what a LocalLink knows of a trainer thread that raised
         self.step = max((getattr(e, "step", 0) for e in events), default=0)
 
     def poll(self) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -22,6 +22,7 @@ KEYS = [
         ("s / S", "sort by the next column / reverse the order"),
         ("r", "resume the selected run from its latest good checkpoint"),
         ("d", "delete the selected run (asks first)"),
+        ("?", "this help"),
         ("escape", "back"),
     ]),
     ("Health colours", [
@@ -35,9 +36,9 @@ KEYS = [
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical {
+    HelpScreen > VerticalScroll {
         width: 90; max-width: 98%; height: auto; max-height: 98%;
-        border: thick $accent; background: $surface; padding: 0 1;
+        border: thick $accent; background: $surface; padding: 0 1; scrollbar-gutter: stable;
     }
     """
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("question_mark", "dismiss", "Close", show=False),
@@ -47,13 +48,15 @@ class HelpScreen(ModalScreen[None]):
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
-        for section, rows in KEYS:
+        for n, (section, rows) in enumerate(KEYS):
+            if n:
+                table.add_row("", "")
             table.add_row(f"[bold]{section}[/]", "")
             for key, what in rows:
                 table.add_row(key, what)
-            table.add_row("", "")
-        table.add_row("", "[dim]escape closes this help[/]")
-        with Vertical():
+        # at 80x24 the keys do not all fit: they scroll, and the way out stays in the border
+        with VerticalScroll() as box:
+            box.border_subtitle = "escape closes · ↑↓ scroll"
             yield Static(table)
 
     def action_dismiss(self) -> None:

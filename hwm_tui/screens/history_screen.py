@@ -8,12 +8,16 @@ metrics are read in a worker thread: a 60,000-step file must not freeze the keys
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical, VerticalScroll
@@ -21,17 +25,20 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from hwm_core.errors import UserError
+from hwm_core.events import read_events
 from hwm_core.progress import format_duration
 from hwm_core.run_folder import RunFolder, delete_run
-from hwm_core.run_history import RunSummary, list_runs, read_run_events
+from hwm_core.run_history import RunSummary, list_runs
 
 from ..run_view import RunView
 from ..widgets.grad_chart import GradChart
 from ..widgets.loss_chart import LossChart
 from ..widgets.lr_chart import LrChart
 from .confirm_screen import ConfirmScreen
+from .help_screen import HelpScreen
 
 REFRESH_S = 2.0
+DETAILS_KEPT = 8  # runs whose parsed metrics stay in memory (a 60,000-step run is ~10 MB)
 STATUS_STYLES = {"running": "green", "completed": "bold green", "interrupted": "yellow",
                  "failed": "red", "broken": "bold red"}
 
@@ -63,12 +70,35 @@ def _started(value: float | None) -> str:
     return time.strftime("%m-%d %H:%M", time.localtime(value)) if value else "-"
 
 
+@dataclass(frozen=True)
+class _Detail:
+    """What was read of one run: a refresh reads only what metrics.jsonl gained.
+    Its view is never changed once made; a newer one starts from a copy."""
+
+    file: tuple[int, int]    # (st_dev, st_ino): a resume replaces the file
+    stamp: tuple[int, int]   # (st_size, st_mtime_ns)
+    offset: int
+    view: RunView
+    config: str
+
+
+def _row_cells(s: RunSummary, current_run: str | None) -> tuple:
+    name = Text(s.id, style="bold" if s.id == current_run else "")
+    if s.id == current_run:
+        name.append(" ◀", style="bold cyan")
+    return (name, Text(s.status, style=STATUS_STYLES.get(s.status, "")), s.preset, _started(s.started),
+            format_duration(s.duration_s), f"{s.step}/{s.max_steps}", _loss(s.last_val_loss),
+            _loss(s.best_val_loss), Text(str(s.warning_count), style="yellow" if s.warning_count else ""))
+
+
 class HistoryScreen(Screen):
     DEFAULT_CSS = """
     HistoryScreen #runs { height: auto; max-height: 45%; border: round $panel-lighten-2; }
     HistoryScreen #detail { height: 1fr; min-height: 12; }
     HistoryScreen #curves { layout: grid; grid-size: 3 1; height: 1fr; }
     HistoryScreen #empty { padding: 1 2; color: $text-muted; }
+    HistoryScreen #detail-error { display: none; padding: 0 1; color: $error; }
+    HistoryScreen #detail-error.-shown { display: block; }
     HistoryScreen #config-scroll { height: 1fr; }
     """
 
@@ -78,6 +108,7 @@ class HistoryScreen(Screen):
         Binding("S", "reverse", "Reverse", show=False),
         Binding("r", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
+        Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -90,6 +121,10 @@ class HistoryScreen(Screen):
         self.sort_reverse = True
         self.selected: str | None = None
         self.detail_config = ""  # the config text shown for the selected run
+        self.detail_error = ""   # why the selected run's detail could not be read
+        self._shown_cells: dict[str, tuple] = {}
+        self._details: OrderedDict[str, _Detail] = OrderedDict()
+        self._details_lock = threading.Lock()  # a superseded detail worker may still be finishing
 
     def compose(self) -> ComposeResult:
         table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
@@ -97,6 +132,7 @@ class HistoryScreen(Screen):
         yield table
         with Vertical(id="detail"):
             yield Static("", id="empty")
+            yield Static("", id="detail-error")
             with TabbedContent(id="tabs"):
                 with TabPane("Curves", id="tab-curves"):
                     with Container(id="curves"):
@@ -121,14 +157,17 @@ class HistoryScreen(Screen):
     @work(thread=True, exclusive=True, group="runs")
     def _refresh_in_background(self) -> None:
         # Reading every run folder (on a network disk, say) must not hold up the keys.
-        summaries = list_runs(self.runs_dir)
+        try:
+            summaries = list_runs(self.runs_dir)
+        except Exception:  # noqa: BLE001 - a runs dir gone for a moment: the next refresh tries again
+            return
         self.app.call_from_thread(self._show_runs, summaries)
 
     def refresh_runs(self) -> None:
         self._show_runs(list_runs(self.runs_dir))
 
     def _show_runs(self, summaries: list[RunSummary]) -> None:
-        self.summaries = {s.id: s for s in summaries}
+        previous, self.summaries = self.summaries, {s.id: s for s in summaries}
         self._fill_table()
         empty = self.query_one("#empty", Static)
         tabs = self.query_one(TabbedContent)
@@ -137,30 +176,44 @@ class HistoryScreen(Screen):
             empty.display, tabs.display = True, False
         else:
             empty.display, tabs.display = False, True
+        selected = self.summaries.get(self.selected or "")
+        if selected is not None and selected.id in previous and selected != previous[selected.id]:
+            self.load_detail(selected.id)  # a live run: read what its metrics gained
 
     def _fill_table(self) -> None:
+        """Show the runs; rows are changed in place, and the whole table is rebuilt
+        only when runs came, went or moved, so the cursor and scroll stay put."""
         table = self.query_one(DataTable)
         key = COLUMNS[self.sort_column][2]
         rows = sorted(self.summaries.values(), key=key, reverse=self.sort_reverse)
-        keep = self.selected
-        table.clear()
-        for s in rows:
-            name = Text(s.id, style="bold" if s.id == self.current_run else "")
-            if s.id == self.current_run:
-                name.append(" ◀", style="bold cyan")
-            table.add_row(
-                name, Text(s.status, style=STATUS_STYLES.get(s.status, "")), s.preset, _started(s.started),
-                format_duration(s.duration_s), f"{s.step}/{s.max_steps}", _loss(s.last_val_loss),
-                _loss(s.best_val_loss), Text(str(s.warning_count), style="yellow" if s.warning_count else ""),
-                key=s.id)
+        order = [s.id for s in rows]
+        cells = {s.id: _row_cells(s, self.current_run) for s in rows}
+        # Filling the table moves its cursor; the selection is ours to restore, not a user's pick.
+        with self.prevent(DataTable.RowHighlighted):
+            if order == [row.key.value for row in table.ordered_rows]:
+                for run_id, row in cells.items():
+                    old = self._shown_cells.get(run_id, ())
+                    for (_, column, _), value, was in zip(COLUMNS, row, old):
+                        if value != was:
+                            table.update_cell(run_id, column, value, update_width=True)
+            else:
+                table.clear()
+                for run_id, row in cells.items():
+                    table.add_row(*row, key=run_id)
+                if self.selected in cells:
+                    table.move_cursor(row=order.index(self.selected), animate=False)
+        self._shown_cells = cells
         label = COLUMNS[self.sort_column][0]
         table.border_subtitle = f"sorted by {label} {'↓' if self.sort_reverse else '↑'} · s sort · S reverse"
-        if keep in self.summaries:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+        if order and self.selected not in cells:  # first fill, or the selected run is gone
+            self._select(order[min(table.cursor_row, len(order) - 1)])
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        run_id = event.row_key.value if event.row_key else None
-        if run_id and run_id != self.selected:
+        if event.row_key and event.row_key.value:
+            self._select(event.row_key.value)
+
+    def _select(self, run_id: str) -> None:
+        if run_id != self.selected:
             self.selected = run_id
             self.load_detail(run_id)
 
@@ -178,31 +231,80 @@ class HistoryScreen(Screen):
         summary = self.summaries.get(run_id)
         if summary is None:
             return
-        folder = RunFolder(Path(summary.path))
-        view = RunView()
-        view.add_all(read_run_events(folder))
         try:
-            config = folder.config_toml.read_text()
-        except OSError as exc:
-            config = f"# config.toml cannot be read: {exc.strerror}"
-        self.app.call_from_thread(self._show_detail, run_id, summary, view, config)
-
-    def _show_detail(self, run_id: str, summary: RunSummary, view: RunView, config: str) -> None:
-        if run_id != self.selected:
+            detail = self._read_detail(run_id, summary)
+        except Exception as exc:  # noqa: BLE001 - a damaged run must not end the app (nor a run it trains)
+            self.app.call_from_thread(self._show_detail_error, run_id, summary, f"{type(exc).__name__}: {exc}")
             return
+        if not get_current_worker().is_cancelled:  # a newer read of this run may already be shown
+            self.app.call_from_thread(self._show_detail, run_id, summary, detail)
+
+    def _read_detail(self, run_id: str, summary: RunSummary) -> _Detail:
+        """The run's curves and config, reading only the part of metrics.jsonl not read before."""
+        folder = RunFolder(Path(summary.path))
+        try:
+            st = folder.metrics.stat()
+            file, stamp = (st.st_dev, st.st_ino), (st.st_size, st.st_mtime_ns)
+        except OSError:
+            file, stamp = (0, 0), (0, 0)
+        with self._details_lock:
+            cached = self._details.get(run_id)
+        if cached is not None and cached.stamp == stamp:
+            return cached
+        if cached is not None and cached.file == file and cached.offset <= stamp[0]:
+            view, offset, config = cached.view.copy(), cached.offset, cached.config
+        else:
+            view, offset, config = RunView(), 0, _read_config(folder)
+        events, offset = read_events(folder.metrics, offset)
+        view.add_all(events)
+        if _file_of(folder.metrics) not in (None, file):
+            return self._read_detail(run_id, summary)  # replaced while we read it (a resume): again
         if view.start is None and summary.max_steps:
             view.progress.max_steps = summary.max_steps
+        detail = _Detail(file, stamp, offset, view, config)
+        with self._details_lock:
+            self._details[run_id] = detail
+            self._details.move_to_end(run_id)
+            while len(self._details) > DETAILS_KEPT:
+                self._details.popitem(last=False)
+        return detail
+
+    def _show_detail(self, run_id: str, summary: RunSummary, detail: _Detail) -> None:
+        if run_id != self.selected:
+            return
+        view = detail.view
         for chart in (self.query_one("#h-loss", LossChart), self.query_one("#h-lr", LrChart),
                       self.query_one("#h-grad", GradChart)):
-            chart.show(view, force=True)
+            chart.show(view)
+        self._show_error("")
+        self._show_config(summary, detail.config)
+
+    def _show_detail_error(self, run_id: str, summary: RunSummary, error: str) -> None:
+        if run_id != self.selected:
+            return
+        empty = RunView()
+        for chart in (self.query_one("#h-loss", LossChart), self.query_one("#h-lr", LrChart),
+                      self.query_one("#h-grad", GradChart)):
+            chart.show(empty)
+        self._show_error(f"run {run_id} cannot be shown: {error}")
+        self._show_config(summary, f"# cannot be read: {error}")
+
+    def _show_error(self, error: str) -> None:
+        self.detail_error = error
+        widget = self.query_one("#detail-error", Static)
+        widget.update(error)
+        widget.set_class(bool(error), "-shown")
+
+    def _show_config(self, summary: RunSummary, config: str) -> None:
         header = f"# run {summary.id} · {summary.status}"
         if summary.error:
             header += f"\n# {summary.error}"
         if summary.latest_checkpoint:
             header += f"\n# latest good checkpoint: {summary.latest_checkpoint}"
-        self.detail_config = header + "\n" + config
-        self.query_one("#config", Static).update(Syntax(self.detail_config, "toml", theme="ansi_dark",
-                                                        word_wrap=True))
+        text = header + "\n" + config
+        if text != self.detail_config:  # an unchanged config keeps its scroll position
+            self.detail_config = text
+            self.query_one("#config", Static).update(Syntax(text, "toml", theme="ansi_dark", word_wrap=True))
 
     # ------------------------------------------------------------------ keys
 
@@ -221,6 +323,9 @@ class HistoryScreen(Screen):
 
     def action_quit(self) -> None:
         self.app.action_request_quit()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())
 
     def action_resume(self) -> None:
         summary = self.summaries.get(self.selected or "")
@@ -255,5 +360,22 @@ class HistoryScreen(Screen):
             self.notify(str(exc), severity="error", timeout=8)
             return
         self.notify(f"deleted run {summary.id}")
+        with self._details_lock:
+            self._details.pop(summary.id, None)
         self.selected = None
         self.refresh_runs()
+
+
+def _file_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _read_config(folder: RunFolder) -> str:
+    try:
+        return folder.config_toml.read_text()
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 (a damaged or binary file)
+        return f"# config.toml cannot be read: {getattr(exc, 'strerror', None) or exc}"

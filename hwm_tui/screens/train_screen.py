@@ -74,6 +74,7 @@ class TrainScreen(Screen):
         self.quitting = False
         self.close_only = False              # watch: leave the trainer running
         self.finished_at: float | None = None
+        self.paused = False                  # the trainer's own word; "checkpointing" leaves it as it was
         self._generation = getattr(link, "generation", 0)
 
     # ------------------------------------------------------------------ layout
@@ -107,6 +108,7 @@ class TrainScreen(Screen):
             self._generation = generation
             self.view = RunView()
             self.query_one(WarningsPanel).reset()
+        was_alive = self.link.alive  # asked first: a trainer gone before the poll has said all it will
         events = self.link.poll()
         if events:
             self.view.add_all(events)
@@ -116,12 +118,25 @@ class TrainScreen(Screen):
             self.query_one(WarningsPanel).show_warnings(self.view.warnings)
             if changed:  # figures alone wait for the next status tick
                 self._redraw_status()
+        if not was_alive and not events and not self.watching and not self.view.progress.finished:
+            self._died_silently()
         if self.quitting and not self.link.alive and not events:
             self.app.exit(self.view.progress.state)
+
+    def _died_silently(self) -> None:
+        """The trainer thread ended without a final state (it raised before it could say):
+        show it failed, with its error when the link knows it, rather than "starting" forever."""
+        error = getattr(self.link, "error", None) or "the trainer stopped without reporting why"
+        event = StateEvent("failed", self.view.progress.step, message=error, time=self.clock())
+        self.view.add(event)
+        self._react(event)
+        self._redraw_status()
 
     def _react(self, event) -> bool:
         """Handle what needs more than a chart update; True if the status line changed."""
         if isinstance(event, StateEvent):
+            if event.state in ("paused", "running"):
+                self.paused = event.state == "paused"
             if (self.pending == "pausing…" and event.state == "paused") or \
                     (self.pending == "resuming…" and event.state == "running"):
                 self.pending = None
@@ -184,7 +199,7 @@ class TrainScreen(Screen):
         if self.finished:
             self.notify("the run has ended", severity="warning")
             return
-        if self.view.progress.state == "paused" and self.pending != "resuming…" or self.pending == "pausing…":
+        if self.paused and self.pending != "resuming…" or self.pending == "pausing…":
             self.link.send(RESUME)
             self.pending = "resuming…"
         else:

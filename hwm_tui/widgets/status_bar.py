@@ -28,11 +28,15 @@ class StatusBar(Static):
     """
 
     def show(self, p: RunProgress, *, state: str, message: str, now: float) -> None:
-        head = Text(no_wrap=True, overflow="ellipsis")
-        head.append("run ", style="dim")
-        head.append(p.run_id or "-", style="bold")
-        head.append(f" · {p.preset} · {p.device} · ", style="dim")
-        head.append(f"● {state}", style=STATE_STYLES.get(state, "bold"))
+        # The state has a column of its own: a long device name or preset path is cut, never the state.
+        head = Table.grid(padding=(0, 1), expand=True)
+        head.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        head.add_column(no_wrap=True, justify="right")
+        names = Text(no_wrap=True, overflow="ellipsis")
+        names.append("run ", style="dim")
+        names.append(p.run_id or "-", style="bold")
+        names.append(f" · {p.preset} · {p.device}", style="dim")
+        head.add_row(names, Text(f"● {state}", style=STATE_STYLES.get(state, "bold")))
 
         progress = Table.grid(padding=(0, 1))
         progress.add_column(no_wrap=True)
