@@ -4,4 +4,8 @@ Nothing here imports the UI; the dashboard and the CLI use this package's API
 and its event stream only.
 """
 
+import time
+
 __version__ = "0.1.0"
+# Where /proc cannot tell when this process started, commands sent before this moment are stale.
+IMPORTED_AT = time.time()

@@ -35,6 +35,18 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def append_bytes_durable(path: Path, data: bytes) -> None:
+    """Append and fsync (and the folder, for a new file): on disk before whatever
+    step relies on it, e.g. lines moved out of metrics.jsonl before it is rewritten."""
+    created = not path.exists()
+    with open(path, "ab") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if created:
+        fsync_dir(path.parent)
+
+
 def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

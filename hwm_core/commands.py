@@ -7,9 +7,11 @@ dashboard in another terminal (`hwm-tui watch`) can steer a headless run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +20,30 @@ PAUSE, RESUME, CHECKPOINT, STOP = "pause", "resume", "checkpoint", "stop"
 COMMANDS = (PAUSE, RESUME, CHECKPOINT, STOP)
 COMMANDS_DIR = "commands"
 FILE_POLL_INTERVAL_S = 0.25  # how often the trainer looks at the folder, at most
+
+
+# Fallback for process_start_time: when hwm_core was imported (early in a CLI process)
+# if the package records it, else when this module was.
+_IMPORTED_AT = getattr(sys.modules[__package__], "IMPORTED_AT", time.time())
+# A start further back than this before the import is taken as a misread clock.
+MAX_IMPORT_DELAY_S = 600.0
+
+
+@functools.cache
+def process_start_time() -> float:
+    """When this process started (wall clock), read once. Linux: its start in clock
+    ticks after boot from /proc/self/stat, placed on the wall clock through
+    CLOCK_BOOTTIME, which counts from the same boot; elsewhere, or if that looks
+    wrong, the time this module was imported."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            # Field 22 (starttime); the command name (field 2) may hold spaces, so count after ')'.
+            started_ticks = int(fh.read().rsplit(b")", 1)[1].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return _IMPORTED_AT
+    started = time.time() - age
+    return started if _IMPORTED_AT - MAX_IMPORT_DELAY_S <= started <= _IMPORTED_AT else _IMPORTED_AT
 
 
 def send_to_run(run_dir: Path, command: str) -> Path:
@@ -41,9 +67,27 @@ class CommandInbox:
         self._next_scan = 0.0
         if self._dir is not None:
             self._dir.mkdir(exist_ok=True)
-            # Commands left from an earlier process were meant for it, not for us.
-            for stale in self._dir.glob("*.json"):
-                stale.unlink(missing_ok=True)
+            self._discard_stale()
+
+    def _discard_stale(self) -> None:
+        """Commands sent before this process started were meant for an earlier one;
+        later ones (a stop from the launcher's Ctrl-C, a `p` from `hwm-tui watch` while
+        the data is checked) are for us, and the first poll applies them."""
+        started = process_start_time()
+        for path in self._dir.glob("*.json"):
+            if _sent_at(path) < started:
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """The trainer is done: commands still waiting were for it, and must not reach
+        a later resume of the run in this same process (the dashboard's `r`)."""
+        if self._dir is None:
+            return
+        try:
+            for path in self._dir.glob("*.json"):
+                path.unlink(missing_ok=True)
+        except OSError:  # left for the next trainer's start-time check
+            pass
 
     def send(self, command: str) -> None:
         if command not in COMMANDS:
@@ -91,6 +135,17 @@ class CommandInbox:
             if command in COMMANDS:
                 out.append(command)
         return out
+
+
+def _sent_at(path: Path) -> float:
+    """The sender's clock in the file, else its modification time; 0 if unreadable."""
+    try:
+        sent = json.loads(path.read_text()).get("time")
+        if isinstance(sent, (int, float)) and not isinstance(sent, bool):
+            return float(sent)
+        return path.stat().st_mtime
+    except (OSError, ValueError, AttributeError):
+        return 0.0
 
 
 # Ranks must apply the same commands at the same step boundary, so rank 0's

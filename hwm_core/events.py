@@ -8,6 +8,7 @@ what the history screen, `runs show` and `watch` read later.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -134,6 +135,19 @@ def event_to_json(event: Event) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
+def _fits(value: Any, annotation: Any) -> bool:
+    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    return True
+
+
 def event_from_dict(data: dict[str, Any]) -> Event | None:
     """An event from a metrics line; None for a line of an unknown type."""
     cls = EVENT_TYPES.get(data.get("type", ""))
@@ -146,6 +160,8 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
             value = data[name]
             if value is None and f.type in ("float", float):
                 value = math.nan
+            if not _fits(value, f.type):
+                return None  # a damaged line ("step": null, say) is skipped, not passed on to break readers
             kwargs[name] = value
     try:
         return cls(**kwargs)
@@ -251,6 +267,20 @@ class EventBus:
                 self.on_written(event, self._offset)
         self._backlog.clear()
         self._write_failed = False
+
+    def sync(self) -> None:
+        """Put every line published so far on disk (fsync); call before a checkpoint
+        save, so checkpoint N never exists without the metrics up to step N. Raises
+        OSError when lines are still unwritten or the fsync fails: the save must not go on."""
+        with self._lock:
+            if self._file is None:
+                return
+            if self._backlog:
+                self._write_backlog(getattr(self._backlog[-1][0], "step", 0))
+            if self._backlog:
+                raise OSError(errno.EIO, f"{len(self._backlog)} metrics.jsonl lines are not written yet "
+                                         "(disk full?)")
+            os.fsync(self._file.fileno())
 
     def under_lock(self, fn: Callable[[], T]) -> T:
         """Run fn while no event is being published (for consistent snapshots)."""

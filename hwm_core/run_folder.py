@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .atomic import write_json_atomic
+from .atomic import fsync_dir, write_json_atomic
 from .errors import RunError
 
 RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
@@ -135,8 +135,46 @@ def create_run_folder(runs_dir: Path, preset: str, run_id: str | None = None) ->
             raise RunError(f"cannot create a run folder in {runs_dir} ({exc.strerror}): "
                            "free disk space or pass another --runs-dir") from None
         (path / "checkpoints").mkdir()
+        # Both new entries on disk before anything in the run relies on them.
+        fsync_dir(path)
+        fsync_dir(runs_dir)
         return RunFolder(path)
     raise RunError(f"a run named {base} already exists in {runs_dir}: choose another id")
+
+
+_LOCK_BUSY = (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN)
+# Readers probe the lock with a brief shared flock (lock_held); a few quick retries
+# keep such a probe from being mistaken for another trainer.
+LOCK_RETRIES, LOCK_RETRY_S = 5, 0.02
+
+
+def _flock_with_retries(fd: int) -> None:
+    for attempt in range(LOCK_RETRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in _LOCK_BUSY or attempt == LOCK_RETRIES - 1:
+                raise
+            time.sleep(LOCK_RETRY_S)
+
+
+def lock_held(folder: "RunFolder") -> bool | None:
+    """Whether a process holds the run's lock now (a definite answer on this host);
+    None when the lock file cannot be opened, and nothing is created or written."""
+    try:
+        fd = os.open(folder.lock_file, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return True if exc.errno in _LOCK_BUSY else None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 class RunLock:
@@ -153,10 +191,10 @@ class RunLock:
             raise RunError(f"cannot open {self.folder.lock_file} ({exc.strerror}): the run folder must be "
                            "writable to train it") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_with_retries(fd)
         except OSError as exc:
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+            if exc.errno in _LOCK_BUSY:
                 pid = self._holder_pid()
                 who = f" (pid {pid})" if pid else ""
                 raise RunError(f"run {self.folder.id} is being trained by another process{who}: "
@@ -205,19 +243,25 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def effective_status(meta: dict[str, Any], now: float | None = None) -> str:
-    """The status a run really has: 'running' in run.json is believed only while
-    its process lives and its heartbeat is fresh."""
+def effective_status(meta: dict[str, Any], now: float | None = None, *,
+                     folder: RunFolder | None = None) -> str:
+    """The status a run really has: 'running' in run.json is believed only while its
+    process lives. On this host the run lock (with `folder`), else the pid, decides;
+    a stale heartbeat alone may be a process that cannot write run.json (disk full).
+    From another host only the heartbeat tells."""
     status = meta.get("status", "unknown")
     if status != RUNNING:
         return status
+    if meta.get("host") == socket.gethostname():
+        held = lock_held(folder) if folder is not None else None
+        if held is not None:
+            return RUNNING if held else INTERRUPTED
+        pid = meta.get("pid")
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
+            return RUNNING if pid_alive(pid) else INTERRUPTED
     now = time.time() if now is None else now
     heartbeat = meta.get("heartbeat") or 0
-    if now - heartbeat > HEARTBEAT_STALE_S:
-        return INTERRUPTED
-    if meta.get("host") == socket.gethostname() and meta.get("pid") and not pid_alive(int(meta["pid"])):
-        return INTERRUPTED
-    return RUNNING
+    return INTERRUPTED if now - heartbeat > HEARTBEAT_STALE_S else RUNNING
 
 
 class RunRecord:

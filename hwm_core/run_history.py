@@ -115,7 +115,7 @@ def summarize(folder: RunFolder, *, now: float | None = None) -> RunSummary:
         return RunSummary(id=folder.id, path=str(folder.path), status=BROKEN, error=str(exc))
     cached = SummaryAccumulator.from_json(meta.get("summary"))
     acc = accumulate(folder, cached)
-    status = effective_status(meta, now)
+    status = effective_status(meta, now, folder=folder)
     started = _number(meta.get("started"))
     ended = _number(meta.get("ended"))
     if ended is None and status == RUNNING:

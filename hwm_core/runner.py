@@ -40,6 +40,7 @@ class TrainingRunner:
             self.error = exc
         finally:
             self.bus.close()
+            self.inbox.close()  # while the run lock is still ours
             self.session.close()
 
     def send(self, command: str) -> None:

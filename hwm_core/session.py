@@ -27,7 +27,7 @@ from .distributed import DistInfo
 from .errors import CheckpointError, ConfigError, RunError
 from .events import parse_line
 from .model import MaskedHWM
-from .atomic import write_bytes_atomic, write_text_atomic
+from .atomic import append_bytes_durable, write_bytes_atomic, write_text_atomic
 from .run_folder import RUNNING, RunFolder, RunLock, create_run_folder, default_runs_dir, new_meta
 from .run_history import resolve_run
 
@@ -127,6 +127,8 @@ def open_splits(config: Config, *, notices: list[str]) -> tuple[Split, Split | N
     if val_dir is not None:
         val = Split.open(val_dir, role="val")
         val.check_contents()
+    for split in (train, val):
+        notices.extend(split.notices if split is not None else [])
     return train, val
 
 
@@ -310,9 +312,8 @@ def rewind_metrics(folder: RunFolder, step: int) -> int:
             keep.append(line)
         elif line.strip():
             moved.append(line if line.endswith(b"\n") else line + b"\n")
-    if moved:
-        with open(folder.rolled_back_metrics, "ab") as fh:
-            fh.writelines(moved)
+    if moved:  # on disk before metrics.jsonl loses them
+        append_bytes_durable(folder.rolled_back_metrics, b"".join(moved))
     write_bytes_atomic(folder.metrics, b"".join(keep))
     return len(moved)
 

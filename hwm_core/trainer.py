@@ -266,6 +266,7 @@ class Trainer:
         started = time.perf_counter()
         tensors, meta = checkpoint_payload(s)
         try:
+            self.bus.sync()  # a checkpoint never stands on disk ahead of the metrics it follows
             path, size = ckpt.save_checkpoint(s.folder.checkpoints, step, tensors, meta)
             ckpt.prune_checkpoints(s.folder.checkpoints, self.config.checkpoint.keep_checkpoints,
                                    just_written=path)

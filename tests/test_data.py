@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -74,6 +75,7 @@ def test_sample_shapes_and_state_normalisation(tmp_path):
     ("bad_shard_meta", "'shard_num_frames' must be a positive integer"),
     ("no_metadata", "metadata.json is missing"),
     ("not_json", "cannot be read as JSON"),
+    ("no_videos_dir", "split/videos/ is missing"),
 ])
 def test_broken_split_names_the_file(tmp_path, damage, needle):
     root = write_split_by_hand(tmp_path / "split", [40, 51])
@@ -93,9 +95,21 @@ def test_broken_split_names_the_file(tmp_path, damage, needle):
         (root / "metadata.json").unlink()
     elif damage == "not_json":
         (root / "metadata.json").write_text("{oops")
+    elif damage == "no_videos_dir":  # the other sub-folders still mark the layout
+        shutil.rmtree(root / "videos")
     with pytest.raises(DataError) as info:
         Split.open(root)
     assert needle in str(info.value)
+
+
+def test_a_num_images_that_disagrees_with_the_shards_is_a_notice(tmp_path):
+    root = write_split_by_hand(tmp_path / "split", [40, 51])
+    assert Split.open(root).notices == []
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["num_images"] = 90
+    (root / "metadata.json").write_text(json.dumps(meta))
+    (notice,) = Split.open(root).notices
+    assert "num_images = 90, but the shards hold 91 frames" in notice
 
 
 def test_contents_check_catches_bad_tokens_and_nan_states(tmp_path):

@@ -83,6 +83,7 @@ class Split:
         self.layout = layout
         self.metadata = metadata
         self.shards = shards
+        self.notices: list[str] = []  # said once when training starts; nothing here stops it
 
     @classmethod
     def open(cls, root: str | Path, *, role: str = "data") -> "Split":
@@ -102,9 +103,13 @@ class Split:
                             "not a v2.0 split; re-download it or regenerate with `hwm-tui data synth`")
         if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
             raise DataError(f"{meta_path}: 'num_shards' must be a positive integer, got {num_shards!r}")
-        layout = "nested" if (root / NESTED_DIRS["video"]).is_dir() else "flat"
+        layout = _layout(root)
         shards = [_open_shard(root, layout, s) for s in range(num_shards)]
-        return cls(root, layout, metadata, shards)
+        split = cls(root, layout, metadata, shards)
+        notice = _num_images_notice(meta_path, metadata, shards)
+        if notice:
+            split.notices.append(notice)
+        return split
 
     @property
     def num_frames(self) -> int:
@@ -145,6 +150,32 @@ class Split:
         los = [int(s.video.min()) for s in self.shards if s.video.size]
         his = [int(s.video.max()) for s in self.shards if s.video.size]
         return (min(los), max(his)) if los else (0, 0)
+
+
+def _layout(root: Path) -> str:
+    """'nested' if any of the train layout's sub-folders is there, and then all must be,
+    so a split missing one is named as such rather than read as flat."""
+    present = [sub for sub in NESTED_DIRS.values() if (root / sub).is_dir()]
+    if not present:
+        return "flat"
+    for sub in NESTED_DIRS.values():
+        if sub not in present:
+            raise DataError(f"{root / sub}/ is missing: the split keeps its shards in sub-folders "
+                            f"({', '.join(s + '/' for s in present)} are there) and needs {sub}/ too; "
+                            "re-download or regenerate it")
+    return "nested"
+
+
+def _num_images_notice(meta_path: Path, metadata: dict, shards: list[Shard]) -> str | None:
+    """metadata.json's frame count against the shards'. Only a notice: every shard is
+    checked against its own metadata already, and a split's total may be counted
+    differently than this reader assumes; refusing real data on that would be worse."""
+    num_images = metadata.get("num_images")
+    total = sum(shard.num_frames for shard in shards)
+    if num_images is None or num_images == total:
+        return None
+    return (f"{meta_path} says num_images = {num_images!r}, but the shards hold {total} frames: "
+            "if shards are missing, re-download the split")
 
 
 def _read_json(path: Path, what: str) -> dict:
