@@ -161,7 +161,8 @@ def _launch_with_dashboard(request: TrainRequest, nproc: int) -> int:
 
 def _still_training(runs_dir: Path, run_ref: str) -> bool:
     try:
-        return effective_status(resolve_run(runs_dir, run_ref).read_meta()) == RUNNING
+        folder = resolve_run(runs_dir, run_ref)
+        return effective_status(folder.read_meta(), folder=folder) == RUNNING
     except UserError:
         return False
 

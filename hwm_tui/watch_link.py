@@ -67,7 +67,7 @@ class WatchLink:
         if now >= self._next_status_check:
             self._next_status_check = now + STATUS_CHECK_S
             try:
-                self._alive = effective_status(self.folder.read_meta()) == RUNNING
+                self._alive = effective_status(self.folder.read_meta(), folder=self.folder) == RUNNING
             except RunError:
                 self._alive = False
         return self._alive
