@@ -20,11 +20,12 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+
+if TYPE_CHECKING:  # torch is imported where tensors are handled: listing runs needs only headers
+    import torch
 
 from .errors import CheckpointError
 from .atomic import fsync_dir
@@ -44,6 +45,8 @@ def checkpoint_checksum(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) 
 
 
 def _digest(meta: dict[str, Any], named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    import torch
+
     digest = hashlib.sha256()
     header = {k: v for k, v in meta.items() if k != "checksum"}
     digest.update(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
@@ -61,6 +64,8 @@ def _digest(meta: dict[str, Any], named_tensors: Iterable[tuple[str, torch.Tenso
 def _write_file(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """The one place bytes hit the disk, so tests can make it fail like a full disk."""
     try:
+        from safetensors.torch import save_file
+
         save_file(tensors, str(path), metadata=metadata)
     except SafetensorError as exc:  # its own type for I/O errors (disk full, file too large)
         raise OSError(errno.EIO, str(exc)) from None

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where tensors are made: config and data commands start without torch
+    import torch
 
 FSQ_LEVELS: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
 FSQ_BASES: tuple[int, ...] = tuple(int(np.prod(FSQ_LEVELS[:i])) for i in range(len(FSQ_LEVELS)))
@@ -59,6 +63,8 @@ class FactorSpec:
 
     def codes_to_factors(self, codes: torch.Tensor) -> torch.Tensor:
         """[...] int codes -> [..., F] int64 factor indices."""
+        import torch
+
         codes = codes.long()
         out = []
         for g, radix in zip(self.groups, self._radix):
@@ -70,6 +76,8 @@ class FactorSpec:
 
     def factors_to_codes(self, factors: torch.Tensor) -> torch.Tensor:
         """[..., F] factor indices -> [...] codes."""
+        import torch
+
         codes = torch.zeros(factors.shape[:-1], dtype=torch.long, device=factors.device)
         for f, (g, radix) in enumerate(zip(self.groups, self._radix)):
             idx = factors[..., f].long()
