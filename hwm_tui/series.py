@@ -69,6 +69,19 @@ class SmoothedSeries(Series):
         self.smooth.append(x, self._acc / self._norm if self._norm else math.nan)
 
 
+def downsample_last(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[list[float], list[float]]:
+    """One point a bucket, its last finite one: enough for a curve that is already
+    smooth, and half the points of min/max for plotext to join with lines."""
+    keep = np.isfinite(y)
+    if not keep.all():
+        x, y = x[keep], y[keep]
+    n = len(y)
+    if n <= max(1, buckets):
+        return x.tolist(), y.tolist()
+    index = np.linspace(0, n, max(1, buckets) + 1).astype(np.int64)[1:] - 1
+    return x[index].tolist(), y[index].tolist()
+
+
 def downsample_minmax(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[list[float], list[float]]:
     """At most 2*buckets points: each bucket's min and max, in x order. Non-finite
     values are dropped (a NaN loss shows as a warning, not as a line)."""

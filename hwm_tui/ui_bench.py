@@ -70,6 +70,7 @@ def chart_redraw_ms(steps: int = 60_000, sizes=((80, 24), (200, 60)), redraws: i
             # The events are consumed into numpy series by now, as in a live run; collect
             # their garbage first so a full GC pass is not timed as a redraw.
             gc.collect()
+            gc.freeze()  # as the dashboard does once it is up (see HwmApp.on_mount)
             charts = list(app.screen.query(RunChart))
             times: dict[str, list[float]] = {c.id: [] for c in charts}
             for _ in range(redraws):

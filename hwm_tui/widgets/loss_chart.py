@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..run_view import RunView
-from ..series import downsample_minmax
+from ..series import downsample_last, downsample_minmax
 from .run_chart import RunChart, step_axis, step_ticks
 
 
@@ -30,9 +30,11 @@ class LossChart(RunChart):
             plt.horizontal_line(reference, color="red")
             return
         step = float(view.loss.x[-1])
+        # Raw as dots (each bucket's min and max, so spikes show): joining them with lines
+        # paints vertical strokes that cost plotext several times the time.
         x, y = downsample_minmax(view.loss.x, view.loss.y, self.buckets)
-        plt.plot(x, y, color="gray", marker="braille")
-        sx, sy = downsample_minmax(view.loss.smooth.x, view.loss.smooth.y, self.buckets)
+        plt.scatter(x, y, color="gray", marker="braille")
+        sx, sy = downsample_last(view.loss.smooth.x, view.loss.smooth.y, 2 * self.buckets)
         plt.plot(sx, sy, color="cyan+", marker="braille")
         if len(view.val_loss):
             plt.scatter(view.val_loss.x.tolist(), view.val_loss.y.tolist(), color="green+", marker="●")

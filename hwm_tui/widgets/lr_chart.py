@@ -6,7 +6,7 @@ from __future__ import annotations
 from hwm_core.schedule import planned_curve
 
 from ..run_view import RunView
-from ..series import downsample_minmax
+from ..series import downsample_last
 from .run_chart import RunChart, step_ticks
 
 
@@ -33,7 +33,7 @@ class LrChart(RunChart):
                                    points=2 * self.buckets)
         plt.plot(steps, lrs, color="gray", marker="braille")
         if len(view.lr):
-            x, y = downsample_minmax(view.lr.x, view.lr.y, self.buckets)
+            x, y = downsample_last(view.lr.x, view.lr.y, 2 * self.buckets)  # a smooth curve: no spikes to keep
             plt.plot(x, y, color="yellow+", marker="braille")
             step, lr = float(view.lr.x[-1]), float(view.lr.y[-1])
             plt.vertical_line(step, color="white")

@@ -14,6 +14,7 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from ..run_view import RunView
+from .plot_text import figure_text
 
 # plotext needs room for the y tick labels; the rest of the width is data columns.
 Y_LABEL_COLUMNS = 10
@@ -60,7 +61,11 @@ class RunChart(PlotextPlot):
         plt.frame(True)
         if self.view is not None:
             self.draw(plt, self.view)
-        result = super().render()
+        # What PlotextPlot.render does, less its ANSI round trip (see plot_text).
+        plt.plotsize(self.size.width, self.size.height)
+        plt._set_size(self.size.width, self.size.height)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        result = figure_text(plt)
         self.last_render_ms = (time.perf_counter() - started) * 1000
         return result
 
