@@ -135,7 +135,7 @@ def test_q_asks_then_checkpoints_marks_interrupted_and_exits(runs_dir):
         await pilot.press("y")
         await wait_for(pilot, lambda: not runner.is_alive())
         assert "stopping…" in seen
-        await pilot.pause(0.3)
+        await pilot.pause(1.0)  # the app leaves at its next poll of the trainer
 
     run_scenario(app, runner, scenario)
     assert app.return_value == "interrupted"

@@ -1,6 +1,6 @@
 """The live training dashboard: status, loss, learning rate, gradient norms, warnings.
 
-Events are pulled from the link ten times a second, but charts redraw at most
+Events are pulled from the link four times a second, but charts redraw at most
 every two seconds and only when they have something new: drawing is what costs,
 and on a CPU box every millisecond the UI spends is taken from training.
 Keys send commands; the trainer applies them at its next step boundary, and the
@@ -32,7 +32,7 @@ from ..widgets.warnings_panel import WarningsPanel
 from .confirm_screen import ConfirmScreen
 from .help_screen import HelpScreen
 
-EVENT_POLL_S = 0.1
+EVENT_POLL_S = 0.25  # keys answer at once; this is only how soon trainer news shows
 CHART_REDRAW_S = 2.0
 STATUS_REDRAW_S = 1.0
 MESSAGE_SHOWN_S = 30.0
