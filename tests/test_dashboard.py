@@ -307,3 +307,36 @@ def test_watch_link_starts_over_when_metrics_is_replaced_even_if_longer(tmp_path
     events = link.poll()
     assert link.generation == 1
     assert len(events) == len(lines) - 1  # everything but the damaged first line, none read mid-line
+
+
+def test_charts_costlier_to_draw_are_redrawn_less_often(monkeypatch):
+    import hwm_tui.screens.train_screen as train_screen
+    from hwm_tui.widgets.run_chart import RunChart
+
+    app = HwmApp(link=FakeLink(scripted_events(300)), runs_dir=Path("/nonexistent"))
+    now = [1000.0]
+    monkeypatch.setattr(train_screen, "_monotonic", lambda: now[0])
+
+    async def scenario(pilot):
+        await pilot.pause(0.3)
+        screen = app.screen
+        drawn = []
+        monkeypatch.setattr(screen, "_redraw_charts", lambda force=False: drawn.append(now[0]))
+        screen._charts_drawn_at = now[0]
+        charts = list(screen.query(RunChart))
+        for chart in charts:
+            chart.last_render_ms = 5.0  # cheap: every 2 s
+        now[0] += 2.0
+        screen._redraw_charts_when_due()
+        assert drawn == [now[0]]
+        screen._charts_drawn_at = now[0]
+        for chart in charts:
+            chart.last_render_ms = 40.0  # 120 ms for three: at most 1 % of a core means every 12 s
+        now[0] += 6.0
+        screen._redraw_charts_when_due()
+        assert len(drawn) == 1
+        now[0] += 6.0
+        screen._redraw_charts_when_due()
+        assert len(drawn) == 2
+
+    run_scenario(app, None, scenario)

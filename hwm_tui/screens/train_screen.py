@@ -1,8 +1,9 @@
 """The live training dashboard: status, loss, learning rate, gradient norms, warnings.
 
 Events are pulled from the link four times a second, but charts redraw at most
-every two seconds and only when they have something new: drawing is what costs,
-and on a CPU box every millisecond the UI spends is taken from training.
+every two seconds (less often where drawing them costs more, on big terminals)
+and only when they have something new: drawing is what costs, and on a CPU box
+every millisecond the UI spends is taken from training.
 Keys send commands; the trainer applies them at its next step boundary, and the
 status says so ("pausing…") until it has.
 """
@@ -33,7 +34,9 @@ from .confirm_screen import ConfirmScreen
 from .help_screen import HelpScreen
 
 EVENT_POLL_S = 0.25  # keys answer at once; this is only how soon trainer news shows
-CHART_REDRAW_S = 2.0
+CHART_REDRAW_S = 2.0  # at the most often
+_monotonic = time.monotonic  # a name of its own, so a test can move this clock alone
+CHART_CPU_SHARE = 0.01  # charts may take this share of one core: big terminals redraw less often
 STATUS_REDRAW_S = 1.0
 MESSAGE_SHOWN_S = 30.0
 NARROW_BELOW = 120  # columns; narrower terminals split the panels evenly
@@ -72,6 +75,7 @@ class TrainScreen(Screen):
         self.message_time = 0.0
         self.checkpoint_requested = False
         self.quitting = False
+        self._charts_drawn_at = 0.0
         self.close_only = False              # watch: leave the trainer running
         self.finished_at: float | None = None
         self.paused = False                  # the trainer's own word; "checkpointing" leaves it as it was
@@ -94,7 +98,7 @@ class TrainScreen(Screen):
         self._redraw_status()
         self._redraw_charts()
         self.set_interval(EVENT_POLL_S, self._pull)
-        self.set_interval(CHART_REDRAW_S, self._redraw_charts)
+        self.set_interval(CHART_REDRAW_S / 4, self._redraw_charts_when_due)
         self.set_interval(STATUS_REDRAW_S, self._redraw_status)
 
     def on_resize(self, event) -> None:
@@ -189,7 +193,14 @@ class TrainScreen(Screen):
             self.message = ""  # give the line back to the charts
         self.query_one(StatusBar).show(self.view.progress, state=self.state_label, message=self.message, now=now)
 
+    def _redraw_charts_when_due(self) -> None:
+        charts = (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart))
+        cost_s = sum(chart.last_render_ms for chart in charts) / 1000
+        if _monotonic() - self._charts_drawn_at >= max(CHART_REDRAW_S, cost_s / CHART_CPU_SHARE):
+            self._redraw_charts()
+
     def _redraw_charts(self, force: bool = False) -> None:
+        self._charts_drawn_at = _monotonic()
         for chart in (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart)):
             chart.show(self.view, force=force)
 
