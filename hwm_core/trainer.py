@@ -115,7 +115,7 @@ class Trainer:
 
     def _final_checkpoint(self) -> str:
         """A run is only completed once its final weights are on disk."""
-        if self._checkpoint() or self._checkpoint():  # one retry: a full disk may have been freed
+        if self._checkpoint():
             return COMPLETED
         s = self.session
         resume_step = self.last_checkpoint_step or 0
