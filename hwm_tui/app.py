@@ -11,7 +11,6 @@ import gc
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -171,24 +170,10 @@ def _interrupted_message(run_id: str, step: int, checkpoint_step: int | None) ->
     return f"run {run_id} interrupted at step {step}; continue with: hwm-tui train --resume {run_id}"
 
 
-UI_NICENESS = 10
-
-
-def _yield_cpu_to_training() -> None:
-    """Lower this (the UI) thread's priority, so a busy CPU runs the trainer's threads
-    first; the UI still gets the time it needs to answer a key. Threads started from
-    here on (Textual's input reader) inherit it; the trainer's threads, started
-    before, do not. Linux only: elsewhere a thread id is not a valid process id."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), UI_NICENESS)
-    except OSError:
-        pass
-
-
 def _run_app(app: HwmApp) -> int:
-    _yield_cpu_to_training()
+    # The UI thread keeps its normal priority. At nice 10, keys showed 100-320 ms late
+    # whenever a chart was drawing on a CPU busy with training (at most 36 ms at nice 0);
+    # and a thread preempted while it holds the GIL stalls the trainer's thread as well.
     try:
         app.run()
     finally:

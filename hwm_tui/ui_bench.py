@@ -126,13 +126,14 @@ def _tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
 
 
-def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repeats: int = 3, skip: int = 3,
+def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repeats: int = 3, skip: int = 5,
                           key_every_s: float = 2.0) -> dict:
-    """`repeats` pairs of runs, headless then dashboard, alternating so that drift in
-    the machine's speed hits both alike (two headless runs in a row differ by up to
-    5 % on a shared 2-core box). Throughput is compared over steps skip..2/3 of each
-    run, with no key pressed; the last third of each dashboard run measures key-press
-    latency (p, pause/resume, until the status shows it)."""
+    """`repeats` pairs of runs, one headless and one under the dashboard, back to back
+    so that drift in the machine's speed hits both alike (two headless runs in a row
+    differ by up to 5 % on a shared 2-core box); which goes first alternates from pair
+    to pair, so a steady drift does not favour either. Throughput is compared over
+    steps skip..2/3 of each run, with no key pressed; the last third of each dashboard
+    run measures key-press latency (p, pause/resume, until the status shows it)."""
     if shutil.which("tmux") is None:
         raise UserError("bench --dashboard runs the dashboard in a real terminal and needs tmux: install it "
                         "(apt-get install tmux)")
@@ -142,14 +143,21 @@ def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repe
         base += ["--set", item]
     headless, dashboard, latencies = [], [], []
     work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
+
+    def run_headless(n: int) -> None:
+        runs = work / f"headless-{n}"
+        subprocess.run(base + ["--headless", "--runs-dir", str(runs)], check=True, stdout=subprocess.DEVNULL)
+        headless.append(_median_samples_per_s(_only_run(runs), skip, quiet_until)[0])
+
+    def run_dashboard(n: int) -> None:
+        runs = work / f"dashboard-{n}"
+        latencies.extend(_dashboard_run(base + ["--runs-dir", str(runs)], runs, quiet_until, key_every_s))
+        dashboard.append(_median_samples_per_s(_only_run(runs), skip, quiet_until)[0])
+
     try:
         for n in range(repeats):
-            runs = work / f"headless-{n}"
-            subprocess.run(base + ["--headless", "--runs-dir", str(runs)], check=True, stdout=subprocess.DEVNULL)
-            headless.append(_median_samples_per_s(_only_run(runs), skip, quiet_until)[0])
-            runs = work / f"dashboard-{n}"
-            latencies += _dashboard_run(base + ["--runs-dir", str(runs)], runs, quiet_until, key_every_s)
-            dashboard.append(_median_samples_per_s(_only_run(runs), skip, quiet_until)[0])
+            for run in (run_headless, run_dashboard) if n % 2 == 0 else (run_dashboard, run_headless):
+                run(n)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ratios = [d / h for d, h in zip(dashboard, headless)]

@@ -325,18 +325,40 @@ def test_charts_costlier_to_draw_are_redrawn_less_often(monkeypatch):
         screen._charts_drawn_at = now[0]
         charts = list(screen.query(RunChart))
         for chart in charts:
-            chart.last_render_ms = 5.0  # cheap: every 2 s
+            chart.last_render_cpu_s = 0.005  # cheap: every 2 s
         now[0] += 2.0
         screen._redraw_charts_when_due()
         assert drawn == [now[0]]
         screen._charts_drawn_at = now[0]
         for chart in charts:
-            chart.last_render_ms = 40.0  # 120 ms for three: at most 1 % of a core means every 12 s
+            chart.last_render_cpu_s = 0.040  # 120 ms for three: at most 1 % of a core means every 12 s
         now[0] += 6.0
         screen._redraw_charts_when_due()
         assert len(drawn) == 1
         now[0] += 6.0
         screen._redraw_charts_when_due()
         assert len(drawn) == 2
+
+    run_scenario(app, None, scenario)
+
+
+def test_charts_are_drawn_one_per_frame(monkeypatch):
+    """A key pressed while the charts redraw waits for one chart's drawing, not three."""
+    from hwm_tui.widgets.run_chart import RunChart
+
+    app = HwmApp(link=FakeLink(scripted_events(50)), runs_dir=Path("/nonexistent"))
+
+    async def scenario(pilot):
+        await pilot.pause(0.3)
+        screen = app.screen
+        rendered = []
+        for chart in screen.query(RunChart):
+            original = chart.render
+            monkeypatch.setattr(chart, "render", lambda c=chart, f=original: (rendered.append((c.id, time.monotonic())), f())[1])
+        screen._redraw_charts(force=True)
+        await pilot.pause(0.6)
+        assert sorted(cid for cid, _ in rendered) == ["grad", "loss", "lr"]  # each drawn once
+        times = sorted(t for _, t in rendered)
+        assert all(later - earlier >= 0.05 for earlier, later in zip(times, times[1:]))
 
     run_scenario(app, None, scenario)

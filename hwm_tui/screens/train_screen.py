@@ -11,6 +11,7 @@ status says so ("pausing…") until it has.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Callable
 
 from textual.app import ComposeResult
@@ -36,6 +37,7 @@ from .help_screen import HelpScreen
 EVENT_POLL_S = 0.25  # keys answer at once; this is only how soon trainer news shows
 CHART_REDRAW_S = 2.0  # at the most often
 _monotonic = time.monotonic  # a name of its own, so a test can move this clock alone
+CHART_STAGGER_S = 0.1  # between one chart's drawing and the next's
 CHART_CPU_SHARE = 0.01  # charts may take this share of one core: big terminals redraw less often
 STATUS_REDRAW_S = 1.0
 MESSAGE_SHOWN_S = 30.0
@@ -195,14 +197,17 @@ class TrainScreen(Screen):
 
     def _redraw_charts_when_due(self) -> None:
         charts = (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart))
-        cost_s = sum(chart.last_render_ms for chart in charts) / 1000
+        cost_s = sum(chart.last_render_cpu_s for chart in charts)
         if _monotonic() - self._charts_drawn_at >= max(CHART_REDRAW_S, cost_s / CHART_CPU_SHARE):
             self._redraw_charts()
 
     def _redraw_charts(self, force: bool = False) -> None:
         self._charts_drawn_at = _monotonic()
-        for chart in (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart)):
-            chart.show(self.view, force=force)
+        charts = (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart))
+        charts[0].show(self.view, force=force)
+        # One chart a frame: a key pressed meanwhile waits for one chart's drawing, not three.
+        for n, chart in enumerate(charts[1:], start=1):
+            self.set_timer(n * CHART_STAGGER_S, partial(chart.show, self.view, force=force))
 
     # ------------------------------------------------------------------ keys
 

@@ -39,7 +39,8 @@ class RunChart(PlotextPlot):
         self.border_title = self.title
         self.view: RunView | None = None
         self._shown_version = -1
-        self.last_render_ms = 0.0
+        self.last_render_ms = 0.0      # wall clock: what a user waits
+        self.last_render_cpu_s = 0.0   # this thread's CPU: what training gives up
 
     @property
     def buckets(self) -> int:
@@ -55,7 +56,7 @@ class RunChart(PlotextPlot):
         return True
 
     def render(self) -> RenderResult:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         plt = self.plt
         plt.clear_figure()
         plt.frame(True)
@@ -67,6 +68,7 @@ class RunChart(PlotextPlot):
         plt.theme(self._get_plotext_theme_name(self.app.theme))
         result = figure_text(plt)
         self.last_render_ms = (time.perf_counter() - started) * 1000
+        self.last_render_cpu_s = time.thread_time() - started_cpu
         return result
 
     def titles(self, view: RunView) -> None:  # pragma: no cover - overridden
