@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from hwm_tui.series import downsample_last, downsample_minmax
-from hwm_tui.widgets.plot_text import figure_text
+from hwm_tui.widgets.plot_text import _rows_from_ansi, figure_rows, rows_text
 
 
 def test_minmax_reduction_keeps_a_single_spike_and_drops_nan():
@@ -33,7 +33,7 @@ def _cells(text: Text) -> list[tuple[str, str]]:
     return [(ch, str(text.get_style_at_offset(console, i))) for i, ch in enumerate(text.plain)]
 
 
-def test_figure_text_gives_the_cells_and_colours_of_the_ansi_route():
+def test_figure_rows_give_the_cells_and_colours_of_the_ansi_route():
     figure = plotext_figure._figure_class()
 
     def draw():
@@ -50,6 +50,10 @@ def test_figure_text_gives_the_cells_and_colours_of_the_ansi_route():
     draw()
     expected = Text.from_ansi(figure.build())
     draw()
-    direct = figure_text(figure)
+    direct = rows_text(figure_rows(figure))
     assert direct.plain == expected.plain.rstrip("\n")
     assert _cells(direct) == _cells(expected)[: len(direct.plain)]
+    # the route taken where plotext's insides have moved gives the same cells too
+    draw()
+    fallback = rows_text(_rows_from_ansi(figure.build()))
+    assert _cells(fallback)[: len(direct.plain)] == _cells(direct)

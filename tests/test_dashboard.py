@@ -309,35 +309,40 @@ def test_watch_link_starts_over_when_metrics_is_replaced_even_if_longer(tmp_path
     assert len(events) == len(lines) - 1  # everything but the damaged first line, none read mid-line
 
 
-def test_charts_costlier_to_draw_are_redrawn_less_often(monkeypatch):
+def test_charts_redraw_only_while_the_ui_keeps_to_its_share_of_a_core(monkeypatch):
     import hwm_tui.screens.train_screen as train_screen
-    from hwm_tui.widgets.run_chart import RunChart
 
     app = HwmApp(link=FakeLink(scripted_events(300)), runs_dir=Path("/nonexistent"))
-    now = [1000.0]
+    now, cpu = [1000.0], [50.0]
     monkeypatch.setattr(train_screen, "_monotonic", lambda: now[0])
+    monkeypatch.setattr(train_screen, "_thread_cpu", lambda: cpu[0])
 
     async def scenario(pilot):
         await pilot.pause(0.3)
         screen = app.screen
         drawn = []
         monkeypatch.setattr(screen, "_redraw_charts", lambda force=False: drawn.append(now[0]))
-        screen._charts_drawn_at = now[0]
-        charts = list(screen.query(RunChart))
-        for chart in charts:
-            chart.last_render_cpu_s = 0.005  # cheap: every 2 s
-        now[0] += 2.0
+        screen._charts_drawn_at, screen._cpu_at_charts_drawn = now[0], cpu[0]
+        now[0] += 1.0
+        screen._redraw_charts_when_due()
+        assert drawn == []  # never more often than every CHART_REDRAW_S
+        now[0] += 1.0
+        cpu[0] += 0.01  # 0.5 % of a core: cheap, draw again
         screen._redraw_charts_when_due()
         assert drawn == [now[0]]
-        screen._charts_drawn_at = now[0]
-        for chart in charts:
-            chart.last_render_cpu_s = 0.040  # 120 ms for three: at most 1 % of a core means every 12 s
+        screen._charts_drawn_at, screen._cpu_at_charts_drawn = now[0], cpu[0]
+        cpu[0] += 0.12  # a costly drawing (a big terminal): 120 ms is 1.2 % of the next 10 s
         now[0] += 6.0
         screen._redraw_charts_when_due()
         assert len(drawn) == 1
-        now[0] += 6.0
+        now[0] += 4.0
         screen._redraw_charts_when_due()
         assert len(drawn) == 2
+        screen._charts_drawn_at, screen._cpu_at_charts_drawn = now[0], cpu[0]
+        cpu[0] += 10.0  # far over budget: charts still show news every CHART_REDRAW_MAX_S
+        now[0] += train_screen.CHART_REDRAW_MAX_S
+        screen._redraw_charts_when_due()
+        assert len(drawn) == 3
 
     run_scenario(app, None, scenario)
 
@@ -353,8 +358,9 @@ def test_charts_are_drawn_one_per_frame(monkeypatch):
         screen = app.screen
         rendered = []
         for chart in screen.query(RunChart):
-            original = chart.render
-            monkeypatch.setattr(chart, "render", lambda c=chart, f=original: (rendered.append((c.id, time.monotonic())), f())[1])
+            original = chart._draw_strips
+            monkeypatch.setattr(chart, "_draw_strips",
+                                lambda c=chart, f=original: (rendered.append((c.id, time.monotonic())), f())[1])
         screen._redraw_charts(force=True)
         await pilot.pause(0.6)
         assert sorted(cid for cid, _ in rendered) == ["grad", "loss", "lr"]  # each drawn once

@@ -1,9 +1,10 @@
 """The live training dashboard: status, loss, learning rate, gradient norms, warnings.
 
 Events are pulled from the link four times a second, but charts redraw at most
-every two seconds (less often where drawing them costs more, on big terminals)
-and only when they have something new: drawing is what costs, and on a CPU box
-every millisecond the UI spends is taken from training.
+every two seconds, only when they have something new, and only once the UI thread
+has averaged under 1.2 % of a core since they last drew (on big terminals, where
+drawing costs more, that is less often; at least every 30 s): drawing is what
+costs, and on a CPU box every millisecond the UI spends is taken from training.
 Keys send commands; the trainer applies them at its next step boundary, and the
 status says so ("pausing…") until it has.
 """
@@ -36,9 +37,13 @@ from .help_screen import HelpScreen
 
 EVENT_POLL_S = 0.25  # keys answer at once; this is only how soon trainer news shows
 CHART_REDRAW_S = 2.0  # at the most often
-_monotonic = time.monotonic  # a name of its own, so a test can move this clock alone
+CHART_REDRAW_MAX_S = 30.0  # at the least often, whatever the drawing costs
 CHART_STAGGER_S = 0.1  # between one chart's drawing and the next's
-CHART_CPU_SHARE = 0.01  # charts may take this share of one core: big terminals redraw less often
+# The UI thread's share of one core, on average: on a CPU box every bit of it is taken
+# from training (whose threads use every core), so big terminals redraw charts less often.
+UI_CPU_SHARE = 0.012
+_monotonic = time.monotonic  # names of their own, so a test can move these clocks alone
+_thread_cpu = time.thread_time
 STATUS_REDRAW_S = 1.0
 MESSAGE_SHOWN_S = 30.0
 NARROW_BELOW = 120  # columns; narrower terminals split the panels evenly
@@ -78,6 +83,7 @@ class TrainScreen(Screen):
         self.checkpoint_requested = False
         self.quitting = False
         self._charts_drawn_at = 0.0
+        self._cpu_at_charts_drawn = 0.0
         self.close_only = False              # watch: leave the trainer running
         self.finished_at: float | None = None
         self.paused = False                  # the trainer's own word; "checkpointing" leaves it as it was
@@ -196,13 +202,17 @@ class TrainScreen(Screen):
         self.query_one(StatusBar).show(self.view.progress, state=self.state_label, message=self.message, now=now)
 
     def _redraw_charts_when_due(self) -> None:
-        charts = (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart))
-        cost_s = sum(chart.last_render_cpu_s for chart in charts)
-        if _monotonic() - self._charts_drawn_at >= max(CHART_REDRAW_S, cost_s / CHART_CPU_SHARE):
+        elapsed = _monotonic() - self._charts_drawn_at
+        if elapsed < CHART_REDRAW_S:
+            return
+        # All this thread did since the charts were last drawn (them, the status line,
+        # keys, Textual's frames) must average under its share before they draw again.
+        used = _thread_cpu() - self._cpu_at_charts_drawn
+        if used <= UI_CPU_SHARE * elapsed or elapsed >= CHART_REDRAW_MAX_S:
             self._redraw_charts()
 
     def _redraw_charts(self, force: bool = False) -> None:
-        self._charts_drawn_at = _monotonic()
+        self._charts_drawn_at, self._cpu_at_charts_drawn = _monotonic(), _thread_cpu()
         charts = (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart))
         charts[0].show(self.view, force=force)
         # One chart a frame: a key pressed meanwhile waits for one chart's drawing, not three.

@@ -8,13 +8,13 @@ figure cannot be built twice; every render therefore plots afresh from the view.
 from __future__ import annotations
 
 import math
-import time
 
-from textual.app import RenderResult
+from rich.segment import Segment
+from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
 from ..run_view import RunView
-from .plot_text import figure_text
+from .plot_text import figure_rows
 
 # plotext needs room for the y tick labels; the rest of the width is data columns.
 Y_LABEL_COLUMNS = 10
@@ -39,8 +39,8 @@ class RunChart(PlotextPlot):
         self.border_title = self.title
         self.view: RunView | None = None
         self._shown_version = -1
-        self.last_render_ms = 0.0      # wall clock: what a user waits
-        self.last_render_cpu_s = 0.0   # this thread's CPU: what training gives up
+        self._strips: list[Strip] | None = None
+        self._strips_key: tuple | None = None
 
     @property
     def buckets(self) -> int:
@@ -51,25 +51,35 @@ class RunChart(PlotextPlot):
         if not force and view is self.view and view.version == self._shown_version:
             return False
         self.view, self._shown_version = view, view.version
+        self._strips = None
         self.titles(view)
         self.refresh()
         return True
 
-    def render(self) -> RenderResult:
-        started, started_cpu = time.perf_counter(), time.thread_time()
+    def render_line(self, y: int) -> Strip:
+        # Textual's line API: the plot's rows become strips once per drawing, with no
+        # Rich Text or Content in between (those took more time than plotext itself).
+        key = (self.size, self.app.theme)
+        if self._strips is None or self._strips_key != key:
+            self._strips, self._strips_key = self._draw_strips(), key
+        if y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.visual_style.rich_style)
+
+    def _draw_strips(self) -> list[Strip]:
         plt = self.plt
         plt.clear_figure()
         plt.frame(True)
         if self.view is not None:
             self.draw(plt, self.view)
         # What PlotextPlot.render does, less its ANSI round trip (see plot_text).
-        plt.plotsize(self.size.width, self.size.height)
-        plt._set_size(self.size.width, self.size.height)
+        width, height = self.size
+        plt.plotsize(width, height)
+        plt._set_size(width, height)
         plt.theme(self._get_plotext_theme_name(self.app.theme))
-        result = figure_text(plt)
-        self.last_render_ms = (time.perf_counter() - started) * 1000
-        self.last_render_cpu_s = time.thread_time() - started_cpu
-        return result
+        base = self.visual_style.rich_style
+        return [Strip([Segment(chars, base + style) for chars, style in row]).adjust_cell_length(width, base)
+                for row in figure_rows(plt)]
 
     def titles(self, view: RunView) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -27,6 +27,8 @@ class StatusBar(Static):
     }
     """
 
+    _lines_shown = 0
+
     def show(self, p: RunProgress, *, state: str, message: str, now: float) -> None:
         # The state has a column of its own: a long device name or preset path is cut, never the state.
         head = Table.grid(padding=(0, 1), expand=True)
@@ -56,4 +58,7 @@ class StatusBar(Static):
         lines = [head, progress, figures]
         if message:
             lines.append(Text(message, no_wrap=True, overflow="ellipsis", style="italic"))
-        self.update(Group(*lines))
+        # A new layout (the whole screen arranged and drawn again) only when the bar
+        # gains or loses its message line: once a second, that was a third of the UI's work.
+        self.update(Group(*lines), layout=len(lines) != self._lines_shown)
+        self._lines_shown = len(lines)
