@@ -129,7 +129,8 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ui: bool = typer.Option(False, "--ui", help="Instead: chart redraw time with 60,000 steps of history."),
     dashboard: bool = typer.Option(False, "--dashboard", help="Instead: samples/s headless vs under the "
-                                   "dashboard (in tmux) over --steps steps, and key-press-to-screen latency."),
+                                   "dashboard (in tmux) over --steps steps, the dashboard's drawing live vs frozen "
+                                   "(f) in blocks within each run, and key-press-to-screen latency."),
     repeats: int = typer.Option(3, "--repeats", min=1, help="With --dashboard: alternating run pairs."),
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s."""

@@ -2,8 +2,10 @@
 
 --ui         chart redraw time with 60,000 steps of history, at 80x24 and 200x60.
 --dashboard  the same run trained headless and under the dashboard (in tmux, a
-             real terminal), samples/s of each from their metrics.jsonl, and how
-             long a key press (p) takes to show on screen while training runs.
+             real terminal), samples/s of each from their metrics.jsonl; within
+             each dashboard run, blocks of steps with its drawing live and frozen
+             (f) in turn; and how long a key press (p) takes to show on screen
+             while training runs.
 """
 
 from __future__ import annotations
@@ -93,14 +95,6 @@ def chart_redraw_ms(steps: int = 60_000, sizes=((80, 24), (200, 60)), redraws: i
 
 # ---------------------------------------------------------------------------- dashboard vs headless
 
-def _median_samples_per_s(run_dir: Path, first: int, last: int) -> tuple[float, int]:
-    steps = [e for e in iter_events(run_dir / "metrics.jsonl") if isinstance(e, StepEvent)]
-    timed = [e.samples_per_s for e in steps if first < e.step <= last]
-    if not timed:
-        raise UserError(f"no step was timed in {run_dir}: raise --steps")
-    return statistics.median(timed), len(timed)
-
-
 class _StepFollower:
     """The newest step in a growing metrics.jsonl, reading only what was added since
     the last look: re-parsing the whole file every poll would tax the dashboard run only."""
@@ -132,32 +126,49 @@ def _tmux(*args: str) -> str:
 
 
 def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repeats: int = 3, skip: int = 5,
-                          key_every_s: float = 2.0) -> dict:
-    """`repeats` pairs of runs, one headless and one under the dashboard, back to back
-    so that drift in the machine's speed hits both alike (two headless runs in a row
-    differ by up to 5 % on a shared 2-core box); which goes first alternates from pair
-    to pair, so a steady drift does not favour either. Throughput is compared over
-    steps skip..2/3 of each run, with no key pressed; the last third of each dashboard
-    run measures key-press latency (p, pause/resume, until the status shows it)."""
+                          block: int = 10, key_every_s: float = 2.0) -> dict:
+    """`repeats` pairs of runs, one headless and one under the dashboard, back to back;
+    which goes first alternates from pair to pair, so a steady drift in the machine's
+    speed favours neither. Throughput is compared over steps skip..2/3 of each run.
+
+    On a shared 2-core box the speed also jumps by 10-30 % for a minute at a time,
+    more than the dashboard could cost, so each dashboard run also measures itself:
+    over the same steps its drawing is live and frozen (f) in turn, `block` steps
+    each, and each live block is compared with the frozen one next to it. A frozen
+    dashboard draws nothing, as headless prints one line a step: what this measures
+    is what drawing costs training. The last third of each dashboard run measures
+    key-press latency (p, pause/resume, until the status shows it)."""
     if shutil.which("tmux") is None:
         raise UserError("bench --dashboard runs the dashboard in a real terminal and needs tmux: install it "
                         "(apt-get install tmux)")
-    quiet_until = max(skip + 1, 2 * steps // 3)
+    need = skip + 2 * block  # warm-up, then one live and one frozen block
+    if 2 * steps // 3 < need:
+        raise UserError(f"bench --dashboard needs --steps {3 * need // 2 + 2} or more (warm-up, one live and "
+                        "one frozen block, then key presses)")
+    quiet_until = 2 * steps // 3
     base = [sys.executable, "-m", "hwm_tui", "train", "--preset", preset, "--max-steps", str(steps)]
     for item in overrides:
         base += ["--set", item]
-    headless, dashboard, latencies = [], [], []
+    headless, dashboard, latencies, block_shares = [], [], [], []
     work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
 
     def run_headless(n: int) -> None:
         runs = work / f"headless-{n}"
         subprocess.run(base + ["--headless", "--runs-dir", str(runs)], check=True, stdout=subprocess.DEVNULL)
-        headless.append(_median_samples_per_s(_only_run(runs), skip, quiet_until)[0])
+        times = _step_times(_only_run(runs))
+        headless.append(_samples_per_s(times, range(skip + 1, quiet_until + 1)))
 
     def run_dashboard(n: int) -> None:
         runs = work / f"dashboard-{n}"
-        latencies.extend(_dashboard_run(base + ["--runs-dir", str(runs)], runs, quiet_until, key_every_s))
-        dashboard.append(_median_samples_per_s(_only_run(runs), skip, quiet_until)[0])
+        blocks, keys = _dashboard_run(base + ["--runs-dir", str(runs)], runs, steps, skip, quiet_until, block,
+                                      key_every_s)
+        latencies.extend(keys)
+        times = _step_times(_only_run(runs))
+        live = [s for start, end, frozen in blocks if not frozen for s in _block_steps(start, end)]
+        dashboard.append(_samples_per_s(times, live))
+        for (start, end, _), (start2, end2, _) in zip(blocks[0::2], blocks[1::2]):  # (live, frozen)
+            block_shares.append(_samples_per_s(times, _block_steps(start, end)) /
+                                _samples_per_s(times, _block_steps(start2, end2)))
 
     try:
         for n in range(repeats):
@@ -168,15 +179,39 @@ def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repe
     ratios = [d / h for d, h in zip(dashboard, headless)]
     return {
         "preset": preset, "steps": steps, "throughput_steps": f"{skip + 1}..{quiet_until}", "repeats": repeats,
+        "in_run": {
+            "block_steps": block,
+            "live_share_of_frozen_per_block_pair": block_shares,
+            # Blocks a few seconds apart see the same machine: the least touched by its drift.
+            "live_share_of_frozen": statistics.median(block_shares),
+        },
         "headless_samples_per_s": headless, "dashboard_samples_per_s": dashboard,
         "dashboard_share_of_headless_per_pair": ratios,
-        # Each pair ran back to back, so its ratio is the least touched by the machine's drift.
         "dashboard_share_of_headless": statistics.median(ratios),
         "ratio_of_medians": statistics.median(dashboard) / statistics.median(headless),
         "key_to_screen_ms": {"presses": len(latencies),
                              "median": statistics.median(latencies) if latencies else None,
                              "max": max(latencies) if latencies else None},
     }
+
+
+def _step_times(run_dir: Path) -> dict[int, tuple[float, float]]:
+    """step -> (seconds, samples) from a run's metrics.jsonl."""
+    return {e.step: (e.step_time_s, e.samples_per_s * e.step_time_s)
+            for e in iter_events(run_dir / "metrics.jsonl") if isinstance(e, StepEvent)}
+
+
+def _samples_per_s(times: dict[int, tuple[float, float]], steps) -> float:
+    """Samples over seconds, not a median of rates: a slow step costs what it took."""
+    timed = [times[s] for s in steps if s in times]
+    if not timed:
+        raise UserError("no step was timed: raise --steps")
+    return sum(n for _, n in timed) / sum(t for t, _ in timed)
+
+
+def _block_steps(start: int, end: int) -> range:
+    # The step running when the drawing was switched is in neither mode: leave it out.
+    return range(start + 2, end + 1)
 
 
 class _StallCheck:
@@ -199,8 +234,10 @@ class _StallCheck:
             raise RuntimeError(f"the dashboard run stopped at step {self.step}; its terminal showed:\n{screen}")
 
 
-def _dashboard_run(command: list[str], runs: Path, quiet_until: int, key_every_s: float) -> list[float]:
-    """One dashboard run in tmux; returns the key-press latencies (ms) of its last third."""
+def _dashboard_run(command: list[str], runs: Path, max_steps: int, skip: int, quiet_until: int, block: int,
+                   key_every_s: float) -> tuple[list[tuple[int, int, bool]], list[float]]:
+    """One dashboard run in tmux: its blocks of steps (first, last, frozen) from `skip`
+    to `quiet_until`, and the key-press latencies (ms) of its last third."""
     name = f"hwm-bench-{uuid.uuid4().hex[:8]}"
     cache = os.environ.get("HWM_CACHE_DIR")
     env = "env TERM=xterm-256color" + (f" HWM_CACHE_DIR={shlex.quote(cache)}" if cache else "")
@@ -219,9 +256,7 @@ def _dashboard_run(command: list[str], runs: Path, quiet_until: int, key_every_s
             time.sleep(0.1)
         follower = _StepFollower(_only_run(runs) / "metrics.jsonl")
         stalled = _StallCheck(follower, name)
-        while follower.poll() < quiet_until:  # hands off: the throughput window
-            time.sleep(0.5)
-            stalled.check(every_s=5.0)  # the terminal is read rarely here: it is part of what is measured
+        blocks = _live_and_frozen_blocks(name, follower, stalled, skip, quiet_until, block, max_steps)
         _tmux("pipe-pane", "-o", "-t", name, f"cat >> {shlex.quote(str(output))}")
         paused = False
         while True:
@@ -252,7 +287,29 @@ def _dashboard_run(command: list[str], runs: Path, quiet_until: int, key_every_s
     finally:
         _tmux("kill-session", "-t", name)
         output.unlink(missing_ok=True)
-    return latencies
+    return blocks, latencies
+
+
+def _live_and_frozen_blocks(session: str, follower: _StepFollower, stalled: _StallCheck, first: int, last: int,
+                            block: int, max_steps: int) -> list[tuple[int, int, bool]]:
+    """Live, frozen, live, ... blocks of `block` steps from step `first` to `last`, in
+    pairs; f switches the dashboard's drawing at each boundary. Ends live."""
+    def reach(step: int) -> int:
+        if step >= max_steps:
+            raise UserError(f"the dashboard started too late (step {follower.step}) for a live and a frozen "
+                            f"block of {block} steps before the key presses: raise --steps")
+        while follower.poll() < step:
+            time.sleep(0.25)
+            stalled.check(every_s=5.0)  # the terminal is read rarely: it is part of what is measured
+        return follower.step
+
+    blocks, start, frozen = [], reach(first), False
+    while not blocks or frozen or start + 2 * block <= last:  # whole pairs, at least one
+        end = reach(start + block)
+        blocks.append((start, end, frozen))
+        _tmux("send-keys", "-t", session, "f")
+        start, frozen = end, not frozen
+    return blocks
 
 
 def _read_from(path: Path, offset: int) -> bytes:

@@ -13,6 +13,7 @@ import pytest
 
 from hwm_core.checkpoint import list_checkpoints
 from hwm_core.commands import STOP
+from hwm_core.events import StateEvent
 from hwm_core.runner import TrainingRunner
 from hwm_core.session import TrainRequest, prepare
 from hwm_tui.app import HwmApp
@@ -26,7 +27,7 @@ from hwm_tui.widgets.summary_bar import SummaryBar
 from hwm_tui.widgets.warnings_panel import WarningsPanel
 
 from conftest import tiny_sets
-from tui_fakes import FakeLink, scripted_events
+from tui_fakes import T0, FakeLink, fixed_clock, scripted_events
 
 
 def real_app(runs_dir: Path, steps: int = 400, *extra: str) -> tuple[HwmApp, TrainingRunner]:
@@ -366,5 +367,64 @@ def test_charts_are_drawn_one_per_frame(monkeypatch):
         assert sorted(cid for cid, _ in rendered) == ["grad", "loss", "lr"]  # each drawn once
         times = sorted(t for _, t in rendered)
         assert all(later - earlier >= 0.05 for earlier, later in zip(times, times[1:]))
+
+    run_scenario(app, None, scenario)
+
+
+def test_f_freezes_the_display_while_keys_still_answer_and_the_end_still_shows():
+    from hwm_tui.widgets.loss_chart import LossChart
+
+    events = scripted_events(150)
+    cut = next(n for n, e in enumerate(events) if getattr(e, "step", 0) == 101)
+    first, later = events[:cut], events[cut:]
+    link = FakeLink(first)
+    app = HwmApp(link=link, runs_dir=Path("/nonexistent"), clock=fixed_clock)
+
+    async def scenario(pilot):
+        screen = app.screen
+        await pilot.pause(0.5)
+        assert "step 100/600" in screen_text(app)
+        await pilot.press("f")
+        await pilot.pause(0.1)
+        assert "display frozen at step 100" in screen_text(app)
+        chart = screen.query_one(LossChart)
+        drawn_version = chart._shown_version
+        link.pending.extend(later)  # 50 more steps arrive
+        await pilot.pause(2.5)  # past a status tick and a chart redraw
+        assert screen.view.progress.step == 150  # still followed
+        assert "step 100/600" in screen_text(app) and chart._shown_version == drawn_version
+        await pilot.press("p")  # keys answer, and so does the trainer, frozen or not
+        await wait_for(pilot, lambda: "● paused" in screen_text(app))
+        await pilot.press("f")
+        await pilot.pause(0.5)
+        text = screen_text(app)
+        assert "step 150/600" in text and "frozen" not in text
+        assert chart._shown_version != drawn_version
+        await pilot.press("f")
+        link.pending.append(StateEvent("completed", 150, time=T0 + 300))
+        await wait_for(pilot, lambda: "finished" in screen_text(app))
+        assert not screen.frozen  # the end of a run always shows
+
+    run_scenario(app, None, scenario)
+
+
+def test_first_steps_show_at_once_whatever_starting_up_cost(monkeypatch):
+    import hwm_tui.screens.train_screen as train_screen
+    from hwm_tui.widgets.loss_chart import LossChart
+
+    events = scripted_events(20)
+    link = FakeLink(events[:2])  # started, no step yet
+    app = HwmApp(link=link, runs_dir=Path("/nonexistent"))
+    cpu = [0.0]
+    monkeypatch.setattr(train_screen, "_thread_cpu", lambda: cpu[0])
+
+    async def scenario(pilot):
+        await pilot.pause(0.3)
+        chart = app.screen.query_one(LossChart)
+        assert "waiting for the first step" in str(chart.border_title)
+        cpu[0] += 5.0  # starting up was costly: the budget alone would wait CHART_REDRAW_MAX_S
+        link.pending.extend(events[2:])
+        await pilot.pause(1.0)
+        assert "step 20" in str(chart.border_title)
 
     run_scenario(app, None, scenario)

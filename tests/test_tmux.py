@@ -101,8 +101,35 @@ def test_bench_dashboard_run_gives_up_when_the_dashboard_does_not_start(tmp_path
 
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="did not start"):
-        _dashboard_run([sys.executable, "-c", "print('no dashboard here')"], tmp_path, 10, 2.0)
+        _dashboard_run([sys.executable, "-c", "print('no dashboard here')"], tmp_path, 100, 5, 60, 10, 2.0)
     assert time.monotonic() - started < 10  # the command's exit was seen, not waited out
+
+
+def test_bench_alternates_live_and_frozen_blocks_in_whole_pairs(monkeypatch):
+    import hwm_tui.ui_bench as ui_bench
+
+    class Follower:  # a run that makes three steps between two looks
+        step = 0
+
+        def poll(self):
+            self.step += 3
+            return self.step
+
+    keys = []
+    monkeypatch.setattr(ui_bench, "_tmux", lambda *args: keys.append(args[-1]))
+    monkeypatch.setattr(ui_bench.time, "sleep", lambda s: None)
+    stall = type("Stall", (), {"check": lambda self, every_s=0.0: None})()
+    blocks = ui_bench._live_and_frozen_blocks("s", Follower(), stall, first=5, last=60, block=10, max_steps=100)
+    assert [frozen for *_, frozen in blocks] == [False, True, False, True]  # whole pairs, ending live
+    assert keys == ["f"] * 4
+    assert all(end >= start + 10 for start, end, _ in blocks)
+    assert all(b[0] == a[1] for a, b in zip(blocks, blocks[1:]))  # each block starts where the last ended
+    # the step that was running when f was pressed counts for neither mode
+    assert list(ui_bench._block_steps(5, 15)) == list(range(7, 16))
+    times = {7: (1.0, 4.0), 8: (3.0, 4.0)}
+    assert ui_bench._samples_per_s(times, [7, 8, 9]) == 2.0  # samples over seconds, not a mean of rates
+    with pytest.raises(ui_bench.UserError, match="raise --steps"):
+        ui_bench._live_and_frozen_blocks("s", Follower(), stall, first=5, last=60, block=10, max_steps=20)
 
 
 def test_bench_step_follower_reads_only_the_new_tail(tmp_path):

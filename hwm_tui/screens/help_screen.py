@@ -15,6 +15,7 @@ KEYS = [
         ("c", "checkpoint now, at the next step boundary; the status shows the path"),
         ("q", "quit: asks first, then checkpoints, marks the run interrupted and exits"),
         ("h", "history of runs"),
+        ("f", "freeze the display (nothing redraws until f again; training goes on)"),
         ("?", "this help"),
     ]),
     ("History", [

@@ -68,6 +68,7 @@ class TrainScreen(Screen):
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("q", "quit_run", "Quit"),
         Binding("h", "history", "History"),
+        Binding("f", "toggle_freeze", "Freeze"),
         Binding("question_mark", "help", "Help"),
     ]
 
@@ -84,9 +85,11 @@ class TrainScreen(Screen):
         self.quitting = False
         self._charts_drawn_at = 0.0
         self._cpu_at_charts_drawn = 0.0
+        self._charts_had_steps = False
         self.close_only = False              # watch: leave the trainer running
         self.finished_at: float | None = None
         self.paused = False                  # the trainer's own word; "checkpointing" leaves it as it was
+        self.frozen = False                  # f: nothing redraws by itself (keys still answer)
         self._generation = getattr(link, "generation", 0)
 
     # ------------------------------------------------------------------ layout
@@ -107,7 +110,7 @@ class TrainScreen(Screen):
         self._redraw_charts()
         self.set_interval(EVENT_POLL_S, self._pull)
         self.set_interval(CHART_REDRAW_S / 4, self._redraw_charts_when_due)
-        self.set_interval(STATUS_REDRAW_S, self._redraw_status)
+        self.set_interval(STATUS_REDRAW_S, self._tick_status)
 
     def on_resize(self, event) -> None:
         self.set_class(event.size.width < NARROW_BELOW, "-narrow")
@@ -119,6 +122,7 @@ class TrainScreen(Screen):
         if generation != self._generation:  # the followed metrics were rewound (a resume): start over
             self._generation = generation
             self.view = RunView()
+            self._charts_had_steps = False
             self.query_one(WarningsPanel).reset()
         was_alive = self.link.alive  # asked first: a trainer gone before the poll has said all it will
         events = self.link.poll()
@@ -127,8 +131,11 @@ class TrainScreen(Screen):
             changed = False
             for event in events:
                 changed |= self._react(event)
-            self.query_one(WarningsPanel).show_warnings(self.view.warnings)
-            if changed:  # figures alone wait for the next status tick
+            if not self.frozen:
+                self.query_one(WarningsPanel).show_warnings(self.view.warnings)
+            # Figures alone wait for the next status tick; news (a state, a checkpoint:
+            # often the answer to a key) shows at once, frozen or not.
+            if changed:
                 self._redraw_status()
         if not was_alive and not events and not self.watching and not self.view.progress.finished:
             self._died_silently()
@@ -170,6 +177,8 @@ class TrainScreen(Screen):
         return False
 
     def _finish(self, event: StateEvent) -> None:
+        if self.frozen:
+            self.action_toggle_freeze()  # the end of a run is always shown
         self.pending = None
         self.finished_at = event.time
         started = self.view.start.time if self.view.start else None
@@ -195,6 +204,10 @@ class TrainScreen(Screen):
     def _say(self, message: str) -> None:
         self.message, self.message_time = message, self.clock()
 
+    def _tick_status(self) -> None:
+        if not self.frozen:
+            self._redraw_status()
+
     def _redraw_status(self) -> None:
         now = self.clock()
         if self.message and not self.quitting and now - self.message_time > MESSAGE_SHOWN_S:
@@ -202,6 +215,11 @@ class TrainScreen(Screen):
         self.query_one(StatusBar).show(self.view.progress, state=self.state_label, message=self.message, now=now)
 
     def _redraw_charts_when_due(self) -> None:
+        if self.frozen:
+            return
+        if not self._charts_had_steps and len(self.view.loss):
+            self._redraw_charts()  # the first steps show at once, whatever starting up cost
+            return
         elapsed = _monotonic() - self._charts_drawn_at
         if elapsed < CHART_REDRAW_S:
             return
@@ -213,6 +231,7 @@ class TrainScreen(Screen):
 
     def _redraw_charts(self, force: bool = False) -> None:
         self._charts_drawn_at, self._cpu_at_charts_drawn = _monotonic(), _thread_cpu()
+        self._charts_had_steps = len(self.view.loss) > 0
         charts = (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart))
         charts[0].show(self.view, force=force)
         # One chart a frame: a key pressed meanwhile waits for one chart's drawing, not three.
@@ -269,6 +288,18 @@ class TrainScreen(Screen):
             self._say("stopping: checkpoint at the end of this step, then exit…")
             self.link.send(STOP)
             self._redraw_status()
+
+    def action_toggle_freeze(self) -> None:
+        """Stop (or restart) all drawing that is not an answer to a key: to read the
+        screen at leisure, or to give the UI's CPU time to training. Training goes on."""
+        self.frozen = not self.frozen
+        if self.frozen:
+            self._say(f"display frozen at step {self.view.progress.step}: f draws again (training goes on)")
+        else:
+            self.message = ""
+            self.query_one(WarningsPanel).show_warnings(self.view.warnings)
+            self._redraw_charts()  # an answer to a key: now, whatever the budget
+        self._redraw_status()
 
     def action_history(self) -> None:
         from .history_screen import HistoryScreen
