@@ -132,6 +132,8 @@ def bench(
                                    "dashboard (in tmux) over --steps steps, the dashboard's drawing live vs frozen "
                                    "(f) in blocks within each run, and key-press-to-screen latency."),
     repeats: int = typer.Option(3, "--repeats", min=1, help="With --dashboard: alternating run pairs."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="With --dashboard: run the pair at the same "
+                                      "time, each on a core of its own, and compare the seconds they share."),
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s."""
     from hwm_core.bench import run_bench
@@ -145,7 +147,10 @@ def bench(
         if ui:
             ui_bench.print_json(ui_bench.chart_redraw_ms())
         else:
-            ui_bench.print_json(ui_bench.dashboard_vs_headless(preset, steps, list(set_), repeats=repeats))
+            if side_by_side:
+                ui_bench.print_json(ui_bench.side_by_side(preset, steps, list(set_), repeats=repeats))
+            else:
+                ui_bench.print_json(ui_bench.dashboard_vs_headless(preset, steps, list(set_), repeats=repeats))
         return
     result = run_bench(preset, steps=steps, device=device, overrides=list(set_))
     if as_json:

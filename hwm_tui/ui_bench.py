@@ -121,8 +121,13 @@ def _only_run(runs: Path) -> Path:
     return found[0]
 
 
+# A tmux server of the bench's own: started afresh for each run (and pinned with it in
+# --side-by-side), and never the user's.
+TMUX = ("tmux", "-L", "hwm-bench")
+
+
 def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True).stdout
+    return subprocess.run([*TMUX, *args], capture_output=True, text=True).stdout
 
 
 def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repeats: int = 3, skip: int = 5,
@@ -195,6 +200,60 @@ def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repe
     }
 
 
+def side_by_side(preset: str, steps: int, overrides: list[str], *, repeats: int = 2, warm_s: float = 10.0) -> dict:
+    """A headless run and a dashboard run at the same time, each pinned to a core of
+    its own (so one torch thread each), compared over the seconds both were training:
+    whatever the shared machine does then, it does to both. The cores swap from one
+    repeat to the next. Everything the dashboard needs (its tmux too) runs on its core;
+    the UI has no idle core to use, the worst case for training."""
+    if shutil.which("tmux") is None or shutil.which("taskset") is None:
+        raise UserError("bench --dashboard --side-by-side needs tmux and taskset: install them "
+                        "(apt-get install tmux util-linux)")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise UserError("bench --dashboard --side-by-side needs two cores: run it without --side-by-side")
+    base = [sys.executable, "-m", "hwm_tui", "train", "--preset", preset, "--max-steps", str(steps)]
+    for item in overrides:
+        base += ["--set", item]
+    shares, seconds = [], []
+    work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
+    try:
+        for n in range(repeats):
+            headless_cpu, dashboard_cpu = (cpus[0], cpus[1]) if n % 2 == 0 else (cpus[1], cpus[0])
+            headless_runs, dashboard_runs = work / f"headless-{n}", work / f"dashboard-{n}"
+            headless = subprocess.Popen(["taskset", "-c", str(headless_cpu), *base, "--headless", "--runs-dir",
+                                         str(headless_runs)], stdout=subprocess.DEVNULL)
+            try:
+                _dashboard_run(base + ["--runs-dir", str(dashboard_runs)], dashboard_runs, steps, 0, 0, 0, None,
+                               cpu=dashboard_cpu)
+            finally:
+                if headless.wait() != 0:
+                    raise RuntimeError(f"the headless run failed (exit {headless.returncode})")
+            h, d = _step_events(_only_run(headless_runs)), _step_events(_only_run(dashboard_runs))
+            start = max(h[0].time, d[0].time) + warm_s
+            end = min(h[-1].time, d[-1].time)
+            if end - start < 30:
+                raise UserError(f"the two runs trained together for only {max(0.0, end - start):.0f} s: "
+                                "raise --steps")
+            shares.append(_rate_between(d, start, end) / _rate_between(h, start, end))
+            seconds.append(end - start)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"preset": preset, "steps": steps, "repeats": repeats, "seconds_compared": seconds,
+            "dashboard_share_of_headless_per_repeat": shares,
+            "dashboard_share_of_headless": statistics.median(shares)}
+
+
+def _step_events(run_dir: Path) -> list[StepEvent]:
+    return [e for e in iter_events(run_dir / "metrics.jsonl") if isinstance(e, StepEvent)]
+
+
+def _rate_between(steps: list[StepEvent], start: float, end: float) -> float:
+    """Samples per second of the steps that ended between two wall-clock times."""
+    inside = [e for e in steps if start <= e.time <= end]
+    return sum(e.samples_per_s * e.step_time_s for e in inside) / sum(e.step_time_s for e in inside)
+
+
 def _step_times(run_dir: Path) -> dict[int, tuple[float, float]]:
     """step -> (seconds, samples) from a run's metrics.jsonl."""
     return {e.step: (e.step_time_s, e.samples_per_s * e.step_time_s)
@@ -235,14 +294,17 @@ class _StallCheck:
 
 
 def _dashboard_run(command: list[str], runs: Path, max_steps: int, skip: int, quiet_until: int, block: int,
-                   key_every_s: float) -> tuple[list[tuple[int, int, bool]], list[float]]:
+                   key_every_s: float | None, cpu: int | None = None) -> tuple[list[tuple[int, int, bool]], list[float]]:
     """One dashboard run in tmux: its blocks of steps (first, last, frozen) from `skip`
-    to `quiet_until`, and the key-press latencies (ms) of its last third."""
+    to `quiet_until` (none if block is 0), and the key-press latencies (ms) of its
+    last third (none if key_every_s is None). With `cpu`, tmux and the run are pinned
+    to that core."""
     name = f"hwm-bench-{uuid.uuid4().hex[:8]}"
     cache = os.environ.get("HWM_CACHE_DIR")
     env = "env TERM=xterm-256color" + (f" HWM_CACHE_DIR={shlex.quote(cache)}" if cache else "")
     line = " ".join(shlex.quote(a) for a in command)
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "36",
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    subprocess.run([*pin, *TMUX, "new-session", "-d", "-s", name, "-x", "120", "-y", "36",
                     f"{env} {line}; echo BENCH-EXIT=$?; sleep 600"], check=True)
     latencies = []
     # What the app writes to its terminal, as tmux receives it: watching this file
@@ -256,8 +318,10 @@ def _dashboard_run(command: list[str], runs: Path, max_steps: int, skip: int, qu
             time.sleep(0.1)
         follower = _StepFollower(_only_run(runs) / "metrics.jsonl")
         stalled = _StallCheck(follower, name)
-        blocks = _live_and_frozen_blocks(name, follower, stalled, skip, quiet_until, block, max_steps)
-        _tmux("pipe-pane", "-o", "-t", name, f"cat >> {shlex.quote(str(output))}")
+        blocks = _live_and_frozen_blocks(name, follower, stalled, skip, quiet_until, block, max_steps) \
+            if block else []
+        if key_every_s is not None:
+            _tmux("pipe-pane", "-o", "-t", name, f"cat >> {shlex.quote(str(output))}")
         paused = False
         while True:
             screen = _tmux("capture-pane", "-p", "-t", name)
@@ -265,6 +329,9 @@ def _dashboard_run(command: list[str], runs: Path, max_steps: int, skip: int, qu
                 break
             follower.poll()
             stalled.check()
+            if key_every_s is None:  # hands off to the end
+                time.sleep(2.0)
+                continue
             # p toggles pause; the status must say so at once, long before the
             # trainer reaches its step boundary.
             expect = (b"resuming", b"running") if paused else (b"pausing", b"paused")
