@@ -151,16 +151,14 @@ def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repe
         raise UserError(f"bench --dashboard needs --steps {3 * need // 2 + 2} or more (warm-up, one live and "
                         "one frozen block, then key presses)")
     quiet_until = 2 * steps // 3
-    base = [sys.executable, "-m", "hwm_tui", "train", "--preset", preset, "--max-steps", str(steps)]
-    for item in overrides:
-        base += ["--set", item]
+    base = _train_command(preset, steps, overrides)
     headless, dashboard, latencies, block_shares = [], [], [], []
     work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
 
     def run_headless(n: int) -> None:
         runs = work / f"headless-{n}"
         subprocess.run(base + ["--headless", "--runs-dir", str(runs)], check=True, stdout=subprocess.DEVNULL)
-        times = _step_times(_only_run(runs))
+        times = _steps_by_number(_only_run(runs))
         headless.append(_samples_per_s(times, range(skip + 1, quiet_until + 1)))
 
     def run_dashboard(n: int) -> None:
@@ -168,7 +166,7 @@ def dashboard_vs_headless(preset: str, steps: int, overrides: list[str], *, repe
         blocks, keys = _dashboard_run(base + ["--runs-dir", str(runs)], runs, steps, skip, quiet_until, block,
                                       key_every_s)
         latencies.extend(keys)
-        times = _step_times(_only_run(runs))
+        times = _steps_by_number(_only_run(runs))
         live = [s for start, end, frozen in blocks if not frozen for s in _block_steps(start, end)]
         dashboard.append(_samples_per_s(times, live))
         for (start, end, _), (start2, end2, _) in zip(blocks[0::2], blocks[1::2]):  # (live, frozen)
@@ -212,9 +210,7 @@ def side_by_side(preset: str, steps: int, overrides: list[str], *, repeats: int 
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise UserError("bench --dashboard --side-by-side needs two cores: run it without --side-by-side")
-    base = [sys.executable, "-m", "hwm_tui", "train", "--preset", preset, "--max-steps", str(steps)]
-    for item in overrides:
-        base += ["--set", item]
+    base = _train_command(preset, steps, overrides)
     shares, seconds = [], []
     work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
     try:
@@ -226,9 +222,12 @@ def side_by_side(preset: str, steps: int, overrides: list[str], *, repeats: int 
             try:
                 _dashboard_run(base + ["--runs-dir", str(dashboard_runs)], dashboard_runs, steps, 0, 0, 0, None,
                                cpu=dashboard_cpu)
-            finally:
-                if headless.wait() != 0:
-                    raise RuntimeError(f"the headless run failed (exit {headless.returncode})")
+            except BaseException:
+                headless.kill()  # its twin failed: nothing to compare it with
+                headless.wait()
+                raise
+            if headless.wait() != 0:
+                raise RuntimeError(f"the headless run failed (exit {headless.returncode})")
             h, d = _step_events(_only_run(headless_runs)), _step_events(_only_run(dashboard_runs))
             start = max(h[0].time, d[0].time) + warm_s
             end = min(h[-1].time, d[-1].time)
@@ -244,28 +243,35 @@ def side_by_side(preset: str, steps: int, overrides: list[str], *, repeats: int 
             "dashboard_share_of_headless": statistics.median(shares)}
 
 
+def _train_command(preset: str, steps: int, overrides: list[str]) -> list[str]:
+    command = [sys.executable, "-m", "hwm_tui", "train", "--preset", preset, "--max-steps", str(steps)]
+    for item in overrides:
+        command += ["--set", item]
+    return command
+
+
 def _step_events(run_dir: Path) -> list[StepEvent]:
     return [e for e in iter_events(run_dir / "metrics.jsonl") if isinstance(e, StepEvent)]
 
 
+def _steps_by_number(run_dir: Path) -> dict[int, StepEvent]:
+    return {e.step: e for e in _step_events(run_dir)}
+
+
 def _rate_between(steps: list[StepEvent], start: float, end: float) -> float:
     """Samples per second of the steps that ended between two wall-clock times."""
-    inside = [e for e in steps if start <= e.time <= end]
-    return sum(e.samples_per_s * e.step_time_s for e in inside) / sum(e.step_time_s for e in inside)
+    return _rate([e for e in steps if start <= e.time <= end])
 
 
-def _step_times(run_dir: Path) -> dict[int, tuple[float, float]]:
-    """step -> (seconds, samples) from a run's metrics.jsonl."""
-    return {e.step: (e.step_time_s, e.samples_per_s * e.step_time_s)
-            for e in iter_events(run_dir / "metrics.jsonl") if isinstance(e, StepEvent)}
+def _samples_per_s(steps: dict[int, StepEvent], numbers) -> float:
+    return _rate([steps[n] for n in numbers if n in steps])
 
 
-def _samples_per_s(times: dict[int, tuple[float, float]], steps) -> float:
+def _rate(steps: list[StepEvent]) -> float:
     """Samples over seconds, not a median of rates: a slow step costs what it took."""
-    timed = [times[s] for s in steps if s in times]
-    if not timed:
+    if not steps:
         raise UserError("no step was timed: raise --steps")
-    return sum(n for _, n in timed) / sum(t for t, _ in timed)
+    return sum(e.samples_per_s * e.step_time_s for e in steps) / sum(e.step_time_s for e in steps)
 
 
 def _block_steps(start: int, end: int) -> range:

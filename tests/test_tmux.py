@@ -126,7 +126,9 @@ def test_bench_alternates_live_and_frozen_blocks_in_whole_pairs(monkeypatch):
     assert all(b[0] == a[1] for a, b in zip(blocks, blocks[1:]))  # each block starts where the last ended
     # the step that was running when f was pressed counts for neither mode
     assert list(ui_bench._block_steps(5, 15)) == list(range(7, 16))
-    times = {7: (1.0, 4.0), 8: (3.0, 4.0)}
+    from types import SimpleNamespace
+    times = {7: SimpleNamespace(step_time_s=1.0, samples_per_s=4.0),  # 4 samples in 1 s
+             8: SimpleNamespace(step_time_s=3.0, samples_per_s=4 / 3)}  # 4 samples in 3 s
     assert ui_bench._samples_per_s(times, [7, 8, 9]) == 2.0  # samples over seconds, not a mean of rates
     with pytest.raises(ui_bench.UserError, match="raise --steps"):
         ui_bench._live_and_frozen_blocks("s", Follower(), stall, first=5, last=60, block=10, max_steps=20)
