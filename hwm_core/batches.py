@@ -61,6 +61,20 @@ class DataOrder:
         return int(self._perm[offset])
 
 
+@dataclass(frozen=True)
+class DataCursor:
+    """Where in the sample stream each step of a session reads. Steps are 1-based:
+    step s of a session that started after `start_step` steps, at `start_position`,
+    reads the `global_batch` samples from first_position(s) on."""
+
+    start_step: int
+    start_position: int
+    global_batch: int
+
+    def first_position(self, step: int) -> int:
+        return self.start_position + (step - 1 - self.start_step) * self.global_batch
+
+
 def micro_batch_samples(micro: int, rank: int, world_size: int, batch_size: int) -> list[int]:
     """Indices within the step's global batch that this rank's micro-batch holds."""
     first = (micro * world_size + rank) * batch_size

@@ -1,4 +1,4 @@
-"""`hwm-tui bench`: the real training step of a preset, timed, with its memory and
+"""`hwm-tui bench train`: the real training step of a preset, timed, with its memory and
 its FLOP/s as a share of what this machine's dense matmuls reach in the same run."""
 
 from __future__ import annotations

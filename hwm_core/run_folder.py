@@ -30,8 +30,7 @@ from typing import Any, Callable
 
 from .atomic import fsync_dir, write_json_atomic
 from .errors import RunError
-
-RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
+from .status import INTERRUPTED, RUNNING
 HEARTBEAT_INTERVAL_S = 5.0
 # A running run whose heartbeat is older than this is taken as dead (kill -9, power loss).
 HEARTBEAT_STALE_S = 60.0
@@ -325,3 +324,14 @@ def new_meta(run_id: str, preset: str, device: str, max_steps: int, world_size: 
         "max_steps": max_steps,
         "resumes": [],
     }
+
+
+def resumed_meta(meta: dict[str, Any], *, from_step: int, max_steps: int, device: str,
+                 world_size: int) -> dict[str, Any]:
+    """run.json of a run that goes on from a checkpoint: running again, its resume recorded."""
+    out = dict(meta)
+    out.update(status=RUNNING, ended=None, max_steps=max_steps, device=device, world_size=world_size)
+    out.pop("error", None)
+    out.pop("summary", None)  # metrics were rewound; the cache no longer matches
+    out["resumes"] = [*meta.get("resumes", []), {"time": time.time(), "from_step": from_step}]
+    return out

@@ -7,7 +7,6 @@ the others.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,64 +14,24 @@ from typing import Any
 
 from .checkpoint import latest_readable
 from .errors import RunError
-from .events import Event, EvalEvent, StepEvent, WarningEvent, read_events
-from .run_folder import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunFolder, effective_status
-
-BROKEN = "broken"
-
-
-@dataclass
-class SummaryAccumulator:
-    """Running totals over a run's events; cached in run.json with the byte offset
-    of metrics.jsonl it covers, so listing a 60,000-step run reads only the tail."""
-
-    step: int = 0
-    last_loss: float | None = None
-    last_val_loss: float | None = None
-    best_val_loss: float | None = None
-    last_val_acc: float | None = None
-    warnings: dict[str, int] = field(default_factory=dict)
-    metrics_offset: int = 0
-
-    def add(self, event: Event) -> None:
-        if isinstance(event, StepEvent):
-            self.step = max(self.step, event.step)
-            if math.isfinite(event.loss):
-                self.last_loss = event.loss
-        elif isinstance(event, EvalEvent):
-            if math.isfinite(event.val_loss):
-                self.last_val_loss = event.val_loss
-                self.last_val_acc = event.val_token_acc
-                if self.best_val_loss is None or event.val_loss < self.best_val_loss:
-                    self.best_val_loss = event.val_loss
-        elif isinstance(event, WarningEvent):
-            self.warnings[event.kind] = self.warnings.get(event.kind, 0) + 1
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, value: Any) -> "SummaryAccumulator":
-        if not isinstance(value, dict):
-            return cls()
-        try:
-            return cls(**{k: value[k] for k in cls.__dataclass_fields__ if k in value})
-        except TypeError:
-            return cls()
+from .events import Event, read_events
+from .run_folder import RunFolder, effective_status
+from .run_state import RunState, RunTotals
+from .status import BROKEN, COMPLETED, FAILED, INTERRUPTED, RUNNING
 
 
-def accumulate(folder: RunFolder, cached: SummaryAccumulator | None = None) -> SummaryAccumulator:
-    acc = cached if cached is not None else SummaryAccumulator()
+def accumulate(folder: RunFolder, cached: RunTotals | None = None) -> RunState:
+    """The run's figures, reading metrics.jsonl only past what `cached` covers."""
+    state = RunState(curves=False, totals=cached)
     try:
         size = folder.metrics.stat().st_size
     except OSError:
         size = 0
-    if acc.metrics_offset > size:  # metrics were rewound on resume: start over
-        acc = SummaryAccumulator()
-    events, acc.metrics_offset = read_events(folder.metrics, acc.metrics_offset)
-    for event in events:
-        acc.add(event)
-    return acc
+    if state.totals.metrics_offset > size:  # metrics were rewound on resume: start over
+        state = RunState(curves=False)
+    events, state.totals.metrics_offset = read_events(folder.metrics, state.totals.metrics_offset)
+    state.add_all(events)
+    return state
 
 
 @dataclass
@@ -113,8 +72,7 @@ def summarize(folder: RunFolder, *, now: float | None = None) -> RunSummary:
         meta = folder.read_meta()
     except RunError as exc:
         return RunSummary(id=folder.id, path=str(folder.path), status=BROKEN, error=str(exc))
-    cached = SummaryAccumulator.from_json(meta.get("summary"))
-    acc = accumulate(folder, cached)
+    totals = accumulate(folder, RunTotals.from_json(meta.get("summary"))).totals
     status = effective_status(meta, now, folder=folder)
     started = _number(meta.get("started"))
     ended = _number(meta.get("ended"))
@@ -134,12 +92,12 @@ def summarize(folder: RunFolder, *, now: float | None = None) -> RunSummary:
         started=started,
         ended=ended,
         duration_s=(end_time - started) if (started is not None and end_time is not None) else None,
-        step=acc.step,
+        step=totals.step,
         max_steps=int(meta.get("max_steps") or 0),
-        last_loss=acc.last_loss,
-        last_val_loss=acc.last_val_loss,
-        best_val_loss=acc.best_val_loss,
-        warnings=dict(acc.warnings),
+        last_loss=totals.last_loss,
+        last_val_loss=totals.last_val_loss,
+        best_val_loss=totals.best_val_loss,
+        warnings=dict(totals.warnings),
         latest_checkpoint=str(checkpoint[1]) if checkpoint else None,
         latest_checkpoint_step=checkpoint[0] if checkpoint else None,
         resumable=checkpoint is not None and status in (INTERRUPTED, FAILED, COMPLETED),

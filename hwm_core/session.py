@@ -1,50 +1,38 @@
-"""Getting a run ready to train: config, data, model, optimizer, run folder, resume.
+"""Getting a run ready to train: a new run, or a resumed one, on one process or several.
 
 Everything a user can get wrong is checked here, before the run folder is created
 or touched, so a bad preset, a broken split or an unfit checkpoint ends with one
-line and leaves the disk as it was.
+line and leaves the disk as it was. New and resumed runs are assembled by the
+same `_assemble`; they differ only in where the state statistics and the weights
+come from.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import shutil
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
-from . import checkpoint as ckpt
+from . import distributed
+from .atomic import write_text_atomic
 from .batches import BatchBuilder
-from .config import (RESUME_SAFE_KEYS, Config, apply_overrides, config_from_toml_file, load_config)
-from .data import SYNTHETIC, Split, StateStats, WindowDataset, synthetic_split
+from .checkpoint_state import restore
+from .config import Config
+from .data import StateStats, WindowDataset
+from .data.sources import open_splits
 from .device import configure_cpu_threads, describe_device, resolve_device, seed_everything
 from .distributed import DistInfo
-from .errors import CheckpointError, ConfigError, RunError
-from .events import parse_line
+from .errors import RunError, UserError
 from .model import MaskedHWM
-from .atomic import append_bytes_durable, write_bytes_atomic, write_text_atomic
-from .run_folder import RUNNING, RunFolder, RunLock, create_run_folder, default_runs_dir, new_meta
+from .optimizer import build_optimizer
+from .request import TrainRequest, request_config
+from .resume import find_resume_point, rewind_folder
+from .run_folder import RunFolder, RunLock, create_run_folder, new_meta, resumed_meta
 from .run_history import resolve_run
 
-# What must match between a checkpoint and the model it is loaded into.
-SHAPE_KEYS = ("d_model", "n_layers", "n_heads", "mlp_ratio", "shared_from", "factor_groups")
-
-
-@dataclass
-class TrainRequest:
-    preset: str | None = None
-    data: str | None = None
-    val_data: str | None = None
-    overrides: list[str] = field(default_factory=list)
-    runs_dir: str | None = None
-    max_steps: int | None = None
-    resume: str | None = None
-    run_id: str | None = None  # chosen by a launcher that must find the run afterwards
+__all__ = ["TrainRequest", "TrainingSession", "TrainingState", "prepare", "prepare_distributed"]
 
 
 @dataclass
@@ -76,8 +64,7 @@ class TrainingSession:
 
     @property
     def global_batch(self) -> int:
-        t = self.config.train
-        return t.batch_size * t.grad_accum_steps * self.dist.world_size
+        return global_batch(self.config, self.dist.world_size)
 
     @property
     def has_validation(self) -> bool:
@@ -89,71 +76,9 @@ class TrainingSession:
             self.lock = None
 
 
-def _request_overrides(request: TrainRequest) -> list[str]:
-    """--data, --val-data and --max-steps are overrides like any --set, so they are
-    validated the same way and recorded in config.toml."""
-    out = list(request.overrides)
-    if request.data is not None:
-        out.append(f"data.train={json.dumps(request.data)}")
-    if request.val_data is not None:
-        out.append(f"data.val={json.dumps(request.val_data)}")
-    if request.max_steps is not None:
-        out.append(f"train.max_steps={request.max_steps}")
-    return out
-
-
-def open_splits(config: Config, *, notices: list[str]) -> tuple[Split, Split | None]:
-    d = config.data
-    if not d.train:
-        raise ConfigError(f"preset {config.preset} names no training data: pass --data DIR "
-                          "(a 1X v2.0 split such as train_v2.0) or --data synthetic")
-    seed = config.train.seed
-    if d.train == SYNTHETIC:
-        train_dir = synthetic_split("train", shards=d.synthetic_shards, frames=d.synthetic_frames, seed=seed)
-    else:
-        train_dir = Path(d.train)
-    if d.val == SYNTHETIC or (d.train == SYNTHETIC and not d.val):
-        val_dir: Path | None = synthetic_split("val", shards=d.synthetic_shards,
-                                               frames=d.synthetic_frames, seed=seed)
-    elif d.val:
-        val_dir = Path(d.val)
-    else:
-        val_dir = None
-        if config.eval.eval_steps > 0:
-            notices.append("no val split given (--val-data): validation is skipped for this run")
-    train = Split.open(train_dir, role="train")
-    train.check_contents()
-    val = None
-    if val_dir is not None:
-        val = Split.open(val_dir, role="val")
-        val.check_contents()
-    for split in (train, val):
-        notices.extend(split.notices if split is not None else [])
-    return train, val
-
-
-def build_model_and_optimizer(config: Config, device: torch.device) -> tuple[MaskedHWM, torch.optim.Optimizer]:
-    torch.manual_seed(config.train.seed)
-    model = MaskedHWM(config.model, config.latent_frames).to(device)
-    t = config.train
-    # Weight decay on the weight matrices of linear layers only: decay on embeddings, positions,
-    # norms and biases only shrinks what is rarely updated.
-    decay, no_decay = [], []
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            (decay if isinstance(module, torch.nn.Linear) and name == "weight" else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": t.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    fused = device.type == "cuda"
-    optimizer = torch.optim.AdamW(groups, lr=0.0, betas=(t.beta1, t.beta2), eps=t.eps, fused=fused)
-    return model, optimizer
-
-
-def model_shape(config: Config) -> dict[str, Any]:
-    shape = {k: getattr(config.model, k) for k in SHAPE_KEYS}
-    shape["latent_frames"] = config.latent_frames
-    shape["future_latents"] = config.data.future_latents
-    return shape
+def global_batch(config: Config, world_size: int) -> int:
+    """Samples in one optimizer step, over every process."""
+    return config.train.batch_size * config.train.grad_accum_steps * world_size
 
 
 def prepare(request: TrainRequest, dist: DistInfo | None = None, *, create_run: bool = True) -> TrainingSession:
@@ -165,62 +90,90 @@ def prepare(request: TrainRequest, dist: DistInfo | None = None, *, create_run: 
     return _prepare_new(request, dist, create_run=create_run)
 
 
-def request_config(request: TrainRequest) -> Config:
-    """The configuration a request trains with, fully checked; the same on every rank."""
-    if request.resume:
-        return resumed_config(request, resolve_run(default_runs_dir(request.runs_dir), request.resume))
-    return load_config(request.preset or "cpu", _request_overrides(request))
+def prepare_distributed(request: TrainRequest, dist: DistInfo) -> TrainingSession:
+    """Under torchrun: every rank prepares the same session, rank 0 alone creates the
+    run folder, and each wraps its model for DDP. If any rank fails (bad data on one
+    node, say), all stop with its message."""
+    # Config errors are the same on every rank (same files, same flags): each says so
+    # and stops, before any rank waits for another.
+    device = resolve_device(request_config(request).train, dist.local_rank)
+    distributed.init_process_group(dist, device)
+    session, error = None, None
+    try:
+        session = prepare(request, dist)
+    except UserError as exc:
+        error = exc
+    if not distributed.all_agree(error is None, dist, device):
+        if session is not None:
+            session.close()
+        if error is not None:
+            raise error
+        raise RunError(f"another rank failed to start (rank {dist.rank} of {dist.world_size} was ready): "
+                       "see that rank's message above")
+    assert session is not None
+    session.train_model = distributed.wrap_ddp(session.model, dist, session.device)
+    if dist.is_main:
+        t = session.config.train
+        session.notices.append(f"{dist.world_size} processes: global batch {session.global_batch} "
+                               f"= {t.batch_size} x {t.grad_accum_steps} x {dist.world_size}")
+    return session
 
 
-def resumed_config(request: TrainRequest, folder: RunFolder) -> Config:
-    """The run's own config.toml with the overrides a resume may make."""
-    if not folder.config_toml.is_file():
-        raise RunError(f"run {folder.id} has no config.toml: it cannot be resumed; start a new run")
-    config = config_from_toml_file(folder.config_toml)
-    if request.preset and request.preset not in (config.preset, Path(config.preset).stem):
-        raise ConfigError(f"--resume continues run {folder.id} with its own preset ({config.preset}): "
-                          "drop --preset; --set may change only safe keys such as train.max_steps")
-    apply_overrides(config, _request_overrides(request), allowed=RESUME_SAFE_KEYS)
-    return config
+@dataclass
+class _Parts:
+    device: torch.device
+    model: MaskedHWM
+    optimizer: torch.optim.Optimizer
+    builder: BatchBuilder
+    stats: StateStats
+    data: dict[str, str | None]  # the split folders, as run.json records them
+
+
+def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateStats | None = None) -> _Parts:
+    """Splits -> datasets -> model and optimizer -> batch builder. Statistics come from
+    the train split unless given (a resume uses the ones it started with)."""
+    device = resolve_device(config.train, dist.local_rank)
+    train_split, val_split = open_splits(config, notices=notices)
+    stats = stats if stats is not None else StateStats.from_split(train_split)
+    train_set = WindowDataset(train_split, config.data.windows, stats, role="train")
+    val_set = WindowDataset(val_split, config.data.windows, stats, role="val") if val_split else None
+    seed_everything(config.train.seed)  # the same initial weights for the same seed
+    model = MaskedHWM(config.model, config.latent_frames).to(device)
+    optimizer = build_optimizer(model, config.train, device)
+    return _Parts(device, model, optimizer, BatchBuilder(config, train_set, val_set), stats,
+                  {"train": str(train_split.root), "val": str(val_split.root) if val_split else None})
 
 
 def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> TrainingSession:
     config = request_config(request)
-    device = resolve_device(config.train, dist.local_rank)
     notices: list[str] = []
-    train_split, val_split = open_splits(config, notices=notices)
-    stats = StateStats.from_split(train_split)
-    train_set = WindowDataset(train_split, config.data.windows, stats, role="train")
-    val_set = WindowDataset(val_split, config.data.windows, stats, role="val") if val_split else None
-    seed_everything(config.train.seed)
-    model, optimizer = build_model_and_optimizer(config, device)
-    builder = BatchBuilder(config, train_set, val_set)
+    parts = _assemble(config, dist, notices)
     folder = lock = None
     meta: dict[str, Any] = {}
     if dist.is_main and create_run:
-        folder = create_run_folder(default_runs_dir(request.runs_dir), config.preset, request.run_id)
+        folder = create_run_folder(request.runs_path, config.preset, request.run_id)
         lock = RunLock(folder)
         lock.acquire()
         try:
             # run.json first: a process killed from here on leaves a run that lists.
-            meta = new_meta(folder.id, config.preset, describe_device(device), config.train.max_steps,
+            meta = new_meta(folder.id, config.preset, describe_device(parts.device), config.train.max_steps,
                             dist.world_size)
-            meta["data"] = {"train": str(train_split.root), "val": str(val_split.root) if val_split else None}
+            meta["data"] = parts.data
             folder.write_meta(meta)
             write_text_atomic(folder.config_toml, config.to_toml())
-            stats.save(folder.state_stats)
+            parts.stats.save(folder.state_stats)
         except OSError as exc:
             lock.release()
             shutil.rmtree(folder.path, ignore_errors=True)  # ours, new and empty of any work
             raise RunError(f"cannot write the run folder {folder.path} ({exc.strerror}): "
                            "free disk space or pass another --runs-dir") from None
-    return TrainingSession(config=config, device=device, dist=dist, model=model, optimizer=optimizer,
-                           builder=builder, state=TrainingState(), folder=folder, lock=lock,
-                           meta=meta, notices=notices)
+    return TrainingSession(config=config, device=parts.device, dist=dist, model=parts.model,
+                           optimizer=parts.optimizer, builder=parts.builder, state=TrainingState(),
+                           folder=folder, lock=lock, meta=meta, notices=notices)
 
 
 def _prepare_resume(request: TrainRequest, dist: DistInfo) -> TrainingSession:
-    folder = resolve_run(default_runs_dir(request.runs_dir), request.resume)
+    folder = resolve_run(request.runs_path, request.resume)
     lock = RunLock(folder) if dist.is_main else None
     if lock is not None:
         lock.acquire()
@@ -235,141 +188,19 @@ def _prepare_resume(request: TrainRequest, dist: DistInfo) -> TrainingSession:
 def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
                    lock: RunLock | None) -> TrainingSession:
     meta = folder.read_meta()
-    config = resumed_config(request, folder)
-    checkpoint, problems = ckpt.load_latest_good(folder.checkpoints)
-    if checkpoint is None:
-        why = f" ({problems[0][1]})" if problems else ""
-        raise CheckpointError(f"run {folder.id} has no readable checkpoint to resume from{why}: "
-                              "start a new run with the same preset")
-    if checkpoint.meta.get("model_shape") != model_shape(config):
-        raise CheckpointError(
-            f"checkpoint {checkpoint.path.name} is from another model shape "
-            f"({_shape_text(checkpoint.meta.get('model_shape'))}) than run {folder.id}'s config "
-            f"({_shape_text(model_shape(config))}): resume with the config it was trained with")
-    if config.train.max_steps <= checkpoint.step:
-        raise ConfigError(f"run {folder.id} has done {checkpoint.step} of train.max_steps = "
-                          f"{config.train.max_steps} steps: resume with --max-steps above {checkpoint.step} "
-                          "to train further")
-    device = resolve_device(config.train, dist.local_rank)
-    notices = [f"resuming run {folder.id} from step {checkpoint.step}"
-               + (f"; set aside newer damaged checkpoints: {'; '.join(why for _, why in problems)}"
-                  if problems else "")]
-    before = checkpoint.meta.get("global_batch")
-    now = config.train.batch_size * config.train.grad_accum_steps * dist.world_size
-    if before and before != now:
-        notices.append(f"the global batch changes from {before} to {now} samples a step: keep batch_size x "
-                       "grad_accum_steps x processes equal to continue the same run")
-    train_split, val_split = open_splits(config, notices=notices)
-    stats = StateStats.load(folder.state_stats)
-    train_set = WindowDataset(train_split, config.data.windows, stats, role="train")
-    val_set = WindowDataset(val_split, config.data.windows, stats, role="val") if val_split else None
-    model, optimizer = build_model_and_optimizer(config, device)
-    restore(checkpoint, model, optimizer, device)
-    state = TrainingState(step=checkpoint.step, samples_seen=int(checkpoint.meta["samples_seen"]),
-                          consecutive_nonfinite=int(checkpoint.meta.get("consecutive_nonfinite", 0)))
-    builder = BatchBuilder(config, train_set, val_set)
+    point = find_resume_point(request, folder)
+    config = point.config
+    notices = point.notices(global_batch(config, dist.world_size))
+    parts = _assemble(config, dist, notices, stats=StateStats.load(folder.state_stats))
+    restore(point.checkpoint, parts.model, parts.optimizer, parts.device)
+    meta_ = point.checkpoint.meta
+    state = TrainingState(step=point.step, samples_seen=int(meta_["samples_seen"]),
+                          consecutive_nonfinite=int(meta_.get("consecutive_nonfinite", 0)))
     if dist.is_main:
-        try:
-            ckpt.remove_partial_writes(folder.checkpoints)
-            for path, _ in problems:  # so keep-last-K never counts them as kept checkpoints
-                ckpt.set_aside(path)
-            rewind_metrics(folder, checkpoint.step)
-            write_text_atomic(folder.config_toml, config.to_toml())
-        except OSError as exc:
-            raise RunError(f"cannot update run {folder.id} for the resume ({exc.strerror}): free disk "
-                           "space or check permissions; its files are as they were") from None
-        meta["status"] = RUNNING
-        meta["ended"] = None
-        meta.pop("error", None)
-        meta["max_steps"] = config.train.max_steps
-        meta["device"] = describe_device(device)
-        meta["world_size"] = dist.world_size
-        meta.pop("summary", None)  # metrics were rewound; the cache no longer matches
-        meta.setdefault("resumes", []).append({"time": time.time(), "from_step": checkpoint.step})
-    return TrainingSession(config=config, device=device, dist=dist, model=model, optimizer=optimizer,
-                           builder=builder, state=state, folder=folder if dist.is_main else None,
-                           lock=lock, meta=meta, notices=notices, resumed_from=checkpoint.step)
-
-
-def _shape_text(shape: Any) -> str:
-    if not isinstance(shape, dict):
-        return "unknown"
-    return ", ".join(f"{k}={shape[k]}" for k in sorted(shape))
-
-
-def rewind_metrics(folder: RunFolder, step: int) -> int:
-    """Keep the events up to the checkpoint's step, so the resumed run's metrics
-    continue without duplicated steps; later lines (and a torn last line) move to
-    metrics.rolled_back.jsonl rather than vanish. Returns how many lines moved."""
-    try:
-        raw = folder.metrics.read_bytes()
-    except FileNotFoundError:
-        return 0
-    keep, moved = [], []
-    for line in raw.splitlines(keepends=True):
-        event = parse_line(line)
-        if event is not None and line.endswith(b"\n") and getattr(event, "step", 0) <= step:
-            keep.append(line)
-        elif line.strip():
-            moved.append(line if line.endswith(b"\n") else line + b"\n")
-    if moved:  # on disk before metrics.jsonl loses them
-        append_bytes_durable(folder.rolled_back_metrics, b"".join(moved))
-    write_bytes_atomic(folder.metrics, b"".join(keep))
-    return len(moved)
-
-
-def restore(checkpoint: ckpt.Checkpoint, model: MaskedHWM, optimizer: torch.optim.Optimizer,
-            device: torch.device) -> None:
-    tensors, meta = checkpoint.tensors, checkpoint.meta
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(model_state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise CheckpointError(f"checkpoint {checkpoint.path.name} does not fit this model "
-                              f"({first[1].strip() if len(first) > 1 else first[0]}): resume with "
-                              "the config it was trained with") from None
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optim."):
-            _, pid, key = name.split(".", 2)
-            state.setdefault(int(pid), {})[key] = value.to(device)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    rng = meta["rng"]
-    random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
-    np_state = rng["numpy"]
-    np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
-    torch.set_rng_state(tensors["rng.torch"])
-    if device.type == "cuda":
-        cuda_states = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng.cuda."))]
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
-
-
-def checkpoint_payload(session: TrainingSession) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Everything a resume needs, split into tensors and JSON."""
-    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in session.model.state_dict().items()}
-    opt = session.optimizer.state_dict()
-    for pid, values in opt["state"].items():
-        for key, value in values.items():
-            tensors[f"optim.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    tensors["rng.torch"] = torch.get_rng_state()
-    if session.device.type == "cuda":
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    py_state = random.getstate()
-    np_state = np.random.get_state()
-    meta = {
-        "samples_seen": session.state.samples_seen,
-        "consecutive_nonfinite": session.state.consecutive_nonfinite,
-        "model_shape": model_shape(session.config),
-        "config": session.config.to_dict(),
-        "world_size": session.dist.world_size,
-        "global_batch": session.global_batch,
-        "run_id": session.folder.id if session.folder else None,
-        "optimizer": {"param_groups": opt["param_groups"]},
-        "rng": {"python": [py_state[0], list(py_state[1]), py_state[2]],
-                "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]),
-                          float(np_state[4])]},
-    }
-    return tensors, meta
+        rewind_folder(point)
+        meta = resumed_meta(meta, from_step=point.step, max_steps=config.train.max_steps,
+                            device=describe_device(parts.device), world_size=dist.world_size)
+    return TrainingSession(config=config, device=parts.device, dist=dist, model=parts.model,
+                           optimizer=parts.optimizer, builder=parts.builder, state=state,
+                           folder=folder if dist.is_main else None, lock=lock, meta=meta, notices=notices,
+                           resumed_from=point.step)

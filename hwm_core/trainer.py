@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
 import torch
 
 from . import checkpoint as ckpt
-from .batches import MicroBatch, Prefetcher, micro_batch_samples
+from .batches import DataCursor, MicroBatch, Prefetcher, micro_batch_samples
+from .checkpoint_state import checkpoint_payload
 from .commands import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox, decode_commands, encode_commands
 from .device import autocast, describe_device, peak_memory_bytes
 from .distributed import all_reduce_sum, barrier
@@ -25,10 +27,28 @@ from .events import (CheckpointEvent, CheckpointFailedEvent, EvalEvent, EventBus
 from .fsq import CODEBOOK_SIZE
 from .grad_health import grad_stats, judge
 from .model import SPATIAL_POSITIONS, masked_token_loss
-from .run_folder import COMPLETED, FAILED, INTERRUPTED, RunRecord
-from .run_history import SummaryAccumulator, accumulate
+from .run_folder import RunRecord
+from .run_history import accumulate
+from .run_state import RunState
 from .schedule import lr_at
-from .session import TrainingSession, checkpoint_payload
+from .session import TrainingSession
+from .status import COMPLETED, FAILED, INTERRUPTED
+
+
+@dataclass
+class StepFigures:
+    """What one optimizer step measured, read back from the device at once."""
+
+    loss: float                 # mean over the global batch of the per-sample loss
+    grad_norm_pre_clip: float
+    grad_norm_post_clip: float
+    grad_max_abs: float
+    grad_min_abs: float
+    commands: list[str]         # rank 0's commands, for every rank's next boundary
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.grad_norm_pre_clip) and math.isfinite(self.loss)
 
 
 class Trainer:
@@ -46,9 +66,10 @@ class Trainer:
         self.last_checkpoint_step: int | None = session.resumed_from
         self.status = INTERRUPTED
         self.error: str | None = None
-        self.summary = SummaryAccumulator()
+        self.summary = RunState(curves=False)  # what run.json caches, as written to metrics.jsonl
         self.record: RunRecord | None = None
         self.tokens_per_sample = session.config.latent_frames * SPATIAL_POSITIONS
+        self.cursor = DataCursor(session.state.step, session.state.samples_seen, session.global_batch)
 
     # ------------------------------------------------------------------ public
 
@@ -126,26 +147,40 @@ class Trainer:
 
     def _micro_batch_jobs(self) -> Iterator[Callable[[], MicroBatch]]:
         s, t = self.session, self.config.train
-        step, position = s.state.step, s.state.samples_seen
-        while step < t.max_steps:
-            step += 1
+        for step in range(s.state.step + 1, t.max_steps + 1):
+            position = self.cursor.first_position(step)
             for micro in range(t.grad_accum_steps):
                 samples = micro_batch_samples(micro, s.dist.rank, s.dist.world_size, t.batch_size)
                 yield partial(s.builder.train_batch, step, position, samples)
-            position += s.global_batch
 
     def _start_prefetch(self) -> Prefetcher:
         return Prefetcher(self._micro_batch_jobs(), depth=2 * self.config.train.grad_accum_steps,
                           pin=self.session.device.type == "cuda")
 
     def _train_step(self, prefetcher: Prefetcher) -> bool:
-        s, t = self.session, self.config.train
+        """One optimizer step; returns whether its loss and gradients were finite."""
         started = time.perf_counter()
-        step = s.state.step + 1
-        lr = lr_at(step, peak_lr=t.lr, warmup_steps=t.warmup_steps, max_steps=t.max_steps,
-                   schedule=t.schedule)
-        for group in s.optimizer.param_groups:
+        step = self.session.state.step + 1
+        lr = self._set_learning_rate(step)
+        loss_sum = self._accumulate_gradients(prefetcher)
+        figures = self._measure(loss_sum)
+        self.agreed_commands.extend(figures.commands)
+        self._update_weights(figures.finite)
+        self._advance_to(step)
+        self._report(step, lr, figures, time.perf_counter() - started)
+        return figures.finite
+
+    def _set_learning_rate(self, step: int) -> float:
+        t = self.config.train
+        lr = lr_at(step, peak_lr=t.lr, warmup_steps=t.warmup_steps, max_steps=t.max_steps, schedule=t.schedule)
+        for group in self.session.optimizer.param_groups:
             group["lr"] = lr
+        return lr
+
+    def _accumulate_gradients(self, prefetcher: Prefetcher) -> torch.Tensor:
+        """Forward and backward over the step's micro-batches; returns the sum of their
+        per-sample losses, on the device. DDP all-reduces only after the last one."""
+        s, t = self.session, self.config.train
         self.train_model.train()
         loss_sum = torch.zeros((), device=s.device)
         # Scale so that after DDP averages over ranks the gradient is the mean over the global batch.
@@ -160,39 +195,52 @@ class Trainer:
                 per_sample, _ = masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)
                 (per_sample.sum() * scale).backward()
             loss_sum += per_sample.detach().sum()
-        # Rank 0's commands ride along with the loss, so every rank learns them here.
+        return loss_sum
+
+    def _measure(self, loss_sum: torch.Tensor) -> "StepFigures":
+        """Clip, and read the step's figures back in the one host sync of the step: the
+        global loss, rank 0's commands (riding along with the loss, so every rank learns
+        them here) and every gradient figure together."""
+        s = self.session
         command_code = float(encode_commands(self.inbox.poll())) if s.dist.enabled and s.dist.is_main else 0.0
         # new_full fills on the device; torch.tensor(..., device=cuda) would copy from the host and sync.
-        shared = torch.stack([loss_sum, loss_sum.new_full((), command_code)])
-        all_reduce_sum(shared, s.dist)
-        health = grad_stats(self.parameters, t.max_grad_norm)
-        # The one host sync of the step: loss, commands and every gradient figure together.
+        shared = all_reduce_sum(torch.stack([loss_sum, loss_sum.new_full((), command_code)]), s.dist)
+        health = grad_stats(self.parameters, self.config.train.max_grad_norm)
         loss_sum_all, code, pre, post, max_abs, min_abs = torch.cat([shared.float(), health]).tolist()
-        loss_mean = loss_sum_all / s.global_batch
-        self.agreed_commands.extend(decode_commands(int(code)))
-        verdict = judge(pre, loss_mean, self.config.health)
-        finite = math.isfinite(pre) and math.isfinite(loss_mean)
+        return StepFigures(loss=loss_sum_all / s.global_batch, grad_norm_pre_clip=pre, grad_norm_post_clip=post,
+                           grad_max_abs=max_abs, grad_min_abs=min_abs, commands=decode_commands(int(code)))
+
+    def _update_weights(self, finite: bool) -> None:
+        """A finite step updates the weights; a non-finite one leaves weights and optimizer
+        state as they were, and counts towards the run's limit."""
+        s = self.session
         if finite:
             s.optimizer.step()
             s.state.consecutive_nonfinite = 0
         else:
-            s.state.consecutive_nonfinite += 1  # weights and optimizer state stay as they were
+            s.state.consecutive_nonfinite += 1
         s.optimizer.zero_grad(set_to_none=True)
-        s.state.step = step
-        s.state.samples_seen += s.global_batch
-        elapsed = time.perf_counter() - started
+
+    def _advance_to(self, step: int) -> None:
+        """The one place the step and the position in the sample stream move."""
+        self.session.state.step = step
+        self.session.state.samples_seen = self.cursor.first_position(step + 1)
+
+    def _report(self, step: int, lr: float, figures: "StepFigures", elapsed: float) -> None:
+        s, t = self.session, self.config.train
         self._publish(StepEvent(
-            step=step, loss=loss_mean, lr=lr, grad_norm_pre_clip=pre, grad_norm_post_clip=post,
-            grad_max_abs=max_abs, grad_min_abs=min_abs, clipped=finite and pre > t.max_grad_norm,
-            samples_per_s=s.global_batch / elapsed,
-            tokens_per_s=s.global_batch * self.tokens_per_sample / elapsed,
-            step_time_s=elapsed, memory_bytes=peak_memory_bytes(s.device), skipped=not finite))
+            step=step, loss=figures.loss, lr=lr, grad_norm_pre_clip=figures.grad_norm_pre_clip,
+            grad_norm_post_clip=figures.grad_norm_post_clip, grad_max_abs=figures.grad_max_abs,
+            grad_min_abs=figures.grad_min_abs,
+            clipped=figures.finite and figures.grad_norm_pre_clip > t.max_grad_norm,
+            samples_per_s=s.global_batch / elapsed, tokens_per_s=s.global_batch * self.tokens_per_sample / elapsed,
+            step_time_s=elapsed, memory_bytes=peak_memory_bytes(s.device), skipped=not figures.finite))
+        verdict = judge(figures.grad_norm_pre_clip, figures.loss, self.config.health)
         if verdict is not None:
             message = verdict.message
-            if not finite:
+            if not figures.finite:
                 message += f" ({s.state.consecutive_nonfinite}/{t.max_nonfinite_steps} in a row)"
             self._publish(WarningEvent(step=step, kind=verdict.kind, value=verdict.value, message=message))
-        return finite
 
     # ------------------------------------------------------------------ validation
 
@@ -300,10 +348,10 @@ class Trainer:
 
     def _on_written(self, event, end_offset: int) -> None:
         self.summary.add(event)
-        self.summary.metrics_offset = end_offset
+        self.summary.totals.metrics_offset = end_offset
 
     def _live_fields(self) -> dict:
-        summary = self.bus.under_lock(lambda: self.summary.to_json())
+        summary = self.bus.under_lock(lambda: self.summary.totals.to_json())
         return {"step": self.session.state.step, "summary": summary}
 
     def _publish(self, event) -> None:

@@ -1,5 +1,9 @@
 """The Textual app: wires a run link to the dashboard, the history screen, signals.
 
+Screens tell the app what they need with messages (leave, show the history,
+resume a run); the app answers by pushing screens, or by calling the dashboard's
+public methods: attributes and calls go down, messages come up.
+
 Whatever ends the app (q, a signal, a crash), `run_dashboard` makes sure the
 trainer thread is told to stop and has checkpointed before the process exits.
 """
@@ -24,12 +28,11 @@ from hwm_core.errors import UserError
 from hwm_core.run_folder import default_runs_dir
 from hwm_core.runner import TrainingRunner
 from hwm_core.session import TrainingSession, TrainRequest, prepare
+from hwm_core.status import FAILED, INTERRUPTED, exit_code
 
 from .link import LocalLink, RunLink
 from .screens.history_screen import HistoryScreen
 from .screens.train_screen import TrainScreen
-
-EXIT_CODES = {"completed": 0, "interrupted": 0, "failed": 1}
 
 
 class HwmApp(App):
@@ -50,10 +53,11 @@ class HwmApp(App):
         self.clock = clock
         self.runner: TrainingRunner | None = None
         self.signal_received: int | None = None
+        self.dashboard: TrainScreen | None = None  # the run shown live, if any
 
     def on_mount(self) -> None:
         if self.link is not None:
-            self.push_screen(TrainScreen(self.link, clock=self.clock, watching=self.watching))
+            self._show_dashboard(self.link)
         else:
             self.push_screen(HistoryScreen(self.runs_dir))
         for notice in self.notices:
@@ -80,15 +84,32 @@ class HwmApp(App):
         self.exit("signal")
 
     def action_request_quit(self) -> None:
-        screen = self.screen
-        for candidate in reversed(self.screen_stack):
-            if isinstance(candidate, TrainScreen):
-                if candidate is not screen:
-                    while self.screen is not candidate:
-                        self.pop_screen()
-                candidate.action_quit_run()
-                return
-        self.exit("quit")
+        """Ctrl-C, or q on the history screen: a run shown live is asked about first."""
+        dashboard = self.dashboard
+        if dashboard is None or dashboard not in self.screen_stack:
+            self.exit("quit")
+            return
+        while self.screen is not dashboard:
+            self.pop_screen()
+        dashboard.action_quit_run()
+
+    def _show_dashboard(self, link: RunLink) -> None:
+        self.dashboard = TrainScreen(link, clock=self.clock, watching=self.watching)
+        self.push_screen(self.dashboard)
+
+    # ------------------------------------------------------------------ what screens ask for
+
+    def on_train_screen_leave(self, message: TrainScreen.Leave) -> None:
+        self.exit(message.result)
+
+    def on_train_screen_history_requested(self, message: TrainScreen.HistoryRequested) -> None:
+        self.push_screen(HistoryScreen(self.runs_dir, current_run=message.current_run))
+
+    def on_history_screen_quit_requested(self, message: HistoryScreen.QuitRequested) -> None:
+        self.action_request_quit()
+
+    def on_history_screen_resume_requested(self, message: HistoryScreen.ResumeRequested) -> None:
+        self.resume_run(message.run_id)
 
     # ------------------------------------------------------------------ resume from history
 
@@ -116,7 +137,7 @@ class HwmApp(App):
         self.watching = False
         while len(self.screen_stack) > 1:
             self.pop_screen()
-        self.push_screen(TrainScreen(self.link, clock=self.clock))
+        self._show_dashboard(link)
 
 
 def _say(text: str, *, error: bool = False) -> None:
@@ -146,17 +167,15 @@ def _finish_training(app: HwmApp) -> int:
                 signal.signal(sig, handler)
     if runner.error is not None and not isinstance(runner.error, KeyboardInterrupt):
         raise runner.error
-    status = runner.status or "failed"
+    status = runner.status or FAILED
     run_id = runner.run_id
-    if status == "interrupted":
+    if status == INTERRUPTED:
         _say(_interrupted_message(run_id, runner.session.state.step, runner.trainer.last_checkpoint_step))
-    elif status == "failed":
+    elif status == FAILED:
         _say(f"run {run_id} failed: {runner.trainer.error or 'see its metrics.jsonl'}", error=True)
     else:
         _say(f"run {run_id} {status}: {runner.session.state.step} steps")
-    if app.signal_received:
-        return 128 + app.signal_received
-    return EXIT_CODES.get(status, 1)
+    return exit_code(status, app.signal_received)
 
 
 def _interrupted_message(run_id: str, step: int, checkpoint_step: int | None) -> str:
@@ -171,9 +190,9 @@ def _interrupted_message(run_id: str, step: int, checkpoint_step: int | None) ->
 
 
 def _run_app(app: HwmApp) -> int:
-    # The UI thread keeps its normal priority. At nice 10, keys showed 100-320 ms late
-    # whenever a chart was drawing on a CPU busy with training (at most 36 ms at nice 0);
-    # and a thread preempted while it holds the GIL stalls the trainer's thread as well.
+    # The UI thread keeps its normal priority: lowered, a chart drawing on a CPU busy with
+    # training holds keys back, and a thread preempted while it holds the GIL stalls the
+    # trainer's thread as well.
     try:
         app.run()
     finally:

@@ -27,6 +27,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=N
 data_app = typer.Typer(no_args_is_help=True, help="Generate and inspect v2.0 data splits.")
 presets_app = typer.Typer(no_args_is_help=True, help="Hardware presets (TOML files in presets/).")
 runs_app = typer.Typer(no_args_is_help=True, help="Runs in the runs dir, for scripts.")
+bench_app = typer.Typer(help="Benchmarks: training steps, the dashboard's charts, the dashboard vs headless.")
+app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
 app.add_typer(presets_app, name="presets")
 app.add_typer(runs_app, name="runs")
@@ -107,8 +109,9 @@ def train(
 def _train_distributed(request, dist, headless: bool) -> int:
     """One rank under torchrun: always headless; only rank 0 prints and writes."""
     from hwm_core.distributed import shutdown
+    from hwm_core.session import prepare_distributed
+
     from .headless import run_headless
-    from .launch import prepare_distributed
 
     try:
         session = prepare_distributed(request, dist)
@@ -119,40 +122,85 @@ def _train_distributed(request, dist, headless: bool) -> int:
 
 # ---------------------------------------------------------------------------- bench
 
-@app.command()
+PRESET_HELP = "Preset to benchmark."
+STEPS_HELP = "Timed optimizer steps (after warm-up)."
+SET_HELP = "Override a preset key: section.key=value (repeatable)."
+JSON_HELP = "Print one JSON object."
+
+
+@bench_app.callback(invoke_without_command=True)
 @user_errors
 def bench(
-    preset: str = typer.Option("cpu", "--preset", "-p", help="Preset to benchmark."),
-    steps: int = typer.Option(5, "--steps", min=1, help="Timed optimizer steps (after warm-up)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a preset key: section.key=value."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    ui: bool = typer.Option(False, "--ui", help="Instead: chart redraw time with 60,000 steps of history."),
-    dashboard: bool = typer.Option(False, "--dashboard", help="Instead: samples/s headless vs under the "
-                                   "dashboard (in tmux) over --steps steps, the dashboard's drawing live vs frozen "
-                                   "(f) in blocks within each run, and key-press-to-screen latency."),
-    repeats: int = typer.Option(3, "--repeats", min=1, help="With --dashboard: alternating run pairs."),
-    side_by_side: bool = typer.Option(False, "--side-by-side", help="With --dashboard: run the pair at the same "
-                                      "time, each on a core of its own, and compare the seconds they share."),
+    ctx: typer.Context,
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Same as `bench train --preset`."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Same as the subcommand's --steps."),
+    device: Optional[str] = typer.Option(None, "--device", help="Same as the subcommand's --device."),
+    set_: list[str] = typer.Option([], "--set", help="Same as the subcommand's --set."),
+    as_json: bool = typer.Option(False, "--json", help="Same as the subcommand's --json."),
+    ui: bool = typer.Option(False, "--ui", help="Same as `bench ui`."),
+    dashboard: bool = typer.Option(False, "--dashboard", help="Same as `bench dashboard`."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Same as `bench dashboard --repeats`."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="Same as `bench dashboard --side-by-side`."),
 ) -> None:
-    """Time real training steps of a preset: step time, throughput, memory, FLOP/s."""
-    from hwm_core.bench import run_bench
+    """Time training steps (train), the dashboard's charts (ui) or the dashboard against headless
+    (dashboard). Without a subcommand: `bench train`, or the one --ui / --dashboard names."""
     from hwm_core.errors import ConfigError
-    from hwm_core.progress import format_bytes, format_rate
+
+    given = [name for name, value in (("--preset", preset), ("--steps", steps), ("--device", device),
+                                      ("--set", set_ or None), ("--repeats", repeats)) if value is not None]
+    given += [name for name, value in (("--json", as_json), ("--ui", ui), ("--dashboard", dashboard),
+                                       ("--side-by-side", side_by_side)) if value]
+    if ctx.invoked_subcommand is not None:
+        if given:
+            raise ConfigError(f"{', '.join(given)} go after the subcommand: hwm-tui bench "
+                              f"{ctx.invoked_subcommand} {' '.join(given)} ...")
+        return
+    if ui and dashboard:
+        raise ConfigError("--ui and --dashboard are two benches: run `hwm-tui bench ui` and "
+                          "`hwm-tui bench dashboard` one after the other")
+    if ui:
+        _refuse(given, allowed={"--ui", "--json"}, what="bench ui")
+        bench_ui(as_json=as_json)
+    elif dashboard:
+        _refuse(given, allowed={"--dashboard", "--preset", "--steps", "--device", "--set", "--repeats",
+                                "--side-by-side", "--json"}, what="bench dashboard")
+        bench_dashboard(preset=preset or "cpu", steps=steps or DASHBOARD_STEPS, device=device, set_=set_,
+                        repeats=repeats or 3, side_by_side=side_by_side, as_json=as_json)
+    else:
+        _refuse(given, allowed={"--preset", "--steps", "--device", "--set", "--json"}, what="bench train")
+        bench_train(preset=preset or "cpu", steps=steps or 5, device=device, set_=set_, as_json=as_json)
+
+
+def _refuse(given: list[str], *, allowed: set[str], what: str) -> None:
+    from hwm_core.errors import ConfigError
+
+    extra = [name for name in given if name not in allowed]
+    if extra:
+        raise ConfigError(f"{what} takes no {', '.join(extra)}: see hwm-tui {what} --help")
+
+
+def _device_overrides(device: Optional[str], set_: list[str]) -> list[str]:
+    from hwm_core.errors import ConfigError
 
     if device not in (None, "cpu", "cuda"):
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
-    if ui or dashboard:
-        from . import ui_bench
-        if ui:
-            ui_bench.print_json(ui_bench.chart_redraw_ms())
-        else:
-            if side_by_side:
-                ui_bench.print_json(ui_bench.side_by_side(preset, steps, list(set_), repeats=repeats))
-            else:
-                ui_bench.print_json(ui_bench.dashboard_vs_headless(preset, steps, list(set_), repeats=repeats))
-        return
-    result = run_bench(preset, steps=steps, device=device, overrides=list(set_))
+    return [*set_, f"train.device={device}"] if device else list(set_)
+
+
+@bench_app.command("train")
+@user_errors
+def bench_train(
+    preset: str = typer.Option("cpu", "--preset", "-p", help=PRESET_HELP),
+    steps: int = typer.Option(5, "--steps", min=1, help=STEPS_HELP),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Time real training steps of a preset: step time, throughput, memory, FLOP/s."""
+    from hwm_core.bench import run_bench
+    from hwm_core.figures import format_bytes, format_rate
+
+    result = run_bench(preset, steps=steps, overrides=_device_overrides(device, set_))
     if as_json:
         print(json.dumps(result.to_json(), indent=1))
         return
@@ -174,6 +222,71 @@ def bench(
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+
+
+@bench_app.command("ui")
+@user_errors
+def bench_ui(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """How long the dashboard's charts take to draw, with 60,000 steps of history."""
+    from .bench.charts import chart_redraw_ms
+
+    _print_result(chart_redraw_ms(), as_json, title="chart drawing, 60,000 steps of history")
+
+
+DASHBOARD_STEPS = 100
+
+
+@bench_app.command("dashboard")
+@user_errors
+def bench_dashboard(
+    preset: str = typer.Option("cpu", "--preset", "-p", help=PRESET_HELP),
+    steps: int = typer.Option(DASHBOARD_STEPS, "--steps", min=1, help="Optimizer steps in each run."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs of each kind (alternating pairs)."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="Run each pair at the same time, each on a "
+                                      "core of its own, and compare the seconds they share."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Samples/s headless vs under the dashboard (in tmux), the dashboard's drawing live vs frozen (f)
+    in blocks within each run, and key-press-to-screen latency."""
+    from .bench.dashboard import TrainCommand, dashboard_vs_headless, side_by_side as run_side_by_side
+
+    train = TrainCommand(preset, steps, _device_overrides(device, set_))
+    if side_by_side:
+        result = run_side_by_side(train, repeats=repeats)
+    else:
+        result = dashboard_vs_headless(train, repeats=repeats)
+    _print_result(result, as_json, title=f"dashboard vs headless: preset {preset}, {steps} steps")
+
+
+def _print_result(result: dict, as_json: bool, *, title: str) -> None:
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in _flatten(result):
+        table.add_row(key, value)
+    console.print(table)
+
+
+def _flatten(value: dict, prefix: str = "") -> list[tuple[str, str]]:
+    rows = []
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict):
+            rows += _flatten(item, f"{name}.")
+        elif isinstance(item, list):
+            rows.append((name, ", ".join(_figure(v) for v in item)))
+        else:
+            rows.append((name, _figure(item)))
+    return rows
+
+
+def _figure(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
 
 
 # ---------------------------------------------------------------------------- data

@@ -24,17 +24,15 @@ from rich.text import Text
 from hwm_core.commands import STOP
 from hwm_core.events import (CheckpointEvent, CheckpointFailedEvent, EvalEvent, StateEvent, StepEvent,
                              WarningEvent)
-from hwm_core.progress import RunProgress, format_bytes, format_duration, format_rate
+from hwm_core.figures import format_bytes, format_duration, format_rate
+from hwm_core.run_state import RunProgress, RunState
 from hwm_core.runner import TrainingRunner
 from hwm_core.session import TrainingSession
+from hwm_core.status import COMPLETED, INTERRUPTED, exit_code
 
 from .style import WARNING_STYLES
 
 PLAIN_LOG_INTERVAL_S = 10.0  # without a terminal (a log file), one line this often
-EXIT_CODES = {"completed": 0, "failed": 1}
-# Stopped on purpose from `hwm-tui watch` (q): checkpointed, not an error. (torchrun
-# also takes any non-zero exit of a rank as a failure and kills the others.)
-STOPPED_BY_COMMAND = 0
 
 
 def progress_line(p: RunProgress) -> Table:
@@ -110,78 +108,76 @@ def run_headless(session: TrainingSession, console: Console | None = None) -> in
                           f"(follow it with: hwm-tui watch {session.folder.id})")
     signals = _Signals(runner, console)
     signals.install()
-    progress = RunProgress()
+    run = RunState(curves=False)
     runner.start()
     printed_step = 0
     try:
-        printed_step = _follow(runner, progress, console, quiet)
+        printed_step = _follow(runner, run, console, quiet)
     except OSError:
         # stdout went away (closed pipe, hung-up terminal): keep training, silently.
         silence(console)
-        _follow(runner, progress, console, quiet=True)
+        _follow(runner, run, console, quiet=True)
     finally:
         signals.restore()
     if runner.error is not None and not isinstance(runner.error, KeyboardInterrupt):
         raise runner.error
-    status = runner.status or "failed"
+    status = runner.status
     if not quiet:
         try:
-            if not console.is_terminal and progress.step != printed_step:
-                console.print(plain_line(progress))
-            _print_outcome(console, status, progress, session)
+            if not console.is_terminal and run.progress.step != printed_step:
+                console.print(plain_line(run.progress))
+            _print_outcome(console, status, run, session)
         except OSError:
             pass
-    if status == "interrupted":
-        return 128 + signals.received if signals.received else STOPPED_BY_COMMAND
-    return EXIT_CODES.get(status, 1)
+    return exit_code(status, signals.received)
 
 
-def _follow(runner: TrainingRunner, progress: RunProgress, console: Console, quiet: bool) -> int:
+def _follow(runner: TrainingRunner, run: RunState, console: Console, quiet: bool) -> int:
     """Show events until the trainer thread has ended and every event is read;
     returns the step of the last progress line printed without a terminal."""
     printed = 0
     if quiet:
         while not runner.join(0.5):
-            _drain(runner, progress)
-        _drain(runner, progress)
+            _drain(runner, run)
+        _drain(runner, run)
     elif console.is_terminal:
-        with Live(progress_line(progress), console=console, refresh_per_second=4) as live:
+        with Live(progress_line(run.progress), console=console, refresh_per_second=4) as live:
             while True:
                 alive = not runner.join(0.0)
-                _consume(runner, progress, console, timeout=0.25)
-                live.update(progress_line(progress))
+                _consume(runner, run, console, timeout=0.25)
+                live.update(progress_line(run.progress))
                 if not alive and runner.events.empty():
                     break
     else:
         next_line = 0.0
         while True:
             alive = not runner.join(0.0)
-            _consume(runner, progress, console, timeout=0.5)
-            if progress.step and time.monotonic() >= next_line:
-                console.print(plain_line(progress))
-                printed = progress.step
+            _consume(runner, run, console, timeout=0.5)
+            if run.progress.step and time.monotonic() >= next_line:
+                console.print(plain_line(run.progress))
+                printed = run.progress.step
                 next_line = time.monotonic() + PLAIN_LOG_INTERVAL_S
             if not alive and runner.events.empty():
                 break
     return printed
 
 
-def _drain(runner: TrainingRunner, progress: RunProgress) -> None:
+def _drain(runner: TrainingRunner, run: RunState) -> None:
     while True:
         try:
-            progress.add(runner.events.get_nowait())
+            run.add(runner.events.get_nowait())
         except queue.Empty:
             return
 
 
-def _consume(runner: TrainingRunner, progress: RunProgress, console: Console, *, timeout: float) -> None:
+def _consume(runner: TrainingRunner, run: RunState, console: Console, *, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
             event = runner.events.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return
-        progress.add(event)
+        run.add(event)
         if isinstance(event, WarningEvent):
             style = WARNING_STYLES.get(event.kind, "red")
             console.print(Text(f"warning step {event.step} [{event.kind}] {event.message} "
@@ -200,12 +196,13 @@ def _consume(runner: TrainingRunner, progress: RunProgress, console: Console, *,
             return
 
 
-def _print_outcome(console: Console, status: str, p: RunProgress, session: TrainingSession) -> None:
+def _print_outcome(console: Console, status: str | None, state: RunState, session: TrainingSession) -> None:
     run = session.folder.id if session.folder else ""
-    if status == "completed":
+    p, val_loss = state.progress, state.totals.last_val_loss
+    if status == COMPLETED:
         console.print(f"[green]run {run} completed: {p.step} steps, loss {p.loss:.4f}"
-                      + (f", val loss {p.val_loss:.4f}" if math.isfinite(p.val_loss) else "") + "[/]")
-    elif status == "interrupted":
+                      + (f", val loss {val_loss:.4f}" if val_loss is not None else "") + "[/]")
+    elif status == INTERRUPTED:
         where = (f"checkpoint at step {p.last_checkpoint_step}" if p.last_checkpoint_step
                  else "its last checkpoint")
         console.print(f"[yellow]run {run} interrupted at step {p.step}; resume from {where} with: "

@@ -1,5 +1,5 @@
-"""Several processes: `hwm-tui train --nproc N` starts torchrun, and under torchrun
-every rank prepares its session and wraps its model for DistributedDataParallel.
+"""Several processes: `hwm-tui train --nproc N` starts torchrun (each rank then runs
+`hwm-tui train --headless`, see hwm_core.session.prepare_distributed).
 
 Rank 0 owns the run folder; the launcher picks the run id up front so that the
 dashboard (`watch`) can open that run as soon as it exists.
@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from hwm_core import distributed
 from hwm_core.device import resolve_device
 from hwm_core.commands import STOP, send_to_run
 from hwm_core.errors import RunError, UserError
-from hwm_core.run_folder import RUNNING, default_runs_dir, effective_status, new_run_id
+from hwm_core.request import TrainRequest, request_config
+from hwm_core.run_folder import default_runs_dir, effective_status, new_run_id
 from hwm_core.run_history import resolve_run
-from hwm_core.session import TrainingSession, TrainRequest, prepare, request_config
+from hwm_core.status import RUNNING
 
 RUN_APPEARS_TIMEOUT_S = 600  # data checks and synthetic data generation come first
 
@@ -172,34 +172,3 @@ def _running(run_json: Path) -> bool:
         return json.loads(run_json.read_text()).get("pid") is not None
     except (OSError, ValueError):
         return False
-
-
-def prepare_distributed(request: TrainRequest, dist: distributed.DistInfo) -> TrainingSession:
-    """Every rank prepares the same session; rank 0 alone creates the run folder.
-    If any rank fails (bad data on one node, say), all stop with its message."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    # Config errors are the same on every rank (same files, same flags): each says so
-    # and stops, before any rank waits for another.
-    device = resolve_device(request_config(request).train, dist.local_rank)
-    distributed.init_process_group(dist, device)
-    session, error = None, None
-    try:
-        session = prepare(request, dist)
-    except UserError as exc:
-        error = exc
-    if not distributed.all_agree(error is None, dist, device):
-        if session is not None:
-            session.close()
-        if error is not None:
-            raise error
-        raise RunError(f"another rank failed to start (rank {dist.rank} of {dist.world_size} was ready): "
-                       "see that rank's message above")
-    assert session is not None
-    device_ids = [session.device.index] if session.device.type == "cuda" else None
-    session.train_model = DistributedDataParallel(session.model, device_ids=device_ids)
-    if dist.is_main:
-        session.notices.append(f"{dist.world_size} processes: global batch {session.global_batch} "
-                               f"= {session.config.train.batch_size} x {session.config.train.grad_accum_steps}"
-                               f" x {dist.world_size}")
-    return session

@@ -1,8 +1,9 @@
 """How the dashboard reaches a trainer: its events in, its commands out.
 
 LocalLink: the trainer runs in this process (`hwm-tui train`).
-The dashboard only ever calls poll(), send() and alive, so the same screen also
-serves a run that another process trains (`hwm-tui watch`, see watch_link.py).
+The dashboard only ever uses what `RunLink` declares, so the same screen also
+serves a run that another process trains (`hwm-tui watch`, see watch_link.py),
+a finished run replayed (benchmarks) and the tests' scripted runs.
 """
 
 from __future__ import annotations
@@ -21,18 +22,30 @@ MAX_EVENTS_PER_POLL = 5_000  # a burst (a long history) is taken over several po
 
 class RunLink(Protocol):
     run_dir: Path | None
+    # Bumps when the run's events start over (a followed metrics.jsonl was rewound by a
+    # resume): the viewer then folds them into a new state.
+    generation: int
 
-    def poll(self) -> list[Event]: ...
+    def poll(self) -> list[Event]:
+        """The events that arrived since the last poll; never blocks."""
 
-    def send(self, command: str) -> None: ...
+    def send(self, command: str) -> None:
+        """A command for the trainer, applied at its next step boundary."""
 
     @property
-    def alive(self) -> bool: ...
+    def alive(self) -> bool:
+        """Whether the trainer still runs."""
+
+    @property
+    def error(self) -> str | None:
+        """Why the trainer ended, when it died without a final state, if known."""
 
     def close(self) -> None: ...
 
 
 class LocalLink:
+    generation = 0  # the trainer's own queue never starts over
+
     def __init__(self, runner: TrainingRunner, history: list[Event] | None = None):
         self.runner = runner
         folder = runner.session.folder
@@ -81,6 +94,8 @@ class ReplayLink:
     """A finished run's events, handed over once (benchmarks, previews)."""
 
     run_dir = None
+    generation = 0
+    error = None
 
     def __init__(self, events: list[Event]):
         self._pending = list(events)

@@ -1,4 +1,6 @@
-"""Colours shared by the headless line and the dashboard."""
+"""Colours and words shared by the headless line and the dashboard."""
+
+from hwm_core.status import COMPLETED, FAILED, INTERRUPTED
 
 # vanishing yellow, instability orange, everything that loses a step red.
 # Rich style names, for Text and the headless console:
@@ -13,3 +15,13 @@ WARNING_STYLES = {
 
 # The same colours as Textual markup takes them (border titles): CSS colour names.
 WARNING_MARKUP = {kind: {"dark_orange": "darkorange"}.get(style, style) for kind, style in WARNING_STYLES.items()}
+
+# How the dashboard names a run's final states (run.json keeps the statuses).
+FINAL_STATE_LABELS = {COMPLETED: "finished", INTERRUPTED: "stopped", FAILED: "failed"}
+
+STATE_STYLES = {
+    "running": "bold green", "pausing…": "bold yellow", "paused": "bold yellow",
+    "checkpointing": "bold cyan", "stopping…": "bold yellow",
+    "finished": "bold green", "stopped": "bold yellow", "failed": "bold red", "starting": "bold cyan",
+    "not running": "bold red",
+}

@@ -13,14 +13,17 @@ from pathlib import Path
 from hwm_core.commands import send_to_run
 from hwm_core.errors import RunError
 from hwm_core.events import Event, read_events
-from hwm_core.run_folder import RUNNING, RunFolder, effective_status
+from hwm_core.run_folder import RunFolder, effective_status
 from hwm_core.run_history import newest_running, resolve_run
+from hwm_core.status import RUNNING
 
 STATUS_CHECK_S = 1.0  # how often run.json is read to know if the trainer still lives
 READ_AT_MOST_BYTES = 1 << 20  # of metrics.jsonl per poll (~40 ms of parsing)
 
 
 class WatchLink:
+    error = None  # another process's trainer: its failure is in run.json and the metrics
+
     def __init__(self, folder: RunFolder):
         self.folder = folder
         self.run_dir = folder.path

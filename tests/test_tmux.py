@@ -7,50 +7,22 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 from hwm_core.checkpoint import list_checkpoints
+from hwm_tui.bench.tmux import EXIT_MARK, TmuxSession
 
 from conftest import REPO, only_run, set_args, tiny_sets
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
-class Tmux:
-    def __init__(self, command: str, env: dict[str, str], size=(120, 36)):
-        self.name = f"hwm-test-{uuid.uuid4().hex[:8]}"
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        script = f"cd {shlex.quote(str(REPO))} && env {exports} {command}; echo EXIT=$?; sleep 120"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]),
-                        script], check=True)
-        # a tmux server started earlier may size new windows its own way
-        subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", str(size[0]), "-y", str(size[1])],
-                       capture_output=True)
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True,
-                              text=True).stdout
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def wait_for(self, text: str, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} never showed; the screen was:\n{screen}")
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+def tmux(command: str, env: dict[str, str]) -> TmuxSession:
+    """The product's own terminal harness (the benches use it too), on a server of the tests'."""
+    return TmuxSession(command, server="hwm-test", env=env, cwd=REPO, linger_s=120)
 
 
 def test_train_in_tmux_p_c_h_q(tmp_path):
@@ -59,7 +31,7 @@ def test_train_in_tmux_p_c_h_q(tmp_path):
             *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=100000"))]
     command = " ".join(shlex.quote(a) for a in [sys.executable, *args])
     env = {"HWM_CACHE_DIR": os.environ["HWM_CACHE_DIR"], "TERM": "xterm-256color", "PYTHONUNBUFFERED": "1"}
-    term = Tmux(command, env)
+    term = tmux(command, env)
     try:
         term.wait_for("Loss · step", timeout=120)
         term.wait_for("● running")
@@ -87,7 +59,7 @@ def test_train_in_tmux_p_c_h_q(tmp_path):
         term.keys("q")
         term.wait_for("Quit training run")
         term.keys("y")
-        screen = term.wait_for("EXIT=0", timeout=60)
+        screen = term.wait_for(f"{EXIT_MARK}0", timeout=60)
         assert f"hwm-tui train --resume {run.name}" in screen
     finally:
         term.close()
@@ -97,16 +69,17 @@ def test_train_in_tmux_p_c_h_q(tmp_path):
 
 
 def test_bench_dashboard_run_gives_up_when_the_dashboard_does_not_start(tmp_path):
-    from hwm_tui.ui_bench import _dashboard_run
+    from hwm_tui.bench.dashboard import DashboardPlan, dashboard_run
 
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="did not start"):
-        _dashboard_run([sys.executable, "-c", "print('no dashboard here')"], tmp_path, 100, 5, 60, 10, 2.0)
+        dashboard_run(DashboardPlan([sys.executable, "-c", "print('no dashboard here')"], tmp_path, 100,
+                                    skip=5, blocks_until=60, block=10, key_every_s=2.0))
     assert time.monotonic() - started < 10  # the command's exit was seen, not waited out
 
 
 def test_bench_alternates_live_and_frozen_blocks_in_whole_pairs(monkeypatch):
-    import hwm_tui.ui_bench as ui_bench
+    import hwm_tui.bench.dashboard as ui_bench
 
     class Follower:  # a run that makes three steps between two looks
         step = 0
@@ -116,10 +89,10 @@ def test_bench_alternates_live_and_frozen_blocks_in_whole_pairs(monkeypatch):
             return self.step
 
     keys = []
-    monkeypatch.setattr(ui_bench, "_tmux", lambda *args: keys.append(args[-1]))
+    term = type("Term", (), {"keys": lambda self, *k: keys.extend(k)})()
     monkeypatch.setattr(ui_bench.time, "sleep", lambda s: None)
     stall = type("Stall", (), {"check": lambda self, every_s=0.0: None})()
-    blocks = ui_bench._live_and_frozen_blocks("s", Follower(), stall, first=5, last=60, block=10, max_steps=100)
+    blocks = ui_bench.live_and_frozen_blocks(term, Follower(), stall, first=5, last=60, block=10, max_steps=100)
     assert [frozen for *_, frozen in blocks] == [False, True, False, True]  # whole pairs, ending live
     assert keys == ["f"] * 4
     assert all(end >= start + 10 for start, end, _ in blocks)
@@ -131,12 +104,12 @@ def test_bench_alternates_live_and_frozen_blocks_in_whole_pairs(monkeypatch):
              8: SimpleNamespace(step_time_s=3.0, samples_per_s=4 / 3)}  # 4 samples in 3 s
     assert ui_bench._samples_per_s(times, [7, 8, 9]) == 2.0  # samples over seconds, not a mean of rates
     with pytest.raises(ui_bench.UserError, match="raise --steps"):
-        ui_bench._live_and_frozen_blocks("s", Follower(), stall, first=5, last=60, block=10, max_steps=20)
+        ui_bench.live_and_frozen_blocks(term, Follower(), stall, first=5, last=60, block=10, max_steps=20)
 
 
 def test_bench_step_follower_reads_only_the_new_tail(tmp_path):
     from hwm_core.events import event_to_json
-    from hwm_tui.ui_bench import _StepFollower
+    from hwm_tui.bench.dashboard import StepFollower as _StepFollower
 
     from tui_fakes import scripted_events
 

@@ -47,6 +47,8 @@ def scripted_events(steps: int = 300, max_steps: int = 600, *, run_id: str = "20
 class FakeLink:
     """Plays scripted events and answers commands the way the trainer does."""
 
+    generation = 0
+
     def __init__(self, events: list, *, alive: bool = True, run_dir: Path | None = None, error: str | None = None):
         self.pending = list(events)
         self.sent: list[str] = []

@@ -21,16 +21,16 @@ from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from hwm_core.errors import UserError
 from hwm_core.events import read_events
-from hwm_core.progress import format_duration
+from hwm_core.figures import format_duration
 from hwm_core.run_folder import RunFolder, delete_run
 from hwm_core.run_history import RunSummary, list_runs
-
-from ..run_view import RunView
+from hwm_core.run_state import RunState
 from ..widgets.grad_chart import GradChart
 from ..widgets.loss_chart import LossChart
 from ..widgets.lr_chart import LrChart
@@ -78,7 +78,7 @@ class _Detail:
     file: tuple[int, int]    # (st_dev, st_ino): a resume replaces the file
     stamp: tuple[int, int]   # (st_size, st_mtime_ns)
     offset: int
-    view: RunView
+    view: RunState
     config: str
 
 
@@ -92,6 +92,16 @@ def _row_cells(s: RunSummary, current_run: str | None) -> tuple:
 
 
 class HistoryScreen(Screen):
+    class ResumeRequested(Message):
+        """r on a resumable run: the app trains it in this window."""
+
+        def __init__(self, run_id: str):
+            super().__init__()
+            self.run_id = run_id
+
+    class QuitRequested(Message):
+        """q: leave the app (asking first if a run trains in this window)."""
+
     DEFAULT_CSS = """
     HistoryScreen #runs { height: auto; max-height: 45%; border: round $panel-lighten-2; }
     HistoryScreen #detail { height: 1fr; min-height: 12; }
@@ -254,7 +264,7 @@ class HistoryScreen(Screen):
         if cached is not None and cached.file == file and cached.offset <= stamp[0]:
             view, offset, config = cached.view.copy(), cached.offset, cached.config
         else:
-            view, offset, config = RunView(), 0, _read_config(folder)
+            view, offset, config = RunState(), 0, _read_config(folder)
         events, offset = read_events(folder.metrics, offset)
         view.add_all(events)
         if _file_of(folder.metrics) not in (None, file):
@@ -282,7 +292,7 @@ class HistoryScreen(Screen):
     def _show_detail_error(self, run_id: str, summary: RunSummary, error: str) -> None:
         if run_id != self.selected:
             return
-        empty = RunView()
+        empty = RunState()
         for chart in (self.query_one("#h-loss", LossChart), self.query_one("#h-lr", LrChart),
                       self.query_one("#h-grad", GradChart)):
             chart.show(empty)
@@ -322,7 +332,7 @@ class HistoryScreen(Screen):
             self.app.pop_screen()
 
     def action_quit(self) -> None:
-        self.app.action_request_quit()
+        self.post_message(self.QuitRequested())
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
@@ -337,7 +347,7 @@ class HistoryScreen(Screen):
                    else f"its status is {summary.status}")
             self.notify(f"run {summary.id} cannot be resumed: {why}", severity="warning")
             return
-        self.app.resume_run(summary.id)
+        self.post_message(self.ResumeRequested(summary.id))
 
     def action_delete(self) -> None:
         summary = self.summaries.get(self.selected or "")

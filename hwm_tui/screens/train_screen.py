@@ -12,20 +12,24 @@ status says so ("pausing…") until it has.
 from __future__ import annotations
 
 import time
+from enum import Enum
 from functools import partial
 from typing import Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from hwm_core.commands import CHECKPOINT, PAUSE, RESUME, STOP
 from hwm_core.events import CheckpointEvent, CheckpointFailedEvent, StartEvent, StateEvent
+from hwm_core.run_state import RunState
+from hwm_core.status import FAILED, is_final
 
 from ..link import RunLink
-from ..run_view import RunView
+from ..style import FINAL_STATE_LABELS
 from ..widgets.grad_chart import GradChart
 from ..widgets.loss_chart import LossChart
 from ..widgets.lr_chart import LrChart
@@ -47,7 +51,14 @@ _thread_cpu = time.thread_time
 STATUS_REDRAW_S = 1.0
 MESSAGE_SHOWN_S = 30.0
 NARROW_BELOW = 120  # columns; narrower terminals split the panels evenly
-FINAL_LABELS = {"completed": "finished", "interrupted": "stopped", "failed": "failed"}
+
+
+class Pending(Enum):
+    """A command sent that the trainer has not answered yet (it does at a step boundary)."""
+
+    PAUSE = "pausing…"
+    RESUME = "resuming…"
+    STOP = "stopping…"
 
 
 class TrainScreen(Screen):
@@ -72,13 +83,27 @@ class TrainScreen(Screen):
         Binding("question_mark", "help", "Help"),
     ]
 
+    class HistoryRequested(Message):
+        """h: show the runs, this one marked."""
+
+        def __init__(self, current_run: str | None):
+            super().__init__()
+            self.current_run = current_run
+
+    class Leave(Message):
+        """The app should exit; `result` says why (the run's final state, or "watching")."""
+
+        def __init__(self, result: str):
+            super().__init__()
+            self.result = result
+
     def __init__(self, link: RunLink, *, clock: Callable[[], float] = time.time, watching: bool = False):
         super().__init__()
         self.link = link
         self.clock = clock
         self.watching = watching
-        self.view = RunView()
-        self.pending: str | None = None     # "pausing…", "resuming…", "stopping…" until acknowledged
+        self.view = RunState()
+        self.pending: Pending | None = None  # until the trainer answers
         self.message = ""
         self.message_time = 0.0
         self.checkpoint_requested = False
@@ -86,11 +111,9 @@ class TrainScreen(Screen):
         self._charts_drawn_at = 0.0
         self._cpu_at_charts_drawn = 0.0
         self._charts_had_steps = False
-        self.close_only = False              # watch: leave the trainer running
-        self.finished_at: float | None = None
         self.paused = False                  # the trainer's own word; "checkpointing" leaves it as it was
         self.frozen = False                  # f: nothing redraws by itself (keys still answer)
-        self._generation = getattr(link, "generation", 0)
+        self._generation = link.generation
 
     # ------------------------------------------------------------------ layout
 
@@ -118,10 +141,10 @@ class TrainScreen(Screen):
     # ------------------------------------------------------------------ events
 
     def _pull(self) -> None:
-        generation = getattr(self.link, "generation", 0)
+        generation = self.link.generation
         if generation != self._generation:  # the followed metrics were rewound (a resume): start over
             self._generation = generation
-            self.view = RunView()
+            self.view = RunState()
             self._charts_had_steps = False
             self.query_one(WarningsPanel).reset()
         was_alive = self.link.alive  # asked first: a trainer gone before the poll has said all it will
@@ -132,7 +155,7 @@ class TrainScreen(Screen):
             for event in events:
                 changed |= self._react(event)
             if not self.frozen:
-                self.query_one(WarningsPanel).show_warnings(self.view.warnings)
+                self.query_one(WarningsPanel).show(self.view)
             # Figures alone wait for the next status tick; news (a state, a checkpoint:
             # often the answer to a key) shows at once, frozen or not.
             if changed:
@@ -140,13 +163,13 @@ class TrainScreen(Screen):
         if not was_alive and not events and not self.watching and not self.view.progress.finished:
             self._died_silently()
         if self.quitting and not self.link.alive and not events:
-            self.app.exit(self.view.progress.state)
+            self.post_message(self.Leave(self.view.progress.state))
 
     def _died_silently(self) -> None:
         """The trainer thread ended without a final state (it raised before it could say):
         show it failed, with its error when the link knows it, rather than "starting" forever."""
-        error = getattr(self.link, "error", None) or "the trainer stopped without reporting why"
-        event = StateEvent("failed", self.view.progress.step, message=error, time=self.clock())
+        error = self.link.error or "the trainer stopped without reporting why"
+        event = StateEvent(FAILED, self.view.progress.step, message=error, time=self.clock())
         self.view.add(event)
         self._react(event)
         self._redraw_status()
@@ -156,10 +179,10 @@ class TrainScreen(Screen):
         if isinstance(event, StateEvent):
             if event.state in ("paused", "running"):
                 self.paused = event.state == "paused"
-            if (self.pending == "pausing…" and event.state == "paused") or \
-                    (self.pending == "resuming…" and event.state == "running"):
+            if (self.pending is Pending.PAUSE and event.state == "paused") or \
+                    (self.pending is Pending.RESUME and event.state == "running"):
                 self.pending = None
-            if event.state in FINAL_LABELS:
+            if is_final(event.state):
                 self._finish(event)
             return True
         if isinstance(event, StartEvent):
@@ -180,20 +203,20 @@ class TrainScreen(Screen):
         if self.frozen:
             self.action_toggle_freeze()  # the end of a run is always shown
         self.pending = None
-        self.finished_at = event.time
         started = self.view.start.time if self.view.start else None
         elapsed = event.time - started if started else None
-        self.query_one(SummaryBar).show(self.view, FINAL_LABELS[event.state], elapsed)
+        self.query_one(SummaryBar).show(self.view, FINAL_STATE_LABELS[event.state], elapsed)
         self._redraw_charts(force=True)
 
     @property
     def state_label(self) -> str:
-        if self.pending:
-            return self.pending
+        """The state as the status bar words it."""
+        if self.pending is not None:
+            return self.pending.value
         state = self.view.progress.state
-        if self.watching and state not in FINAL_LABELS and not self.link.alive:
+        if self.watching and not is_final(state) and not self.link.alive:
             return "not running"  # its trainer died without a word (kill -9, power cut)
-        return FINAL_LABELS.get(state, state)
+        return FINAL_STATE_LABELS.get(state, state)
 
     @property
     def finished(self) -> bool:
@@ -217,7 +240,7 @@ class TrainScreen(Screen):
     def _redraw_charts_when_due(self) -> None:
         if self.frozen:
             return
-        if not self._charts_had_steps and len(self.view.loss):
+        if not self._charts_had_steps and len(self.view.curves.loss):
             self._redraw_charts()  # the first steps show at once, whatever starting up cost
             return
         elapsed = _monotonic() - self._charts_drawn_at
@@ -231,7 +254,7 @@ class TrainScreen(Screen):
 
     def _redraw_charts(self, force: bool = False) -> None:
         self._charts_drawn_at, self._cpu_at_charts_drawn = _monotonic(), _thread_cpu()
-        self._charts_had_steps = len(self.view.loss) > 0
+        self._charts_had_steps = len(self.view.curves.loss) > 0
         charts = (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart))
         charts[0].show(self.view, force=force)
         # One chart a frame: a key pressed meanwhile waits for one chart's drawing, not three.
@@ -244,12 +267,12 @@ class TrainScreen(Screen):
         if self.finished:
             self.notify("the run has ended", severity="warning")
             return
-        if self.paused and self.pending != "resuming…" or self.pending == "pausing…":
+        if self.paused and self.pending is not Pending.RESUME or self.pending is Pending.PAUSE:
             self.link.send(RESUME)
-            self.pending = "resuming…"
+            self.pending = Pending.RESUME
         else:
             self.link.send(PAUSE)
-            self.pending = "pausing…"
+            self.pending = Pending.PAUSE
         self._redraw_status()
 
     def action_checkpoint(self) -> None:
@@ -263,7 +286,7 @@ class TrainScreen(Screen):
 
     def action_quit_run(self) -> None:
         if self.finished:
-            self.app.exit(self.view.progress.state)
+            self.post_message(self.Leave(self.view.progress.state))
             return
         if self.quitting:
             return
@@ -280,11 +303,10 @@ class TrainScreen(Screen):
 
     def _quit_answer(self, answer: str | None) -> None:
         if answer == "close":
-            self.close_only = True
-            self.app.exit("watching")
+            self.post_message(self.Leave("watching"))
         elif answer == "stop":
             self.quitting = True
-            self.pending = "stopping…"
+            self.pending = Pending.STOP
             self._say("stopping: checkpoint at the end of this step, then exit…")
             self.link.send(STOP)
             self._redraw_status()
@@ -297,14 +319,12 @@ class TrainScreen(Screen):
             self._say(f"display frozen at step {self.view.progress.step}: f draws again (training goes on)")
         else:
             self.message = ""
-            self.query_one(WarningsPanel).show_warnings(self.view.warnings)
+            self.query_one(WarningsPanel).show(self.view)
             self._redraw_charts()  # an answer to a key: now, whatever the budget
         self._redraw_status()
 
     def action_history(self) -> None:
-        from .history_screen import HistoryScreen
-
-        self.app.push_screen(HistoryScreen(self.app.runs_dir, current_run=self.view.progress.run_id or None))
+        self.post_message(self.HistoryRequested(self.view.progress.run_id or None))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())

@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 
-from ..run_view import RunView
+from hwm_core.run_state import RunState
+
 from ..series import downsample_minmax
 from .run_chart import RunChart, step_axis
 
@@ -26,24 +27,25 @@ def _decade_label(value: float) -> str:
 class GradChart(RunChart):
     title = "Gradient norms"
 
-    def titles(self, view: RunView) -> None:
+    def titles(self, view: RunState) -> None:
         clip = view.start.max_grad_norm if view.start else 1.0
         self.border_subtitle = (f"[darkorange]pre-clip[/] [cyan]post-clip[/] [red]─ clip {clip:g}[/] "
                                 f"[green]─ healthy {HEALTHY_BAND[0]:g}–{HEALTHY_BAND[1]:g}[/]")
-        if len(view.grad_pre):
-            pre = float(view.grad_pre.y[-1])
+        if len(view.curves.grad_pre):
+            pre = float(view.curves.grad_pre.y[-1])
             self.border_title = f"{self.title} · {pre:.3g}" if math.isfinite(pre) else f"{self.title} · non-finite"
         else:
             self.border_title = f"{self.title} · waiting for the first step"
 
-    def draw(self, plt, view: RunView) -> None:
+    def draw(self, plt, view: RunState) -> None:
         clip = view.start.max_grad_norm if view.start else 1.0
         plt.yscale("log")
         lo, hi = HEALTHY_BAND[0] / 2, HEALTHY_BAND[1] * 2
         last_step = view.first_step + 1
-        if len(view.grad_pre):
-            px, py = _positive(view.grad_pre.x, view.grad_pre.y)
-            qx, qy = _positive(view.grad_post.x, view.grad_post.y)
+        pre, post = view.curves.grad_pre, view.curves.grad_post
+        if len(pre):
+            px, py = _positive(pre.x, pre.y)
+            qx, qy = _positive(post.x, post.y)
             if len(py):
                 lowest = min(float(py.min()), float(qy.min()) if len(qy) else lo)
                 lo, hi = min(lo, lowest / 2), max(hi, float(py.max()) * 2)
@@ -54,7 +56,7 @@ class GradChart(RunChart):
             if len(qy):
                 x, y = downsample_minmax(qx, qy, self.buckets)
                 plt.scatter(x, y, color="cyan+", marker="braille")
-            last_step = float(view.grad_pre.x[-1])
+            last_step = float(pre.x[-1])
         for level in HEALTHY_BAND:
             plt.horizontal_line(level, color="green")
         plt.horizontal_line(clip, color="red")

@@ -1,4 +1,4 @@
-"""Base of the dashboard's charts: a plotext plot drawn from a RunView, only when
+"""Base of the dashboard's charts: a plotext plot drawn from a RunState, only when
 the run has new data or the chart changed size, from series reduced to its width.
 
 plotext applies a log scale to its stored data in place while building, so a
@@ -13,7 +13,8 @@ from rich.segment import Segment
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
-from ..run_view import RunView
+from hwm_core.run_state import RunState
+
 from .plot_text import figure_rows
 
 # plotext needs room for the y tick labels; the rest of the width is data columns.
@@ -37,7 +38,7 @@ class RunChart(PlotextPlot):
     def __init__(self, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)
         self.border_title = self.title
-        self.view: RunView | None = None
+        self.view: RunState | None = None
         self._shown_version = -1
         self._strips: list[Strip] | None = None
         self._strips_key: tuple | None = None
@@ -46,11 +47,11 @@ class RunChart(PlotextPlot):
     def buckets(self) -> int:
         return max(8, self.size.width - Y_LABEL_COLUMNS)
 
-    def show(self, view: RunView, *, force: bool = False) -> bool:
+    def show(self, view: RunState, *, force: bool = False) -> bool:
         """Schedule a redraw from `view` if it has anything new; returns whether it did."""
-        if not force and view is self.view and view.version == self._shown_version:
+        if not force and view is self.view and view.curves.version == self._shown_version:
             return False
-        self.view, self._shown_version = view, view.version
+        self.view, self._shown_version = view, view.curves.version
         self._strips = None
         self.titles(view)
         self.refresh()
@@ -81,14 +82,14 @@ class RunChart(PlotextPlot):
         return [Strip([Segment(chars, base + style) for chars, style in row]).adjust_cell_length(width, base)
                 for row in figure_rows(plt)]
 
-    def titles(self, view: RunView) -> None:  # pragma: no cover - overridden
+    def titles(self, view: RunState) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def draw(self, plt, view: RunView) -> None:  # pragma: no cover - overridden
+    def draw(self, plt, view: RunState) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
 
-def step_axis(plt, view: RunView, last_step: float, width: int) -> None:
+def step_axis(plt, view: RunState, last_step: float, width: int) -> None:
     """x in optimizer steps, from the first step shown to the newest one."""
     first = view.first_step
     step_ticks(plt, first, max(last_step, first + 1), width)

@@ -9,13 +9,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from hwm_core.progress import RunProgress, format_bytes, format_duration, format_rate
+from hwm_core.figures import format_bytes, format_duration, format_rate
+from hwm_core.run_state import RunProgress
 
-STATE_STYLES = {
-    "running": "bold green", "pausing…": "bold yellow", "paused": "bold yellow",
-    "checkpointing": "bold cyan", "stopping…": "bold yellow", "finished": "bold green",
-    "stopped": "bold yellow", "failed": "bold red", "starting": "bold cyan", "not running": "bold red",
-}
+from ..style import STATE_STYLES
 
 
 class StatusBar(Static):
@@ -58,7 +55,7 @@ class StatusBar(Static):
         lines = [head, progress, figures]
         if message:
             lines.append(Text(message, no_wrap=True, overflow="ellipsis", style="italic"))
-        # A new layout (the whole screen arranged and drawn again) only when the bar
-        # gains or loses its message line: once a second, that was a third of the UI's work.
+        # A new layout (the whole screen arranged and drawn again) only when the bar gains
+        # or loses its message line: done once a second, it was much of the UI's work.
         self.update(Group(*lines), layout=len(lines) != self._lines_shown)
         self._lines_shown = len(lines)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from hwm_core.progress import format_duration
+from hwm_core.figures import format_duration
+from hwm_core.run_state import RunState
 
-from ..run_view import RunView
 
 OUTCOME_STYLES = {"finished": "bold green", "stopped": "bold yellow", "failed": "bold red"}
 
@@ -24,23 +24,23 @@ class SummaryBar(Static):
     SummaryBar.-shown { display: block; }
     """
 
-    def show(self, view: RunView, outcome: str, elapsed_s: float | None) -> None:
+    def show(self, view: RunState, outcome: str, elapsed_s: float | None) -> None:
         p = view.progress
         text = Text()
         text.append(f"{'✔' if outcome == 'finished' else '■'} run {outcome}", style=OUTCOME_STYLES.get(outcome, "bold"))
         text.append(f" · {p.step}/{p.max_steps} steps")
         if elapsed_s is not None:
             text.append(f" in {format_duration(elapsed_s)}")
-        if len(view.loss):
-            text.append(f" · loss {float(view.loss.smooth.y[-1]):.4f} (smoothed)")
+        if len(view.curves.loss):
+            text.append(f" · loss {float(view.curves.loss.smooth.y[-1]):.4f} (smoothed)")
         best = view.best_val()
         if best is not None:
             text.append(f" · best val {best[1]:.4f} at step {best[0]}")
-        text.append(f" · {len(view.warnings)} warnings")
+        text.append(f" · {view.totals.warning_count} warnings")
         if p.message and outcome == "failed":
             text.append(f"\n{p.message}", style="red")
-        if view.checkpoints:
-            text.append(f"\nlast checkpoint: {view.checkpoints[-1].path}", style="dim")
+        if view.curves.checkpoints:
+            text.append(f"\nlast checkpoint: {view.curves.checkpoints[-1].path}", style="dim")
         text.append("\nq exit · h history · ? help", style="dim")
         self.update(text)
         self.add_class("-shown")

@@ -8,6 +8,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from hwm_core.events import WarningEvent
+from hwm_core.run_state import RunState
 
 from ..style import WARNING_MARKUP, WARNING_STYLES
 
@@ -29,7 +30,7 @@ class WarningsPanel(VerticalScroll):
 
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
-        self.counts: dict[str, int] = {}
+        self.counts: dict[str, int] = {}  # the run's warnings by kind, as its state counts them
         self._shown = 0
         self._lines: list[Text] = []
         self._title()
@@ -37,12 +38,13 @@ class WarningsPanel(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("", id="warning-lines")
 
-    def show_warnings(self, warnings: list[WarningEvent]) -> None:
-        """Add the warnings not shown yet (the list only ever grows)."""
+    def show(self, view: RunState) -> None:
+        """Add the run's warnings not shown yet (the list only ever grows)."""
+        warnings = view.curves.warnings
         if len(warnings) == self._shown:
             return
+        self.counts = dict(view.totals.warnings)
         for warning in warnings[self._shown:]:
-            self.counts[warning.kind] = self.counts.get(warning.kind, 0) + 1
             self._lines.append(self._line(warning))
         del self._lines[:-SHOWN_AT_MOST]
         self._shown = len(warnings)
