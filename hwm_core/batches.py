@@ -23,27 +23,30 @@ from .masking import TRAIN, VALIDATION, corrupt_sample, sample_rng
 
 @dataclass
 class MicroBatch:
+    """Model inputs of the same shapes at every step of a run (N = future_latents x 1024)."""
+
     factor_ids: torch.Tensor    # [B, T, S, F] int64, mask id where masked
     states: torch.Tensor        # [B, 17*W, 25] float32, normalised
-    target_index: torch.Tensor  # [M] flat indices into B*T*S of masked target tokens
-    targets: torch.Tensor       # [M, F] true factor ids there
-    sample_ids: torch.Tensor    # [M] which sample each target token belongs to
-    num_samples: int
+    targets: torch.Tensor       # [B, N, F] int64: the true factor ids of the target latent frames
+    target_mask: torch.Tensor   # [B, N] bool: which of them were masked (only those are scored)
 
     def to(self, device: torch.device) -> "MicroBatch":
         non_blocking = device.type == "cuda"
-        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
-        return MicroBatch(move(self.factor_ids), move(self.states), move(self.target_index),
-                          move(self.targets), move(self.sample_ids), self.num_samples)
+        return MicroBatch(*(t.to(device, non_blocking=non_blocking) for t in self.tensors()))
 
     def pin_memory(self) -> "MicroBatch":
-        return MicroBatch(self.factor_ids.pin_memory(), self.states.pin_memory(),
-                          self.target_index.pin_memory(), self.targets.pin_memory(),
-                          self.sample_ids.pin_memory(), self.num_samples)
+        return MicroBatch(*(t.pin_memory() for t in self.tensors()))
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.factor_ids, self.states, self.targets, self.target_mask
 
     @property
-    def num_tokens(self) -> int:
-        return int(self.factor_ids.shape[0] * self.factor_ids.shape[1] * self.factor_ids.shape[2])
+    def num_samples(self) -> int:
+        return int(self.factor_ids.shape[0])
+
+    @property
+    def target_frames(self) -> int:
+        return int(self.targets.shape[1]) // int(self.factor_ids.shape[2])
 
 
 class DataOrder:
@@ -125,13 +128,11 @@ class BatchBuilder:
         mask = torch.from_numpy(np.stack(masks))
         factor_ids = self.factors.codes_to_factors(torch.from_numpy(np.stack(codes_in)))
         factor_ids[mask] = torch.tensor(self.factors.mask_ids())
-        target_index = mask.reshape(-1).nonzero().squeeze(1)
-        per_sample = mask.shape[1] * mask.shape[2]
-        targets = self.factors.codes_to_factors(torch.from_numpy(np.stack(originals))).reshape(
-            -1, self.factors.num_factors).index_select(0, target_index)
+        future = self.config.data.future_latents
+        target_codes = torch.from_numpy(np.stack(originals)[:, -future:]).flatten(1)
         return MicroBatch(factor_ids=factor_ids, states=torch.from_numpy(np.stack(states)),
-                          target_index=target_index, targets=targets,
-                          sample_ids=target_index // per_sample, num_samples=len(items))
+                          targets=self.factors.codes_to_factors(target_codes),
+                          target_mask=mask[:, -future:].flatten(1))
 
 
 class Prefetcher:

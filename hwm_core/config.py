@@ -24,6 +24,8 @@ else:  # pragma: no cover - exercised only on 3.10
 from .errors import ConfigError
 from .fsq import FSQ_LEVELS
 
+AUTO = "auto"  # train.batch_size chosen at start (see micro_batch.py)
+
 
 def _spec(default: Any, *, lo: float | None = None, hi: float | None = None,
           lo_open: bool = False, hi_open: bool = False,
@@ -72,8 +74,17 @@ class MaskingConfig:
 class TrainConfig:
     device: str = _spec("auto", choices=("auto", "cpu", "cuda"), doc="auto picks cuda when present")
     precision: str = _spec("bf16", choices=("bf16", "fp32"), doc="bf16 autocast applies on CUDA only")
-    batch_size: int = _spec(4, lo=1, doc="samples per micro-batch (per process)")
+    compile: str = _spec("on", choices=("off", "on", "reduce-overhead", "max-autotune"),
+                         doc="torch.compile the step's forward and loss: on (default mode), reduce-overhead "
+                             "(also CUDA graphs), max-autotune; a failure falls back to eager")
+    batch_size: int | str = _spec(4, lo=1, choices=(AUTO,),
+                                  doc="samples per micro-batch (per process), or auto: the largest that divides "
+                                      "the effective batch and fits the GPU, found by trying real steps")
     grad_accum_steps: int = _spec(4, lo=1, doc="micro-batches per optimizer step")
+    effective_batch: int = _spec(0, lo=0, doc="samples per optimizer step per process that batch_size = auto "
+                                             "keeps; 0: batch_size x grad_accum_steps of the preset")
+    memory_limit_gib: float = _spec(0.0, lo=0, doc="cap this process's CUDA memory (GiB), to emulate a smaller "
+                                                   "card; 0: the whole GPU")
     lr: float = _spec(5e-5, lo=0, lo_open=True, doc="peak learning rate")
     schedule: str = _spec("cosine", choices=("cosine", "constant"),
                           doc="after warmup: cosine decay to 0 at max_steps, or constant")
@@ -121,8 +132,8 @@ SECTIONS: dict[str, type] = {
 # batch_size and grad_accum_steps are here so a run can move to another number of
 # processes with the same global batch (the resume says so if the global batch changes).
 RESUME_SAFE_KEYS = frozenset({
-    "train.max_steps", "train.device", "train.max_nonfinite_steps",
-    "train.batch_size", "train.grad_accum_steps",
+    "train.max_steps", "train.device", "train.max_nonfinite_steps", "train.compile",
+    "train.batch_size", "train.grad_accum_steps", "train.effective_batch", "train.memory_limit_gib",
     "eval.eval_steps",
     "checkpoint.save_steps", "checkpoint.keep_checkpoints",
     "health.instability_norm", "health.vanishing_norm",
@@ -134,6 +145,7 @@ RESUME_SAFE_KEYS = frozenset({
 class Config:
     preset: str = "custom"
     description: str = ""
+    memory_budget_gib: float = 0.0  # the CUDA memory a preset promises to fit in (bench train checks it)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
@@ -151,14 +163,16 @@ class Config:
         return self.latent_frames - self.data.future_latents
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"preset": self.preset, "description": self.description}
+        out: dict[str, Any] = {"preset": self.preset, "description": self.description,
+                               "memory_budget_gib": self.memory_budget_gib}
         for name in SECTIONS:
             out[name] = dataclasses.asdict(getattr(self, name))
         return out
 
     def to_toml(self) -> str:
         lines = [f"preset = {_toml_value(self.preset)}",
-                 f"description = {_toml_value(self.description)}"]
+                 f"description = {_toml_value(self.description)}",
+                 f"memory_budget_gib = {_toml_value(self.memory_budget_gib)}"]
         for name in SECTIONS:
             lines.append("")
             lines.append(f"[{name}]")
@@ -256,6 +270,10 @@ def config_from_dict(raw: dict[str, Any], *, source: str, preset_name: str = "cu
             if not isinstance(value, str):
                 raise ConfigError(f"{source}: 'preset' must be a string")
             config.preset = value
+        elif key == "memory_budget_gib":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{source}: 'memory_budget_gib' must be a number >= 0")
+            config.memory_budget_gib = float(value)
         else:
             raise ConfigError(f"{source}: unknown section or key '{key}': "
                               f"sections are {', '.join(SECTIONS)}")
@@ -292,6 +310,10 @@ def apply_overrides(config: Config, overrides: list[str], *, allowed: frozenset[
                 raise ConfigError(f"--set {dotted}: cannot change on resume, it would change "
                                   f"the run; keys that may change: {', '.join(sorted(allowed))}")
         before = getattr(section, key, None)
+        if dotted == "train.batch_size" and value == AUTO and isinstance(before, int) \
+                and not config.train.effective_batch:
+            # auto keeps the effective batch the preset (or the run) had
+            config.train.effective_batch = before * config.train.grad_accum_steps
         _set_field(section, section_name, key, value, "--set")
         if getattr(section, key) != before:
             changed.append(dotted)
@@ -315,9 +337,9 @@ def _set_field(section: Any, section_name: str, key: str, value: Any, source: st
     spec = fields[key]
     where = f"{source}: {section_name}.{key}"
     expected = _FIELD_TYPES[spec.type] if isinstance(spec.type, str) else spec.type
-    value = _coerce(value, expected, where)
     meta = spec.metadata
-    if meta.get("choices") and value not in meta["choices"]:
+    value = _coerce(value, expected, where, meta.get("choices"))
+    if meta.get("choices") and isinstance(value, str) and value not in meta["choices"]:
         raise ConfigError(f"{where} must be one of {', '.join(meta['choices'])}, got {value!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = meta.get("lo"), meta.get("hi")
@@ -332,10 +354,16 @@ def _set_field(section: Any, section_name: str, key: str, value: Any, source: st
     setattr(section, key, value)
 
 
-_FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list}
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "int | str": "int_or_choice"}
 
 
-def _coerce(value: Any, expected: type, where: str) -> Any:
+def _coerce(value: Any, expected: Any, where: str, choices: tuple[str, ...] | None = None) -> Any:
+    if expected == "int_or_choice":
+        if isinstance(value, str) and choices and value in choices:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer or {' or '.join(choices or ())}, got {value!r}")
+        return value
     if expected is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}")
@@ -382,6 +410,10 @@ def validate(config: Config, source: str) -> None:
     if d.future_latents >= config.latent_frames:
         raise ConfigError(f"{source}: data.future_latents ({d.future_latents}) must be < "
                           f"3 * data.windows ({config.latent_frames}) to leave context")
+    if t.batch_size == AUTO and t.effective_batch < 1:
+        raise ConfigError(f"{source}: train.batch_size = auto needs train.effective_batch (samples per optimizer "
+                          "step per process), or set it with --set train.batch_size=auto over a preset that "
+                          "gives batch_size and grad_accum_steps")
     if t.warmup_steps > t.max_steps:
         raise ConfigError(f"{source}: train.warmup_steps ({t.warmup_steps}) must be <= "
                           f"train.max_steps ({t.max_steps}): raise --max-steps to at least {t.warmup_steps}, "

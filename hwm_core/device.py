@@ -27,6 +27,28 @@ def resolve_device(train: TrainConfig, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+GIB = 2**30
+
+
+def limit_memory(train: TrainConfig, device: torch.device) -> int | None:
+    """Cap this process's CUDA memory at train.memory_limit_gib (an out-of-memory error
+    past it, as on a smaller card); returns the bytes this process may use on a GPU."""
+    if device.type != "cuda":
+        if train.memory_limit_gib:
+            raise ConfigError(f"--memory-limit ({train.memory_limit_gib:g} GiB) caps CUDA memory, and this run "
+                              "trains on the CPU: drop it, or train on a GPU")
+        return None
+    total = torch.cuda.get_device_properties(device).total_memory
+    if not train.memory_limit_gib:
+        return total
+    limit = int(train.memory_limit_gib * GIB)
+    if limit > total:
+        raise ConfigError(f"--memory-limit {train.memory_limit_gib:g} GiB is more than {describe_device(device)} "
+                          f"has ({total / GIB:.1f} GiB): give a smaller limit, or none")
+    torch.cuda.set_per_process_memory_fraction(limit / total, device)
+    return limit
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{device.index or 0} {torch.cuda.get_device_name(device)}"

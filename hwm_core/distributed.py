@@ -80,3 +80,12 @@ def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device) -> to
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def agree_min(value: int, info: DistInfo, device: torch.device) -> int:
+    """The smallest of every rank's value (the same on all of them after)."""
+    if not info.enabled:
+        return value
+    tensor = torch.tensor([value], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor.item())

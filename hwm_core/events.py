@@ -41,6 +41,7 @@ class StepEvent:
     step_time_s: float
     memory_bytes: int
     skipped: bool = False
+    data_wait_s: float = 0.0   # of step_time_s, how long the step waited for its micro-batches
     time: float = field(default_factory=_now)
     type: str = "step"
 
@@ -83,6 +84,35 @@ class CheckpointFailedEvent:
 
 
 @dataclass
+class CompileEvent:
+    """The first step of a compiled run is done: how long compiling took, or why it
+    failed (the run then goes on eager)."""
+
+    step: int
+    mode: str
+    seconds: float
+    ok: bool
+    message: str = ""
+    time: float = field(default_factory=_now)
+    type: str = "compile"
+
+
+@dataclass
+class GpuEvent:
+    """Each of the run's GPUs as NVML reads it (lists in the order of `index`)."""
+
+    step: int
+    index: list       # CUDA device numbers
+    utilization: list  # % of the last sample period a kernel ran
+    memory_used: list  # bytes, the whole GPU's (other processes' too)
+    memory_total: list
+    power_w: list
+    temperature_c: list
+    time: float = field(default_factory=_now)
+    type: str = "gpu"
+
+
+@dataclass
 class StateEvent:
     """running, paused, checkpointing, completed, interrupted, failed."""
 
@@ -113,14 +143,18 @@ class StartEvent:
     tokens_per_sample: int
     codebook_size: int
     resumed: bool = False
+    micro_batch: int = 0        # samples per forward/backward on each process (0: not recorded)
+    grad_accum_steps: int = 0
+    compile: str = "off"
     time: float = field(default_factory=_now)
     type: str = "start"
 
 
-Event = StepEvent | EvalEvent | WarningEvent | CheckpointEvent | CheckpointFailedEvent | StateEvent | StartEvent
+Event = (StepEvent | EvalEvent | WarningEvent | CheckpointEvent | CheckpointFailedEvent | CompileEvent
+         | GpuEvent | StateEvent | StartEvent)
 EVENT_TYPES: dict[str, type] = {cls.__dataclass_fields__["type"].default: cls for cls in
                                 (StepEvent, EvalEvent, WarningEvent, CheckpointEvent,
-                                 CheckpointFailedEvent, StateEvent, StartEvent)}
+                                 CheckpointFailedEvent, CompileEvent, GpuEvent, StateEvent, StartEvent)}
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -145,6 +179,9 @@ def _fits(value: Any, annotation: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "str":
         return isinstance(value, str)
+    if kind == "list":
+        return isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               for v in value)
     return True
 
 

@@ -44,6 +44,7 @@ class FactorSpec:
     def __init__(self, groups: list[list[int]]):
         self.groups = [list(g) for g in groups]
         self.sizes = [int(np.prod([FSQ_LEVELS[i] for i in g])) for g in self.groups]
+        self._lookup = None  # codes -> factors, built on first use
         # Mixed-radix place value of each digit inside its factor.
         self._radix: list[list[int]] = []
         for g in self.groups:
@@ -63,6 +64,19 @@ class FactorSpec:
 
     def codes_to_factors(self, codes: torch.Tensor) -> torch.Tensor:
         """[...] int codes -> [..., F] int64 factor indices."""
+        if codes.device.type == "cpu":
+            return self._table()[codes.long()]  # one gather: the data path builds these for every sample
+        return self._arithmetic(codes)
+
+    def _table(self) -> torch.Tensor:
+        """[64000, F] factor ids of every code, made once."""
+        if self._lookup is None:
+            import torch
+
+            self._lookup = self._arithmetic(torch.arange(CODEBOOK_SIZE))
+        return self._lookup
+
+    def _arithmetic(self, codes: torch.Tensor) -> torch.Tensor:
         import torch
 
         codes = codes.long()

@@ -3,7 +3,9 @@
 The whole forward path is in this file, top to bottom:
 factor embeddings (summed) + positions + embedded robot states
 -> blocks of spatial attention, temporal attention, MLP
--> per-factor heads on the masked target positions only.
+-> per-factor heads on every position of the target latent frames; the loss
+   counts the masked ones. Every tensor has the same shape at every step, so a
+   step compiles once and can be captured in a CUDA graph.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .device import autocast
 from .data.split import LATENT_FRAME_GROUPS, FRAMES_PER_WINDOW, STATE_DIM, TOKENS_SIDE
 from .fsq import FactorSpec
 
@@ -132,44 +135,63 @@ class MaskedHWM(nn.Module):
         """[..., F] factor ids (mask id where masked) -> [..., D], the sum over factors."""
         return sum(table(factor_ids[..., f]) for f, table in enumerate(self.factor_embeddings))
 
-    def forward(self, factor_ids: torch.Tensor, states: torch.Tensor,
-                target_index: torch.Tensor) -> list[torch.Tensor]:
-        """factor_ids [B, T, S, F]; states [B, 17*W, 25] normalised; target_index [M]
-        flat indices into B*T*S of the masked target tokens. Returns per factor
-        logits [M, size]."""
+    def forward(self, factor_ids: torch.Tensor, states: torch.Tensor, target_frames: int) -> list[torch.Tensor]:
+        """factor_ids [B, T, S, F] (mask id where masked); states [B, 17*W, 25]
+        normalised. Returns per factor logits [B, target_frames * S, size] for every
+        position of the last `target_frames` latent frames. T may be shorter than the
+        model's latent frames: the first T of them (temporal attention is causal, so
+        frame k's output depends on frames 0..k alone)."""
         b, t, s, _ = factor_ids.shape
         x = self.embed_tokens(factor_ids)
-        x = x + self.spatial_position[None, None] + self.temporal_position[None, :, None]
+        x = x + self.spatial_position[None, None] + self.temporal_position[None, :t, None]
         if self.state_embedding is not None:
             per_frame = self.state_embedding(states)                       # [B, 17W, D]
-            per_latent = torch.einsum("tf,bfd->btd", self.state_pooling.to(per_frame.dtype), per_frame)
-            x = x + per_latent[:, :, None, :]
+            pooling = self.state_pooling[:t].to(per_frame.dtype)
+            x = x + torch.einsum("tf,bfd->btd", pooling, per_frame)[:, :, None, :]
         for block_index in self.layer_blocks:
             x = self.blocks[block_index](x)
-        # Gather first: the heads only ever see masked target positions.
-        hidden = x.reshape(b * t * s, -1).index_select(0, target_index)
-        hidden = self.norm_out(hidden)
+        # Every target position, masked or not: a fixed shape (the heads are small, a
+        # few 40-way projections); masked_token_loss counts only the masked ones.
+        hidden = self.norm_out(x[:, t - target_frames:].reshape(b, target_frames * s, -1))
         return [head(hidden) for head in self.heads]
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 
-def masked_token_loss(logits: list[torch.Tensor], targets: torch.Tensor, sample_ids: torch.Tensor,
-                      num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+def token_cross_entropy(logits: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ_factors cross-entropy of every token (the joint CE under the factorised pmf),
+    and whether every factor's argmax is right. logits per factor [B, N, size],
+    targets [B, N, F] -> ([B, N] float32, [B, N] bool)."""
+    token_loss = torch.zeros(targets.shape[:2], device=targets.device, dtype=torch.float32)
+    correct = torch.ones(targets.shape[:2], device=targets.device, dtype=torch.bool)
+    for f, factor_logits in enumerate(logits):
+        factor_logits = factor_logits.float()
+        ce = F.cross_entropy(factor_logits.flatten(0, 1), targets[..., f].flatten(), reduction="none")
+        token_loss = token_loss + ce.view(targets.shape[:2])
+        correct &= factor_logits.argmax(dim=-1) == targets[..., f]
+    return token_loss, correct
+
+
+def masked_token_loss(logits: list[torch.Tensor], targets: torch.Tensor,
+                      mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample mean over its masked tokens of Σ_factors cross-entropy.
 
     Averaging per sample (not per micro-batch) makes the loss of a step the same
-    however its samples are split into micro-batches or ranks.
-    Returns (per-sample loss [num_samples], per-token all-factors-correct [M]).
+    however its samples are split into micro-batches or ranks. mask [B, N] bool:
+    which target tokens were masked (the others are not scored).
+    Returns (per-sample loss [B], per-token all-factors-correct [B, N]).
     """
-    token_loss = torch.zeros(targets.shape[0], device=targets.device, dtype=torch.float32)
-    correct = torch.ones(targets.shape[0], device=targets.device, dtype=torch.bool)
-    for f, factor_logits in enumerate(logits):
-        factor_logits = factor_logits.float()
-        token_loss = token_loss + F.cross_entropy(factor_logits, targets[:, f], reduction="none")
-        correct &= factor_logits.argmax(dim=-1) == targets[:, f]
-    counts = torch.zeros(num_samples, device=targets.device).index_add_(
-        0, sample_ids, torch.ones_like(token_loss))
-    sums = torch.zeros(num_samples, device=targets.device).index_add_(0, sample_ids, token_loss)
-    return sums / counts.clamp_min(1), correct
+    token_loss, correct = token_cross_entropy(logits, targets)
+    weight = mask.to(token_loss.dtype)
+    return (token_loss * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1), correct
+
+
+def forward_loss(model: nn.Module, factor_ids: torch.Tensor, states: torch.Tensor, targets: torch.Tensor,
+                 target_mask: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
+    """One micro-batch's per-sample losses, the forward under autocast: the function a
+    training step calls for each micro-batch, and what `train.compile` compiles."""
+    with autocast(device, precision):
+        logits = model(factor_ids, states, targets.shape[1] // factor_ids.shape[2])
+    per_sample, _ = masked_token_loss(logits, targets, target_mask)
+    return per_sample

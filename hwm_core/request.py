@@ -1,6 +1,6 @@
 """What a user asks to train (`hwm-tui train` flags), and the configuration it resolves to.
 
---data, --val-data and --max-steps are overrides like any --set, so they are
+--data, --val-data, --max-steps and --memory-limit are overrides like any --set, so they are
 validated the same way and recorded in the run's config.toml.
 """
 
@@ -26,6 +26,7 @@ class TrainRequest:
     max_steps: int | None = None
     resume: str | None = None
     run_id: str | None = None  # chosen by a launcher that must find the run afterwards
+    memory_limit_gib: float | None = None
 
     @property
     def runs_path(self) -> Path:
@@ -40,6 +41,8 @@ def request_overrides(request: TrainRequest) -> list[str]:
         out.append(f"data.val={json.dumps(request.val_data)}")
     if request.max_steps is not None:
         out.append(f"train.max_steps={request.max_steps}")
+    if request.memory_limit_gib is not None:
+        out.append(f"train.memory_limit_gib={request.memory_limit_gib}")
     return out
 
 

@@ -19,14 +19,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from .events import (CheckpointEvent, CheckpointFailedEvent, Event, EvalEvent, StartEvent, StateEvent,
-                     StepEvent, WarningEvent)
+from .events import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, Event, EvalEvent, GpuEvent,
+                     StartEvent, StateEvent, StepEvent, WarningEvent)
 from .fsq import CODEBOOK_SIZE
 from .series import Series, SmoothedSeries
 from .status import is_final
 
 STEP_TIME_SMOOTHING = 0.1  # EMA weight of the newest step time (for the ETA)
 LOSS_SMOOTHING = 0.95      # EMA weight of the past in the smoothed loss curve
+
+
+def compile_message(event: CompileEvent) -> str:
+    if event.ok:
+        return f"compiled (train.compile = {event.mode}) in {event.seconds:.0f} s"
+    return f"compiling failed ({event.message}): training eager"
 
 
 @dataclass
@@ -43,6 +49,10 @@ class RunProgress:
     max_steps: int = 0
     global_batch: int = 0
     world_size: int = 1
+    micro_batch: int = 0
+    grad_accum_steps: int = 0
+    compile: str = "off"
+    compile_s: float | None = None  # how long the first, compiling step took
     loss: float = math.nan
     lr: float = math.nan
     grad_norm_pre_clip: float = math.nan
@@ -55,6 +65,7 @@ class RunProgress:
     last_checkpoint_path: str = ""
     last_checkpoint_step: int | None = None
     message: str = ""
+    gpu: GpuEvent | None = None  # the newest reading of the run's GPUs, if there are any
 
     @property
     def fraction(self) -> float:
@@ -105,6 +116,38 @@ class RunTotals:
             return cls()
 
 
+@dataclass
+class GpuFigures:
+    """A run's GPU readings over its whole length, for the history screen."""
+
+    samples: int = 0
+    utilization_sum: float = 0.0   # of the mean over the run's GPUs, each sample
+    power_sum_w: float = 0.0       # of the total over the run's GPUs, each sample
+    memory_used_max: int = 0       # of any one GPU
+    memory_total: int = 0
+    temperature_max_c: float = 0.0
+    gpus: int = 0
+
+    def add(self, event: GpuEvent) -> None:
+        if not event.utilization:
+            return
+        self.samples += 1
+        self.gpus = len(event.utilization)
+        self.utilization_sum += sum(event.utilization) / len(event.utilization)
+        self.power_sum_w += sum(event.power_w)
+        self.memory_used_max = max(self.memory_used_max, *event.memory_used)
+        self.memory_total = max(event.memory_total)
+        self.temperature_max_c = max(self.temperature_max_c, *event.temperature_c)
+
+    @property
+    def mean_utilization(self) -> float:
+        return self.utilization_sum / self.samples if self.samples else math.nan
+
+    @property
+    def mean_power_w(self) -> float:
+        return self.power_sum_w / self.samples if self.samples else math.nan
+
+
 class RunCurves:
     """The series the charts draw, and the lists of warnings and checkpoints."""
 
@@ -134,6 +177,8 @@ class RunState:
         self.progress = RunProgress()
         self.totals = totals if totals is not None else RunTotals()
         self.curves: RunCurves | None = RunCurves() if curves else None
+        self.gpu = GpuFigures()
+        self._compiled_step_next = False
         self.start: StartEvent | None = None  # the latest start: a resume starts again
         self.first_step = 0  # where the charts' x axis begins: the first start's step
 
@@ -147,7 +192,9 @@ class RunState:
             p.grad_norm_pre_clip, p.grad_norm_post_clip = event.grad_norm_pre_clip, event.grad_norm_post_clip
             p.samples_per_s, p.tokens_per_s = event.samples_per_s, event.tokens_per_s
             p.memory_bytes = event.memory_bytes
-            if math.isnan(p.step_time_s):
+            if self._compiled_step_next:  # its time was mostly compiling: no guide to the ETA
+                self._compiled_step_next = False
+            elif math.isnan(p.step_time_s):
                 p.step_time_s = event.step_time_s
             else:
                 p.step_time_s += STEP_TIME_SMOOTHING * (event.step_time_s - p.step_time_s)
@@ -180,6 +227,14 @@ class RunState:
                 curves.checkpoints.append(event)
         elif isinstance(event, CheckpointFailedEvent):
             p.message = f"checkpoint failed: {event.error}"
+        elif isinstance(event, GpuEvent):
+            p.gpu = event
+            self.gpu.add(event)
+        elif isinstance(event, CompileEvent):
+            self._compiled_step_next = True
+            p.compile_s = event.seconds if event.ok else None
+            p.compile = event.mode if event.ok else "off"
+            p.message = compile_message(event)
         elif isinstance(event, StateEvent):
             p.state = event.state
             p.step = max(p.step, event.step)
@@ -193,6 +248,7 @@ class RunState:
             p.device, p.max_steps = event.device, event.max_steps
             p.step = p.start_step = event.start_step
             p.global_batch, p.world_size = event.global_batch, event.world_size
+            p.micro_batch, p.grad_accum_steps, p.compile = event.micro_batch, event.grad_accum_steps, event.compile
             if event.time and p.last_checkpoint_time is None and event.resumed:
                 p.last_checkpoint_time = event.time
             if curves is not None:
@@ -210,6 +266,7 @@ class RunState:
         other = copy.copy(self)
         other.progress = dataclasses.replace(self.progress)
         other.totals = dataclasses.replace(self.totals, warnings=dict(self.totals.warnings))
+        other.gpu = dataclasses.replace(self.gpu)
         other.curves = self.curves.copy() if self.curves is not None else None
         return other
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -19,13 +20,14 @@ from . import distributed
 from .atomic import write_text_atomic
 from .batches import BatchBuilder
 from .checkpoint_state import restore
-from .config import Config
+from .config import AUTO, Config
 from .data import StateStats, WindowDataset
 from .data.sources import open_splits
-from .device import configure_cpu_threads, describe_device, resolve_device, seed_everything
+from .device import configure_cpu_threads, describe_device, limit_memory, resolve_device, seed_everything
 from .distributed import DistInfo
 from .errors import RunError, UserError
-from .model import MaskedHWM
+from .micro_batch import cuda_memory_probe, resolve_auto_batch
+from .model import MaskedHWM, forward_loss
 from .optimizer import build_optimizer
 from .request import TrainRequest, request_config
 from .resume import find_resume_point, rewind_folder
@@ -130,9 +132,11 @@ class _Parts:
 
 
 def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateStats | None = None) -> _Parts:
-    """Splits -> datasets -> model and optimizer -> batch builder. Statistics come from
-    the train split unless given (a resume uses the ones it started with)."""
+    """Splits -> datasets -> model and optimizer -> batch builder -> the micro-batch, if
+    auto. Statistics come from the train split unless given (a resume uses the ones it
+    started with)."""
     device = resolve_device(config.train, dist.local_rank)
+    memory = limit_memory(config.train, device)
     train_split, val_split = open_splits(config, notices=notices)
     stats = stats if stats is not None else StateStats.from_split(train_split)
     train_set = WindowDataset(train_split, config.data.windows, stats, role="train")
@@ -140,8 +144,30 @@ def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateSt
     seed_everything(config.train.seed)  # the same initial weights for the same seed
     model = MaskedHWM(config.model, config.latent_frames).to(device)
     optimizer = build_optimizer(model, config.train, device)
-    return _Parts(device, model, optimizer, BatchBuilder(config, train_set, val_set), stats,
+    builder = BatchBuilder(config, train_set, val_set)
+    if config.train.batch_size == AUTO:
+        fits = None
+        if memory is not None:
+            adam_moments = 2 * sum(p.numel() * 4 for p in model.parameters())  # two fp32 buffers a parameter
+            fits = cuda_memory_probe(partial(_try_micro_batch, model, builder, config, device), device,
+                                     adam_moments, memory)
+        resolve_auto_batch(config, fits, agree=lambda m: distributed.agree_min(m, dist, device), notices=notices,
+                           device_name=describe_device(device))
+    return _Parts(device, model, optimizer, builder, stats,
                   {"train": str(train_split.root), "val": str(val_split.root) if val_split else None})
+
+
+def _try_micro_batch(model: MaskedHWM, builder: BatchBuilder, config: Config, device: torch.device, m: int) -> None:
+    """One real forward and backward of m samples, leaving no trace: no gradients,
+    and the RNGs as they were."""
+    cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(device)
+    try:
+        batch = builder.train_batch(1, 0, list(range(m))).to(device)
+        forward_loss(model, *batch.tensors(), device, config.train.precision).sum().backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+        torch.set_rng_state(cpu_rng)
+        torch.cuda.set_rng_state(cuda_rng, device)
 
 
 def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> TrainingSession:
@@ -190,12 +216,13 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
     meta = folder.read_meta()
     point = find_resume_point(request, folder)
     config = point.config
-    notices = point.notices(global_batch(config, dist.world_size))
+    notices: list[str] = []
     parts = _assemble(config, dist, notices, stats=StateStats.load(folder.state_stats))
+    notices[:0] = point.notices(global_batch(config, dist.world_size))
     restore(point.checkpoint, parts.model, parts.optimizer, parts.device)
-    meta_ = point.checkpoint.meta
-    state = TrainingState(step=point.step, samples_seen=int(meta_["samples_seen"]),
-                          consecutive_nonfinite=int(meta_.get("consecutive_nonfinite", 0)))
+    header = point.checkpoint.meta
+    state = TrainingState(step=point.step, samples_seen=int(header["samples_seen"]),
+                          consecutive_nonfinite=int(header.get("consecutive_nonfinite", 0)))
     if dist.is_main:
         rewind_folder(point)
         meta = resumed_meta(meta, from_step=point.step, max_steps=config.train.max_steps,

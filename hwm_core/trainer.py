@@ -19,14 +19,16 @@ import torch
 from . import checkpoint as ckpt
 from .batches import DataCursor, MicroBatch, Prefetcher, micro_batch_samples
 from .checkpoint_state import checkpoint_payload
+from .compile import CompiledStep
 from .commands import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox, decode_commands, encode_commands
 from .device import autocast, describe_device, peak_memory_bytes
 from .distributed import all_reduce_sum, barrier
-from .events import (CheckpointEvent, CheckpointFailedEvent, EvalEvent, EventBus, StartEvent, StateEvent,
-                     StepEvent, WarningEvent)
+from .events import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, EvalEvent, EventBus, StartEvent,
+                     StateEvent, StepEvent, WarningEvent)
 from .fsq import CODEBOOK_SIZE
+from .gpu_health import GpuSampler
 from .grad_health import grad_stats, judge
-from .model import SPATIAL_POSITIONS, masked_token_loss
+from .model import SPATIAL_POSITIONS, forward_loss, masked_token_loss
 from .run_folder import RunRecord
 from .run_history import accumulate
 from .run_state import RunState
@@ -70,6 +72,7 @@ class Trainer:
         self.record: RunRecord | None = None
         self.tokens_per_sample = session.config.latent_frames * SPATIAL_POSITIONS
         self.cursor = DataCursor(session.state.step, session.state.samples_seen, session.global_batch)
+        self.step_fn = CompiledStep(forward_loss, session.config.train.compile)
 
     # ------------------------------------------------------------------ public
 
@@ -77,9 +80,12 @@ class Trainer:
         """Train to max_steps, a stop command or a failure; returns the final status."""
         s = self.session
         prefetcher: Prefetcher | None = None
+        gpus: GpuSampler | None = None
         try:
             self._open_record()
             prefetcher = self._start_prefetch()
+            if s.dist.is_main:
+                gpus = GpuSampler.start_for(s.device, self._publish, lambda: s.state.step)
             self._publish(StartEvent(
                 run_id=s.folder.id if s.folder else "", run_dir=str(s.folder.path) if s.folder else "",
                 preset=self.config.preset, device=describe_device(s.device), start_step=s.state.step,
@@ -88,7 +94,8 @@ class Trainer:
                 max_grad_norm=self.config.train.max_grad_norm, global_batch=s.global_batch,
                 world_size=s.dist.world_size, num_parameters=self.model.num_parameters(),
                 tokens_per_sample=self.tokens_per_sample, codebook_size=CODEBOOK_SIZE,
-                resumed=s.resumed_from is not None))
+                resumed=s.resumed_from is not None, micro_batch=self.config.train.batch_size,
+                grad_accum_steps=self.config.train.grad_accum_steps, compile=self.config.train.compile))
             self._publish(StateEvent("running", s.state.step))
             self.status = self._loop(prefetcher)
             # No rank leaves before rank 0 has written its last checkpoint: torchrun
@@ -99,13 +106,16 @@ class Trainer:
             self.status = INTERRUPTED
         except torch.OutOfMemoryError:
             self.status = FAILED
-            self.error = ("out of GPU memory: lower train.batch_size and raise train.grad_accum_steps "
-                          "to keep the effective batch")
+            self.error = (f"out of GPU memory at step {self.session.state.step + 1}: lower train.batch_size and "
+                          "raise train.grad_accum_steps to keep the effective batch (or set train.batch_size = "
+                          "auto), or use a smaller model")
         except Exception as exc:
             self.status = FAILED
             self.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            if gpus is not None:
+                gpus.stop()
             if prefetcher is not None:
                 prefetcher.close()
             self._finish()
@@ -162,12 +172,14 @@ class Trainer:
         started = time.perf_counter()
         step = self.session.state.step + 1
         lr = self._set_learning_rate(step)
-        loss_sum = self._accumulate_gradients(prefetcher)
+        batches = self._next_batches(prefetcher)
+        data_wait = time.perf_counter() - started
+        loss_sum = self._accumulate_gradients(batches, step)
         figures = self._measure(loss_sum)
         self.agreed_commands.extend(figures.commands)
         self._update_weights(figures.finite)
         self._advance_to(step)
-        self._report(step, lr, figures, time.perf_counter() - started)
+        self._report(step, lr, figures, time.perf_counter() - started, data_wait)
         return figures.finite
 
     def _set_learning_rate(self, step: int) -> float:
@@ -177,22 +189,51 @@ class Trainer:
             group["lr"] = lr
         return lr
 
-    def _accumulate_gradients(self, prefetcher: Prefetcher) -> torch.Tensor:
+    def _next_batches(self, prefetcher: Prefetcher) -> list[MicroBatch]:
+        """The step's micro-batches, on the device (copies from pinned memory overlap)."""
+        device = self.session.device
+        return [prefetcher.next().to(device) for _ in range(self.config.train.grad_accum_steps)]
+
+    def _accumulate_gradients(self, batches: list[MicroBatch], step: int) -> torch.Tensor:
         """Forward and backward over the step's micro-batches; returns the sum of their
-        per-sample losses, on the device. DDP all-reduces only after the last one."""
+        per-sample losses, on the device. The first step of a compiled run compiles;
+        if that fails, the run says so once and goes on eager, from the same batches."""
+        step_fn = self.step_fn
+        if not step_fn.pending:
+            return self._forward_backward(batches)
+        self._publish(StateEvent("compiling", step - 1))
+        step_fn.first_call()
+        try:
+            loss_sum = self._forward_backward(batches)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any compiler error: eager still trains
+            step_fn.failed(exc)
+            self.session.optimizer.zero_grad(set_to_none=True)
+            self._publish(CompileEvent(step=step, mode=step_fn.setting, seconds=0.0, ok=False,
+                                       message=step_fn.error or ""))
+            self._publish(WarningEvent(step=step, kind="compile", value=0.0,
+                                       message=f"train.compile = {step_fn.setting} failed ({step_fn.error}); "
+                                               "training goes on eager: set train.compile = off to skip it"))
+            loss_sum = self._forward_backward(batches)
+        else:
+            step_fn.compiled()
+            self._publish(CompileEvent(step=step, mode=step_fn.setting, seconds=step_fn.seconds or 0.0, ok=True))
+        self._publish(StateEvent("running", step - 1))
+        return loss_sum
+
+    def _forward_backward(self, batches: list[MicroBatch]) -> torch.Tensor:
         s, t = self.session, self.config.train
         self.train_model.train()
         loss_sum = torch.zeros((), device=s.device)
         # Scale so that after DDP averages over ranks the gradient is the mean over the global batch.
         scale = s.dist.world_size / s.global_batch
-        for micro in range(t.grad_accum_steps):
-            batch = prefetcher.next().to(s.device)
-            last = micro == t.grad_accum_steps - 1
+        for micro, batch in enumerate(batches):
+            last = micro == len(batches) - 1
             sync = contextlib.nullcontext() if last or not s.dist.enabled else self.train_model.no_sync()
             with sync:
-                with autocast(s.device, t.precision):
-                    logits = self.train_model(batch.factor_ids, batch.states, batch.target_index)
-                per_sample, _ = masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)
+                per_sample = self.step_fn(self.train_model, batch.factor_ids, batch.states, batch.targets,
+                                          batch.target_mask, s.device, t.precision)
                 (per_sample.sum() * scale).backward()
             loss_sum += per_sample.detach().sum()
         return loss_sum
@@ -226,7 +267,7 @@ class Trainer:
         self.session.state.step = step
         self.session.state.samples_seen = self.cursor.first_position(step + 1)
 
-    def _report(self, step: int, lr: float, figures: "StepFigures", elapsed: float) -> None:
+    def _report(self, step: int, lr: float, figures: "StepFigures", elapsed: float, data_wait: float) -> None:
         s, t = self.session, self.config.train
         self._publish(StepEvent(
             step=step, loss=figures.loss, lr=lr, grad_norm_pre_clip=figures.grad_norm_pre_clip,
@@ -234,7 +275,8 @@ class Trainer:
             grad_min_abs=figures.grad_min_abs,
             clipped=figures.finite and figures.grad_norm_pre_clip > t.max_grad_norm,
             samples_per_s=s.global_batch / elapsed, tokens_per_s=s.global_batch * self.tokens_per_sample / elapsed,
-            step_time_s=elapsed, memory_bytes=peak_memory_bytes(s.device), skipped=not figures.finite))
+            step_time_s=elapsed, memory_bytes=peak_memory_bytes(s.device), skipped=not figures.finite,
+            data_wait_s=data_wait))
         verdict = judge(figures.grad_norm_pre_clip, figures.loss, self.config.health)
         if verdict is not None:
             message = verdict.message
@@ -256,11 +298,11 @@ class Trainer:
         for first in range(0, len(mine), b):
             batch = s.builder.val_batch(mine[first: first + b]).to(s.device)
             with autocast(s.device, self.config.train.precision):
-                logits = self.model(batch.factor_ids, batch.states, batch.target_index)
-            per_sample, correct = masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)
-            counts = (float(batch.num_samples), float(correct.numel()))  # host numbers: no sync
-            totals += torch.stack([per_sample.sum(), totals.new_full((), counts[0]),
-                                   correct.sum().float(), totals.new_full((), counts[1])])
+                logits = self.model(batch.factor_ids, batch.states, batch.target_frames)
+            per_sample, correct = masked_token_loss(logits, batch.targets, batch.target_mask)
+            # all on the device: read back once, after the loop
+            totals += torch.stack([per_sample.sum(), totals.new_full((), float(batch.num_samples)),
+                                   (correct & batch.target_mask).sum().float(), batch.target_mask.sum().float()])
         self.model.train()
         loss_sum, samples, correct, tokens = all_reduce_sum(totals, s.dist).tolist()
         self._publish(EvalEvent(step=s.state.step, val_loss=loss_sum / max(samples, 1),

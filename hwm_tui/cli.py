@@ -47,6 +47,13 @@ def user_errors(fn: Callable) -> Callable:
         except UserError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except RuntimeError as exc:
+            if type(exc).__name__ != "OutOfMemoryError":  # torch's, named so the CLI starts without torch
+                raise
+            err_console.print(f"[bold red]error:[/] out of GPU memory ({escape(str(exc).splitlines()[0])}): lower "
+                              "train.batch_size (or set it to auto), or use a smaller preset", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(1) from None
         except OSError as exc:
             # The file system said no (permissions, full disk, a file where a folder
             # should be): that is the user's to fix, in one line, not a traceback.
@@ -74,6 +81,8 @@ def train(
                                          "good checkpoint."),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: one progress line (servers, scripts)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (GPUs) to train on, launched with torchrun."),
+    memory_limit: Optional[float] = typer.Option(None, "--memory-limit", min=0, help="Cap this process's CUDA "
+                                                 "memory at this many GiB (emulate a smaller card)."),
     run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True, help="Name the new run (launchers)."),
 ) -> None:
     """Train a Masked-HWM: the dashboard by default, or --headless."""
@@ -84,7 +93,7 @@ def train(
         raise ConfigError("--resume needs a run id or path: see `hwm-tui runs list`")
     request = TrainRequest(preset=preset, data=data, val_data=val_data, overrides=list(set_),
                            runs_dir=str(runs_dir) if runs_dir else None, max_steps=max_steps, resume=resume,
-                           run_id=run_id)
+                           run_id=run_id, memory_limit_gib=memory_limit)
     if nproc > 1:
         from .launch import launch_distributed
         raise typer.Exit(launch_distributed(request, nproc=nproc, headless=headless))
@@ -190,38 +199,81 @@ def _device_overrides(device: Optional[str], set_: list[str]) -> list[str]:
 @bench_app.command("train")
 @user_errors
 def bench_train(
-    preset: str = typer.Option("cpu", "--preset", "-p", help=PRESET_HELP),
+    preset: str = typer.Option("cpu", "--preset", "-p", help=PRESET_HELP + " `all`: every preset, one after another."),
     steps: int = typer.Option(5, "--steps", min=1, help=STEPS_HELP),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    memory_limit: Optional[float] = typer.Option(None, "--memory-limit", min=0, help="Cap CUDA memory at this "
+                                                 "many GiB (with --preset all: each preset's own budget)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Time real training steps of a preset: step time, throughput, memory, FLOP/s."""
-    from hwm_core.bench import run_bench
+    """Time real training steps of a preset: step time, throughput, memory, FLOP/s, compile time."""
+    from hwm_core.bench import bench_presets, run_bench
+    from hwm_core.config import load_config
+
+    results = []
+    for name in bench_presets(preset):
+        limit = memory_limit
+        if limit is None and preset == "all":
+            limit = load_config(name).memory_budget_gib or None
+        results.append(run_bench(name, steps=steps, overrides=_device_overrides(device, set_),
+                                 memory_limit_gib=limit if _on_cuda(device) else None))
+    if as_json:
+        out = [r.to_json() for r in results]
+        print(json.dumps(out if preset == "all" else out[0], indent=1))
+        return
+    table = Table(title="bench train", show_header=True)
+    table.add_column("")
+    for r in results:
+        table.add_column(f"{r.preset}\n{r.device} ({r.precision})")
+    for label, cell in _BENCH_ROWS:
+        table.add_row(label, *(cell(r) for r in results))
+    console.print(table)
+
+
+def _on_cuda(device: Optional[str]) -> bool:
+    if device == "cpu":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _bench_rows():
     from hwm_core.figures import format_bytes, format_rate
 
-    result = run_bench(preset, steps=steps, overrides=_device_overrides(device, set_))
-    if as_json:
-        print(json.dumps(result.to_json(), indent=1))
-        return
-    table = Table(title=f"bench: preset {result.preset} on {result.device} ({result.precision})",
-                  show_header=False)
-    rows = [
-        ("optimizer steps timed", f"{result.steps} (after {result.warmup_steps} warm-up)"),
-        ("global batch", str(result.global_batch)),
-        ("parameters", f"{result.num_parameters:,}"),
-        ("step time (median)", f"{result.step_time_s * 1000:.1f} ms (best {result.step_time_min_s * 1000:.1f} ms)"),
-        ("samples/s", f"{result.samples_per_s:.2f}"),
-        ("tokens/s", format_rate(result.tokens_per_s)),
-        (f"peak memory ({result.peak_memory_kind})", format_bytes(result.peak_memory_bytes)),
-        ("model FLOPs per step", f"{result.model_flops_per_step:.3e}"),
-        ("achieved FLOP/s", f"{result.achieved_flops_per_s:.3e}"),
-        ("dense matmul FLOP/s here", f"{result.matmul_flops_per_s:.3e}"),
-        ("share of matmul FLOP/s", f"{result.flops_share:.1%}"),
+    def compiled(r) -> str:
+        if r.compile == "off":
+            return "off"
+        if r.compile_error:
+            return f"failed, ran eager ({r.compile_error})"
+        return f"{r.compile}: {r.compile_s:.1f} s (in warm-up)" if r.compile_s is not None else r.compile
+
+    def memory(r) -> str:
+        text = format_bytes(r.peak_memory_bytes)
+        if r.fits_budget is not None:
+            text += f" ({'fits' if r.fits_budget else 'OVER'} {r.memory_budget_gib:g} GiB)"
+        return text
+
+    return [
+        ("optimizer steps timed", lambda r: f"{r.steps} (after {r.warmup_steps} warm-up)"),
+        ("global batch", lambda r: f"{r.global_batch} = {r.micro_batch} x {r.grad_accum_steps}"),
+        ("parameters", lambda r: f"{r.num_parameters:,}"),
+        ("compile", compiled),
+        ("step time (median)", lambda r: f"{r.step_time_s * 1000:.1f} ms (best {r.step_time_min_s * 1000:.1f})"),
+        ("waiting for data", lambda r: f"{r.data_wait_share:.1%} of the step"),
+        ("samples/s", lambda r: f"{r.samples_per_s:.2f}"),
+        ("tokens/s", lambda r: format_rate(r.tokens_per_s)),
+        ("peak memory", lambda r: f"{memory(r)} ({r.peak_memory_kind})"),
+        ("memory limit", lambda r: f"{r.memory_limit_gib:g} GiB" if r.memory_limit_gib else "none"),
+        ("model FLOPs per step", lambda r: f"{r.model_flops_per_step:.3e}"),
+        ("achieved FLOP/s", lambda r: f"{r.achieved_flops_per_s:.3e}"),
+        ("dense matmul FLOP/s here", lambda r: f"{r.matmul_flops_per_s:.3e}"),
+        ("share of matmul FLOP/s", lambda r: f"{r.flops_share:.1%}"),
     ]
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
+
+
+_BENCH_ROWS = _bench_rows()
 
 
 @bench_app.command("ui")

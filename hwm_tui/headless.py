@@ -22,10 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 from hwm_core.commands import STOP
-from hwm_core.events import (CheckpointEvent, CheckpointFailedEvent, EvalEvent, StateEvent, StepEvent,
-                             WarningEvent)
+from hwm_core.events import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, EvalEvent, StateEvent,
+                             StepEvent, WarningEvent)
 from hwm_core.figures import format_bytes, format_duration, format_rate
-from hwm_core.run_state import RunProgress, RunState
+from hwm_core.run_state import RunProgress, RunState, compile_message
 from hwm_core.runner import TrainingRunner
 from hwm_core.session import TrainingSession
 from hwm_core.status import COMPLETED, INTERRUPTED, exit_code
@@ -44,6 +44,7 @@ def progress_line(p: RunProgress) -> Table:
         Text(f"lr {p.lr:.2e}" if math.isfinite(p.lr) else "lr --"),
         Text(f"grad {_norm(p.grad_norm_pre_clip)}→{_norm(p.grad_norm_post_clip)}"),
         Text(f"{format_rate(p.tokens_per_s)} tok/s"),
+        Text(_gpu(p)),
         Text(f"ETA {format_duration(p.eta_s)}"),
         Text("" if p.state == "running" else p.state, style="yellow"),
     )
@@ -54,7 +55,15 @@ def plain_line(p: RunProgress) -> str:
     return (f"step {p.step}/{p.max_steps} loss {p.loss:.4f} lr {p.lr:.2e} "
             f"grad {_norm(p.grad_norm_pre_clip)}->{_norm(p.grad_norm_post_clip)} "
             f"{format_rate(p.tokens_per_s)} tok/s mem {format_bytes(p.memory_bytes)} "
-            f"ETA {format_duration(p.eta_s)}")
+            + (f"{_gpu(p)} " if p.gpu is not None else "") + f"ETA {format_duration(p.eta_s)}")
+
+
+def _gpu(p: RunProgress) -> str:
+    """The GPUs' mean utilisation and the fullest one's memory, when NVML reads them."""
+    if p.gpu is None or not p.gpu.utilization:
+        return ""
+    util = sum(p.gpu.utilization) / len(p.gpu.utilization)
+    return f"gpu {util:.0f}% {max(p.gpu.memory_used) / 2**30:.1f}GiB"
 
 
 def _norm(value: float) -> str:
@@ -190,6 +199,11 @@ def _consume(runner: TrainingRunner, run: RunState, console: Console, *, timeout
                           f"({format_bytes(event.bytes)}, {event.seconds:.1f}s)[/]")
         elif isinstance(event, CheckpointFailedEvent):
             console.print(f"[red]checkpoint at step {event.step} failed: {escape(event.error)}[/]")
+        elif isinstance(event, CompileEvent):
+            console.print(f"[{'cyan' if event.ok else 'yellow'}]{escape(compile_message(event))}[/]")
+        elif isinstance(event, StateEvent) and event.state == "compiling":
+            console.print(f"[cyan]compiling the step (train.compile = {escape(run.progress.compile)}): "
+                          "the first step takes a while[/]")
         elif isinstance(event, StateEvent) and event.state == "paused":
             console.print("[yellow]paused (resume from `hwm-tui watch` with p)[/]")
         if isinstance(event, StepEvent) and time.monotonic() >= deadline:

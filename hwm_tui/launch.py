@@ -42,6 +42,8 @@ def torchrun_command(request: TrainRequest, nproc: int, run_id: str | None) -> l
         args += ["--runs-dir", request.runs_dir]
     if request.max_steps is not None:
         args += ["--max-steps", str(request.max_steps)]
+    if request.memory_limit_gib is not None:
+        args += ["--memory-limit", str(request.memory_limit_gib)]
     if run_id:
         args += ["--run-id", run_id]
     for item in request.overrides:

@@ -11,17 +11,20 @@ WARNING_STYLES = {
     "skipped": "red",
     "checkpoint": "red",
     "disk": "red",
+    "compile": "yellow",
 }
 
 # The same colours as Textual markup takes them (border titles): CSS colour names.
 WARNING_MARKUP = {kind: {"dark_orange": "darkorange"}.get(style, style) for kind, style in WARNING_STYLES.items()}
 
-# How the dashboard names a run's final states (run.json keeps the statuses).
+# How the dashboard names a run's final states (run.json keeps the statuses), and
+# states that last a while.
 FINAL_STATE_LABELS = {COMPLETED: "finished", INTERRUPTED: "stopped", FAILED: "failed"}
+STATE_LABELS = {**FINAL_STATE_LABELS, "compiling": "compiling…"}
 
 STATE_STYLES = {
     "running": "bold green", "pausing…": "bold yellow", "paused": "bold yellow",
-    "checkpointing": "bold cyan", "stopping…": "bold yellow",
+    "checkpointing": "bold cyan", "compiling…": "bold cyan", "stopping…": "bold yellow",
     "finished": "bold green", "stopped": "bold yellow", "failed": "bold red", "starting": "bold cyan",
     "not running": "bold red",
 }

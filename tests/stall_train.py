@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import hwm_core.checkpoint as checkpoint_module
+import hwm_core.model as model_module
 import hwm_core.trainer as trainer_module
 from hwm_tui.cli import main
 
@@ -27,7 +28,7 @@ def stall() -> None:
 
 
 if point == "step":
-    real_step, real_loss = trainer_module.Trainer._train_step, trainer_module.masked_token_loss
+    real_step, real_loss = trainer_module.Trainer._train_step, model_module.masked_token_loss
     current = {"step": 0}
 
     def step(self, prefetcher):
@@ -40,7 +41,7 @@ if point == "step":
         return real_loss(*args)
 
     trainer_module.Trainer._train_step = step
-    trainer_module.masked_token_loss = loss
+    model_module.masked_token_loss = loss
 elif point == "checkpoint":
     real_write = checkpoint_module._write_file
 

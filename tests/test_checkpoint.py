@@ -190,18 +190,18 @@ def test_failed_save_keeps_the_previous_checkpoint_and_training_goes_on(tmp_path
 
 
 def test_run_that_fails_on_nan_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
-    import hwm_core.trainer as trainer_module
+    import hwm_core.model as model_module
 
     session = prepare(TrainRequest(preset="cpu", runs_dir=str(tmp_path / "runs"), max_steps=10,
                                    overrides=tiny_sets("checkpoint.save_steps=2", "eval.eval_steps=0",
                                                        "train.max_nonfinite_steps=2")))
-    real_loss = trainer_module.masked_token_loss
+    real_loss = model_module.masked_token_loss
 
     def nan_from_step_3(*args):
         per_sample, correct = real_loss(*args)
         return (per_sample * float("nan"), correct) if session.state.step >= 2 else (per_sample, correct)
 
-    monkeypatch.setattr(trainer_module, "masked_token_loss", nan_from_step_3)
+    monkeypatch.setattr(model_module, "masked_token_loss", nan_from_step_3)
     bus = EventBus(session.folder.metrics)
     status = Trainer(session, bus, CommandInbox(session.folder.path)).run()
     bus.close()

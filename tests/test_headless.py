@@ -80,3 +80,22 @@ def test_bench_reports_its_figures():
     assert info["steps"] == 2 and info["peak_memory_kind"] == "process peak RSS"
     assert info["tokens_per_s"] == pytest.approx(info["samples_per_s"] * 3 * 1024, rel=1e-9)
     assert 0 < info["flops_share"] < 1.5
+
+
+def test_bench_subcommands_honour_or_refuse_every_option():
+    result = hwm("bench", "train", "--preset", "cpu", "--steps", "1", "--json", *set_args(tiny_sets()))
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert (info["compile"], info["compile_s"], info["micro_batch"], info["grad_accum_steps"]) == ("off", None, 2, 1)
+    assert 0 <= info["data_wait_share"] < 1 and info["fits_budget"] is None  # no budget on the CPU
+    for args, says in ((["--ui", "--preset", "cpu"], "bench ui takes no --preset"),
+                       (["--ui", "--dashboard"], "two benches"),
+                       (["--repeats", "2"], "bench train takes no --repeats"),
+                       (["--steps", "2", "train"], "go after the subcommand")):
+        result = hwm("bench", *args)
+        assert result.returncode == 2 and says in result.stderr, (args, result.stderr)
+    result = hwm("bench", "ui", "--device", "cuda")  # not an option of bench ui at all
+    assert result.returncode == 2 and "--device" in result.stderr
+    result = hwm("bench", "dashboard", "--preset", "12gb", "--steps", "40", "--device", "cpu")
+    assert result.returncode == 2 and "warmup_steps (500) must be <= train.max_steps (40)" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -54,12 +54,12 @@ def test_initial_loss_is_ln_codebook(groups):
     session = prepare(TrainRequest(preset="cpu", overrides=sets), create_run=False)
     batch = session.builder.train_batch(1, 0, [0, 1, 2, 3])
     with torch.no_grad():
-        logits = session.model(batch.factor_ids, batch.states, batch.target_index)
-        per_sample, _ = masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)
+        logits = session.model(batch.factor_ids, batch.states, batch.target_frames)
+        per_sample, _ = masked_token_loss(logits, batch.targets, batch.target_mask)
     assert abs(per_sample.mean().item() - math.log(CODEBOOK_SIZE)) < 0.15
 
 
-def test_heads_see_only_masked_target_positions():
+def test_heads_cover_the_target_frames_and_the_loss_only_masked_tokens():
     cfg = Config()
     cfg.model = ModelConfig(d_model=32, n_layers=1, n_heads=2, shared_from=1)
     cfg.data.windows, cfg.data.future_latents = 1, 1
@@ -72,9 +72,15 @@ def test_heads_see_only_masked_target_positions():
     spec = model.factors
     ids = spec.codes_to_factors(torch.from_numpy(corrupted))[None]
     ids[torch.from_numpy(mask)[None]] = torch.tensor(spec.mask_ids())
-    target_index = torch.from_numpy(mask).reshape(-1).nonzero().squeeze(1)
-    logits = model(ids, torch.zeros(1, 17, 25), target_index)
-    assert [tuple(x.shape) for x in logits] == [(int(mask.sum()), size) for size in spec.sizes]
+    logits = model(ids, torch.zeros(1, 17, 25), 1)
+    assert [tuple(x.shape) for x in logits] == [(1, 1024, size) for size in spec.sizes]  # every target position
+    targets = spec.codes_to_factors(torch.from_numpy(codes[2:]).reshape(1, 1024))
+    target_mask = torch.from_numpy(mask[2:]).reshape(1, 1024)
+    per_sample, _ = masked_token_loss(logits, targets, target_mask)
+    # an unmasked target token's logits do not count
+    changed = [x.detach().clone() for x in logits]
+    changed[0][~target_mask] += 100.0
+    assert torch.equal(masked_token_loss(changed, targets, target_mask)[0], per_sample)
 
 
 def test_mask_ratio_follows_the_cosine_schedule():
@@ -100,10 +106,9 @@ def test_temporal_attention_is_causal():
     model = MaskedHWM(ModelConfig(d_model=32, n_layers=2, n_heads=2, shared_from=2), 6).eval()
     ids = torch.randint(0, 40, (1, 6, 1024, 3))
     states = torch.randn(1, 34, 25)
-    first_frame = torch.arange(1024)
     with torch.no_grad():
-        before = model(ids, states, first_frame)
+        before = model(ids, states, 6)
         ids[:, 5] = 0
-        after = model(ids, states, first_frame)
+        after = model(ids, states, 6)
     for a, b in zip(before, after):
-        assert torch.allclose(a, b, atol=1e-6)
+        assert torch.allclose(a[:, :1024], b[:, :1024], atol=1e-6)  # frame 0 never saw frame 5

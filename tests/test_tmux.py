@@ -121,3 +121,50 @@ def test_bench_step_follower_reads_only_the_new_tail(tmp_path):
     with metrics.open("a") as fh:
         fh.write("".join(lines[10:]))
     assert follower.poll() == 30
+
+
+def test_a_key_press_that_meets_the_runs_end_is_counted_apart_not_as_a_latency(monkeypatch):
+    """What gave one press of 10,002 ms on a fast GPU: p sent as the run finished has
+    nothing to answer. Presses stop near the end, and one that still meets it is counted
+    apart; a press the running app leaves unanswered still counts, at the wait's length."""
+    import hwm_tui.bench.dashboard as bench
+
+    monkeypatch.setattr(bench, "KEY_ANSWER_TIMEOUT_S", 0.05)
+
+    class Term:  # answers the first press; the run has ended by the second
+        exited = False
+
+        def __init__(self):
+            self.presses, self.out = 0, b""
+
+        def screen(self):
+            return "● running"
+
+        def keys(self, *keys):
+            self.presses += keys.count("p")
+            if self.presses == 1:
+                self.out += b"pausing"
+
+        def record_output(self):
+            pass
+
+        @property
+        def output_size(self):
+            return len(self.out)
+
+        def output_since(self, offset):
+            return self.out[offset:]
+
+    class Follower:
+        step = 0
+
+        def poll(self):
+            self.step = 10 if term.presses < 2 else 100
+            return self.step
+
+    term, stall = Term(), type("Stall", (), {"check": lambda self, every_s=0.0: None})()
+    result = bench.DashboardRun([], [])
+    plan = bench.DashboardPlan([], None, 100, key_every_s=0.0)
+    bench._time_key_presses(term, Follower(), stall, plan, result)
+    assert len(result.latencies_ms) == 1 and result.latencies_ms[0] < 50
+    assert result.unanswered_at_end == 1

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import hwm_core.model as model_module
 import hwm_core.trainer as trainer_module
 from hwm_core.commands import CommandInbox
 from hwm_core.events import EventBus, StepEvent, WarningEvent
@@ -103,13 +104,13 @@ def test_training_is_deterministic_on_cpu():
 
 
 def test_non_finite_step_is_skipped_and_weights_stay(monkeypatch):
-    real_loss = trainer_module.masked_token_loss
+    real_loss = model_module.masked_token_loss
     calls = {"n": 0}
     snapshots = {}
 
-    def poisoned(logits, targets, sample_ids, num_samples):
+    def poisoned(*args):
         calls["n"] += 1
-        per_sample, correct = real_loss(logits, targets, sample_ids, num_samples)
+        per_sample, correct = real_loss(*args)
         if calls["n"] == 3:  # the third optimizer step (batch 2, one micro-batch a step)
             return per_sample * float("nan"), correct
         return per_sample, correct
@@ -129,7 +130,7 @@ def test_non_finite_step_is_skipped_and_weights_stay(monkeypatch):
                                       for k, s in self.session.optimizer.state.items()}
         return result
 
-    monkeypatch.setattr(trainer_module, "masked_token_loss", poisoned)
+    monkeypatch.setattr(model_module, "masked_token_loss", poisoned)
     monkeypatch.setattr(trainer_module.Trainer, "_train_step", spy)
     _, status, events = run_steps([], 5)
     assert status == "completed"
@@ -145,13 +146,13 @@ def test_non_finite_step_is_skipped_and_weights_stay(monkeypatch):
 
 
 def test_run_fails_after_max_nonfinite_steps_in_a_row(monkeypatch):
-    real_loss = trainer_module.masked_token_loss
+    real_loss = model_module.masked_token_loss
 
     def always_nan(*args):
         per_sample, correct = real_loss(*args)
         return per_sample * float("nan"), correct
 
-    monkeypatch.setattr(trainer_module, "masked_token_loss", always_nan)
+    monkeypatch.setattr(model_module, "masked_token_loss", always_nan)
     _, status, events = run_steps(["train.max_nonfinite_steps=3"], 10)
     assert status == "failed"
     assert max(e.step for e in events if isinstance(e, StepEvent)) == 3
@@ -198,17 +199,15 @@ def test_validation_masks_but_does_not_corrupt_the_context():
     try:
         builder, factors = session.builder, session.builder.factors
         batch = builder.val_batch(list(range(4)))
-        masked = torch.zeros(batch.factor_ids.shape[:3], dtype=torch.bool).view(-1)
-        masked[batch.target_index] = True
-        masked = masked.view(batch.factor_ids.shape[:3])
+        masked = (batch.factor_ids == torch.tensor(factors.mask_ids())).all(dim=-1)
+        assert torch.equal(masked[:, -1].flatten(1), batch.target_mask)  # the target frame's masked tokens
+        assert not masked[:, :-1].any()
         truth = torch.stack([torch.from_numpy(builder.val_set.get(int(builder.val_order[g]))[0].reshape(
             batch.factor_ids.shape[1], -1)) for g in range(4)])
         seen = factors.codes_to_factors(truth)
         assert torch.equal(batch.factor_ids[~masked], seen[~masked])  # every unmasked token is the true one
         train = builder.train_batch(1, 0, list(range(4)))
-        train_masked = torch.zeros(train.factor_ids.shape[:3], dtype=torch.bool).view(-1)
-        train_masked[train.target_index] = True
-        assert train_masked.any()
+        assert train.target_mask.any()
     finally:
         session.close()
 
@@ -258,8 +257,8 @@ def test_every_parameter_gets_a_gradient_with_or_without_state_conditioning():
                           create_run=False)
         try:
             batch = session.builder.train_batch(1, 0, [0, 1])
-            logits = session.model(batch.factor_ids, batch.states, batch.target_index)
-            masked_token_loss(logits, batch.targets, batch.sample_ids, batch.num_samples)[0].sum().backward()
+            logits = session.model(batch.factor_ids, batch.states, batch.target_frames)
+            masked_token_loss(logits, batch.targets, batch.target_mask)[0].sum().backward()
             missing = [n for n, p in session.model.named_parameters() if p.grad is None]
             assert missing == [], condition
             assert (session.model.state_embedding is None) == (condition == "false")

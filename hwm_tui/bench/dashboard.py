@@ -230,12 +230,12 @@ def dashboard_vs_headless(train: TrainCommand, *, repeats: int = 3, skip: int = 
     is compared with the frozen one next to it. A frozen dashboard draws nothing, as
     headless prints one line a step: what this measures is what drawing costs
     training. The last third of each dashboard run measures key-press latency."""
+    train.check()
     require_tmux()
     need = skip + 2 * block  # warm-up, then one live and one frozen block
     if 2 * train.steps // 3 < need:
         raise UserError(f"bench dashboard needs --steps {3 * need // 2 + 2} or more (warm-up, one live and "
                         "one frozen block, then key presses)")
-    train.check()
     quiet_until = 2 * train.steps // 3
     headless, dashboard, latencies, block_shares, unanswered = [], [], [], [], 0
     work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
@@ -293,13 +293,13 @@ def side_by_side(train: TrainCommand, *, repeats: int = 2, warm_s: float = 10.0)
     whatever the shared machine does then, it does to both. The cores swap from one
     repeat to the next. Everything the dashboard needs (its tmux too) runs on its core;
     the UI has no idle core to use, the worst case for training."""
+    train.check()
     require_tmux()
     if shutil.which("taskset") is None:
         raise UserError("bench dashboard --side-by-side needs taskset: install it (apt-get install util-linux)")
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise UserError("bench dashboard --side-by-side needs two cores: run it without --side-by-side")
-    train.check()
     shares, seconds = [], []
     work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
     try:

@@ -109,6 +109,8 @@ class HistoryScreen(Screen):
     HistoryScreen #empty { padding: 1 2; color: $text-muted; }
     HistoryScreen #detail-error { display: none; padding: 0 1; color: $error; }
     HistoryScreen #detail-error.-shown { display: block; }
+    HistoryScreen #gpu-line { display: none; padding: 0 1; color: $text-muted; }
+    HistoryScreen #gpu-line.-shown { display: block; }
     HistoryScreen #config-scroll { height: 1fr; }
     """
 
@@ -143,6 +145,7 @@ class HistoryScreen(Screen):
         with Vertical(id="detail"):
             yield Static("", id="empty")
             yield Static("", id="detail-error")
+            yield Static("", id="gpu-line")
             with TabbedContent(id="tabs"):
                 with TabPane("Curves", id="tab-curves"):
                     with Container(id="curves"):
@@ -287,6 +290,7 @@ class HistoryScreen(Screen):
                       self.query_one("#h-grad", GradChart)):
             chart.show(view)
         self._show_error("")
+        self._show_gpu(view)
         self._show_config(summary, detail.config)
 
     def _show_detail_error(self, run_id: str, summary: RunSummary, error: str) -> None:
@@ -297,7 +301,13 @@ class HistoryScreen(Screen):
                       self.query_one("#h-grad", GradChart)):
             chart.show(empty)
         self._show_error(f"run {run_id} cannot be shown: {error}")
+        self._show_gpu(empty)
         self._show_config(summary, f"# cannot be read: {error}")
+
+    def _show_gpu(self, view: RunState) -> None:
+        widget = self.query_one("#gpu-line", Static)
+        widget.update(gpu_summary(view) or "")
+        widget.set_class(view.gpu.samples > 0, "-shown")
 
     def _show_error(self, error: str) -> None:
         self.detail_error = error
@@ -374,6 +384,16 @@ class HistoryScreen(Screen):
             self._details.pop(summary.id, None)
         self.selected = None
         self.refresh_runs()
+
+
+def gpu_summary(view: RunState) -> str | None:
+    """The run's GPUs over its whole length, in one line; None if NVML never read them."""
+    g = view.gpu
+    if not g.samples:
+        return None
+    return (f"{g.gpus} GPU{'s' if g.gpus > 1 else ''}: utilisation {g.mean_utilization:.0f}% on average · memory "
+            f"up to {g.memory_used_max / 2**30:.1f} of {g.memory_total / 2**30:.0f} GiB · {g.mean_power_w:.0f} W "
+            f"on average · up to {g.temperature_max_c:.0f}°C ({g.samples} readings)")
 
 
 def _file_of(path: Path) -> tuple[int, int] | None:

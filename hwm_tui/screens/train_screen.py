@@ -24,12 +24,12 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from hwm_core.commands import CHECKPOINT, PAUSE, RESUME, STOP
-from hwm_core.events import CheckpointEvent, CheckpointFailedEvent, StartEvent, StateEvent
-from hwm_core.run_state import RunState
+from hwm_core.events import CheckpointEvent, CheckpointFailedEvent, CompileEvent, StartEvent, StateEvent
+from hwm_core.run_state import RunState, compile_message
 from hwm_core.status import FAILED, is_final
 
 from ..link import RunLink
-from ..style import FINAL_STATE_LABELS
+from ..style import FINAL_STATE_LABELS, STATE_LABELS
 from ..widgets.grad_chart import GradChart
 from ..widgets.loss_chart import LossChart
 from ..widgets.lr_chart import LrChart
@@ -193,6 +193,9 @@ class TrainScreen(Screen):
                 self.checkpoint_requested = False
                 self.notify(event.path, title=f"Checkpoint at step {event.step} saved", timeout=4)
             return True
+        if isinstance(event, CompileEvent):
+            self._say(compile_message(event))
+            return True
         if isinstance(event, CheckpointFailedEvent):
             self._say(f"✗ checkpoint at step {event.step} failed: {event.error}")
             self.notify(event.error, title="Checkpoint failed", severity="error", timeout=8)
@@ -216,7 +219,7 @@ class TrainScreen(Screen):
         state = self.view.progress.state
         if self.watching and not is_final(state) and not self.link.alive:
             return "not running"  # its trainer died without a word (kill -9, power cut)
-        return FINAL_STATE_LABELS.get(state, state)
+        return STATE_LABELS.get(state, state)
 
     @property
     def finished(self) -> bool:

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from hwm_core.events import GpuEvent
 from hwm_core.figures import format_bytes, format_duration, format_rate
 from hwm_core.run_state import RunProgress
 
@@ -50,12 +51,32 @@ class StatusBar(Static):
         figures = Text(no_wrap=True, overflow="ellipsis", style="dim")
         figures.append(f"{p.samples_per_s:.2f} samples/s" if p.samples_per_s == p.samples_per_s else "-- samples/s")
         figures.append(f" · {format_rate(p.tokens_per_s)} tok/s · mem {format_bytes(p.memory_bytes)}")
-        figures.append(f" · batch {p.global_batch}" + (f" ({p.world_size} ranks)" if p.world_size > 1 else ""))
+        figures.append(f" · batch {p.global_batch}")
+        if p.micro_batch and p.grad_accum_steps > 1:
+            figures.append(f" = {p.micro_batch}×{p.grad_accum_steps}" + (f"×{p.world_size}" if p.world_size > 1 else ""))
+        elif p.world_size > 1:
+            figures.append(f" ({p.world_size} ranks)")
         figures.append(f" · ckpt {format_duration(since)} ago" if since is not None else " · no checkpoint yet")
         lines = [head, progress, figures]
+        if p.gpu is not None:
+            lines.append(gpu_line(p.gpu))
         if message:
             lines.append(Text(message, no_wrap=True, overflow="ellipsis", style="italic"))
         # A new layout (the whole screen arranged and drawn again) only when the bar gains
         # or loses its message line: done once a second, it was much of the UI's work.
         self.update(Group(*lines), layout=len(lines) != self._lines_shown)
         self._lines_shown = len(lines)
+
+
+def gpu_line(gpu: GpuEvent) -> Text:
+    """Each GPU: utilisation (red when idle), memory used/total, power, temperature."""
+    line = Text(no_wrap=True, overflow="ellipsis", style="dim")
+    for n, (index, util, used, total, power, temp) in enumerate(zip(
+            gpu.index, gpu.utilization, gpu.memory_used, gpu.memory_total, gpu.power_w, gpu.temperature_c)):
+        if n:
+            line.append(" │ ")
+        line.append(f"GPU{index} ")
+        line.append(f"{util:.0f}%", style="bold green" if util >= 80 else "bold yellow" if util >= 30 else "bold red")
+        line.append(f" · {used / 2**30:.1f}/{total / 2**30:.0f} GiB · {power:.0f} W · ")
+        line.append(f"{temp:.0f}°C", style="bold red" if temp >= 85 else "")
+    return line
