@@ -78,6 +78,11 @@ class DataCursor:
         return self.start_position + (step - 1 - self.start_step) * self.global_batch
 
 
+def val_sample_order(num_samples: int, seed: int) -> np.ndarray:
+    """The val samples in the fixed order validation (and the samples view) takes them."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 0x7A1])).permutation(num_samples)
+
+
 def micro_batch_samples(micro: int, rank: int, world_size: int, batch_size: int) -> list[int]:
     """Indices within the step's global batch that this rank's micro-batch holds."""
     first = (micro * world_size + rank) * batch_size
@@ -91,8 +96,7 @@ class BatchBuilder:
         self.factors = FactorSpec(config.model.factor_groups)
         self.seed = config.train.seed
         self.order = DataOrder(len(train), self.seed)
-        self.val_order = (np.random.default_rng(np.random.SeedSequence([self.seed, 0x7A1])).permutation(len(val))
-                          if val is not None else None)
+        self.val_order = val_sample_order(len(val), self.seed) if val is not None else None
 
     def train_batch(self, step: int, first_position: int, samples: list[int]) -> MicroBatch:
         """Samples `samples` of step `step`, whose global batch starts at stream

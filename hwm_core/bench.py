@@ -16,7 +16,7 @@ import torch
 from .commands import CommandInbox
 from .config import preset_names
 from .device import GIB, describe_device, effective_precision, peak_memory_bytes
-from .events import CompileEvent, EventBus, StepEvent, WarningEvent
+from .events import CompileEvent, EventBus, StepEvent
 from .flops import train_flops_per_step
 from .session import TrainRequest, prepare
 from .trainer import Trainer

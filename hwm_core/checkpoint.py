@@ -244,6 +244,16 @@ def load_latest_good(directory: Path) -> tuple[Checkpoint | None, list[tuple[Pat
     return None, problems
 
 
+def newest_good(directory: Path, run_id: str, *, purpose: str = "",
+                to_do: str) -> tuple[Checkpoint, list[tuple[Path, str]]]:
+    """load_latest_good, or one line saying the run has none (for `purpose`) and what `to_do`."""
+    checkpoint, damaged = load_latest_good(directory)
+    if checkpoint is None:
+        why = f" ({damaged[0][1]})" if damaged else ""
+        raise CheckpointError(f"run {run_id} has no readable checkpoint{purpose}{why}: {to_do}")
+    return checkpoint, damaged
+
+
 def remove_partial_writes(directory: Path) -> list[Path]:
     """Temp files of checkpoint writes that never finished (a killed process).
     Only for the holder of the run lock: nobody else can be writing them."""

@@ -21,12 +21,14 @@ if TYPE_CHECKING:
     from .session import TrainingSession
 
 # What must match between a checkpoint and the model it is loaded into.
-SHAPE_KEYS = ("d_model", "n_layers", "n_heads", "mlp_ratio", "shared_from", "factor_groups")
+SHAPE_KEYS = ("d_model", "n_layers", "n_heads", "mlp_ratio", "shared_from", "factor_groups", "positions")
 MODEL_PREFIX = "model."
 
 
 def model_shape(config: Config) -> dict[str, Any]:
-    shape = {k: getattr(config.model, k) for k in SHAPE_KEYS}
+    shape = {k: getattr(config.model, k) for k in SHAPE_KEYS if k != "positions"}
+    if config.model.positions != "learned":  # older checkpoints name no positions: learned ones
+        shape["positions"] = config.model.positions
     shape["latent_frames"] = config.latent_frames
     shape["future_latents"] = config.data.future_latents
     return shape

@@ -51,6 +51,9 @@ class ModelConfig:
     init_std: float = _spec(0.02, lo=0, lo_open=True, doc="std of the summed token embedding")
     dropout: float = _spec(0.0, lo=0, hi=1, hi_open=True, doc="dropout on residual branches")
     condition_on_states: bool = _spec(True, doc="add the embedded robot states to the tokens")
+    positions: str = _spec("learned", choices=("learned", "rope"),
+                           doc="learned spatial and temporal position embeddings, or rotary (RoPE: rows and "
+                               "columns in spatial attention, time in temporal attention)")
 
 
 @dataclass
@@ -103,6 +106,9 @@ class TrainConfig:
 class EvalConfig:
     eval_steps: int = _spec(500, lo=0, doc="validate every this many steps; 0 never")
     eval_samples: int = _spec(32, lo=1, doc="val samples per validation: one fixed set, split over ranks")
+    sample_count: int = _spec(4, lo=0, doc="val samples whose predictions (argmax, MaskGIT) are kept at each "
+                                          "validation for the samples view; 0: none")
+    maskgit_steps: int = _spec(8, lo=1, doc="MaskGIT rounds per target frame for those predictions")
 
 
 @dataclass
@@ -116,6 +122,12 @@ class HealthConfig:
     instability_norm: float = _spec(100.0, lo=0, lo_open=True,
                                     doc="pre-clip grad norm above this warns 'instability'")
     vanishing_norm: float = _spec(0.001, lo=0, doc="pre-clip grad norm below this warns 'vanishing'")
+    divergence_guard: bool = _spec(True, doc="stop a run as 'diverged' when its smoothed loss climbs back above "
+                                             "its starting loss after warm-up, its val loss rises val_rises "
+                                             "evaluations in a row, or non-finite steps repeat")
+    divergence_smoothing: float = _spec(0.95, lo=0, hi=1, hi_open=True,
+                                        doc="EMA weight of the past in the loss the guard watches")
+    val_rises: int = _spec(3, lo=0, doc="val-loss rises in a row that stop a run; 0: never")
 
 
 SECTIONS: dict[str, type] = {
@@ -134,9 +146,12 @@ SECTIONS: dict[str, type] = {
 RESUME_SAFE_KEYS = frozenset({
     "train.max_steps", "train.device", "train.max_nonfinite_steps", "train.compile",
     "train.batch_size", "train.grad_accum_steps", "train.effective_batch", "train.memory_limit_gib",
-    "eval.eval_steps",
+    "eval.eval_steps", "eval.sample_count", "eval.maskgit_steps",
     "checkpoint.save_steps", "checkpoint.keep_checkpoints",
     "health.instability_norm", "health.vanishing_norm",
+    "health.divergence_guard", "health.divergence_smoothing", "health.val_rises",
+    # a diverged run goes on with gentler settings
+    "train.lr", "train.warmup_steps", "train.max_grad_norm",
     "data.train", "data.val",
 })
 
@@ -396,6 +411,9 @@ def validate(config: Config, source: str) -> None:
     if (m.d_model // m.n_heads) % 2:
         raise ConfigError(f"{source}: model.d_model / model.n_heads must be even, "
                           f"got {m.d_model // m.n_heads}")
+    if m.positions == "rope" and (m.d_model // m.n_heads) % 4:
+        raise ConfigError(f"{source}: model.positions = rope needs model.d_model / model.n_heads divisible by 4 "
+                          f"(rows and columns take half each), got {m.d_model // m.n_heads}")
     if m.shared_from > m.n_layers:
         raise ConfigError(f"{source}: model.shared_from ({m.shared_from}) must be <= "
                           f"model.n_layers ({m.n_layers}); n_layers means no sharing")

@@ -98,6 +98,17 @@ class CompileEvent:
 
 
 @dataclass
+class SamplesEvent:
+    """New predictions of the fixed val samples are in `path` (samples/ of the run)."""
+
+    step: int
+    path: str
+    count: int
+    time: float = field(default_factory=_now)
+    type: str = "samples"
+
+
+@dataclass
 class GpuEvent:
     """Each of the run's GPUs as NVML reads it (lists in the order of `index`)."""
 
@@ -151,10 +162,10 @@ class StartEvent:
 
 
 Event = (StepEvent | EvalEvent | WarningEvent | CheckpointEvent | CheckpointFailedEvent | CompileEvent
-         | GpuEvent | StateEvent | StartEvent)
+         | SamplesEvent | GpuEvent | StateEvent | StartEvent)
 EVENT_TYPES: dict[str, type] = {cls.__dataclass_fields__["type"].default: cls for cls in
-                                (StepEvent, EvalEvent, WarningEvent, CheckpointEvent,
-                                 CheckpointFailedEvent, CompileEvent, GpuEvent, StateEvent, StartEvent)}
+                                (StepEvent, EvalEvent, WarningEvent, CheckpointEvent, CheckpointFailedEvent,
+                                 CompileEvent, SamplesEvent, GpuEvent, StateEvent, StartEvent)}
 
 
 def _finite_or_none(value: Any) -> Any:

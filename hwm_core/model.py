@@ -25,8 +25,29 @@ SPATIAL_POSITIONS = TOKENS_SIDE * TOKENS_SIDE
 LINEAR_INIT_STD = 0.02
 
 
+ROPE_BASE = 32.0  # slowest turn about a frame's width: positions run 0..31
+
+
+def rotary_angles(positions: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Axial RoPE: [L, A] integer positions -> [L, head_dim / 2] angles. The head's
+    dimension pairs are shared out over the A axes (rows and columns, or time); pair i
+    of an axis turns by position x ROPE_BASE^(-i/pairs)."""
+    axes = positions.shape[1]
+    pairs = head_dim // 2 // axes
+    speeds = ROPE_BASE ** (-torch.arange(pairs, dtype=torch.float32) / pairs)
+    return torch.cat([positions[:, a:a + 1].float() * speeds for a in range(axes)], dim=1)
+
+
+def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """x [..., L, head_dim] with each pair (2i, 2i+1) turned by angles [L, head_dim / 2]."""
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention over the second axis of [N, L, D]."""
+    """Multi-head self-attention over the second axis of [N, L, D]; with `angles`,
+    queries and keys are turned by their positions (RoPE), so a head sees offsets."""
 
     def __init__(self, d_model: int, n_heads: int, *, causal: bool, dropout: float):
         super().__init__()
@@ -34,9 +55,11 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, angles: torch.Tensor | None = None) -> torch.Tensor:
         n, length, d = x.shape
         q, k, v = self.qkv(x).view(n, length, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        if angles is not None:
+            q, k = rotate(q, angles), rotate(k, angles)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(n, length, d))
@@ -69,12 +92,13 @@ class Block(nn.Module):
         self.mlp = MLP(d, cfg.mlp_ratio, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spatial_angles: torch.Tensor | None = None,
+                temporal_angles: torch.Tensor | None = None) -> torch.Tensor:
         b, t, s, d = x.shape
         h = x.reshape(b * t, s, d)
-        h = h + self.dropout(self.spatial(self.norm_spatial(h)))
+        h = h + self.dropout(self.spatial(self.norm_spatial(h), spatial_angles))
         h = h.view(b, t, s, d).transpose(1, 2).reshape(b * s, t, d)
-        h = h + self.dropout(self.temporal(self.norm_temporal(h)))
+        h = h + self.dropout(self.temporal(self.norm_temporal(h), temporal_angles))
         h = h.view(b, s, t, d).transpose(1, 2)
         return h + self.mlp(self.norm_mlp(h))
 
@@ -98,8 +122,19 @@ class MaskedHWM(nn.Module):
         d = cfg.d_model
         # One extra row per factor table: the mask token.
         self.factor_embeddings = nn.ModuleList(nn.Embedding(size + 1, d) for size in self.factors.sizes)
-        self.spatial_position = nn.Parameter(torch.zeros(SPATIAL_POSITIONS, d))
-        self.temporal_position = nn.Parameter(torch.zeros(latent_frames, d))
+        self.rope = cfg.positions == "rope"
+        if self.rope:
+            # Positions turn queries and keys in attention instead (rotary): a head can
+            # attend to "the token one to the left", which learned embeddings learn slowly.
+            rows, cols = torch.meshgrid(torch.arange(TOKENS_SIDE), torch.arange(TOKENS_SIDE), indexing="ij")
+            head_dim = d // cfg.n_heads
+            self.register_buffer("spatial_angles", rotary_angles(torch.stack([rows, cols], -1).view(-1, 2),
+                                                                 head_dim), persistent=False)
+            self.register_buffer("temporal_angles", rotary_angles(torch.arange(latent_frames)[:, None], head_dim),
+                                 persistent=False)
+        else:
+            self.spatial_position = nn.Parameter(torch.zeros(SPATIAL_POSITIONS, d))
+            self.temporal_position = nn.Parameter(torch.zeros(latent_frames, d))
         # Only built when used: DDP refuses parameters that never get a gradient.
         self.state_embedding = (nn.Sequential(nn.Linear(STATE_DIM, d), nn.GELU(), nn.Linear(d, d))
                                 if cfg.condition_on_states else None)
@@ -125,8 +160,9 @@ class MaskedHWM(nn.Module):
         factor_std = self.cfg.init_std / math.sqrt(self.factors.num_factors)
         for table in self.factor_embeddings:
             nn.init.normal_(table.weight, std=factor_std)
-        nn.init.normal_(self.spatial_position, std=self.cfg.init_std)
-        nn.init.normal_(self.temporal_position, std=self.cfg.init_std)
+        if not self.rope:
+            nn.init.normal_(self.spatial_position, std=self.cfg.init_std)
+            nn.init.normal_(self.temporal_position, std=self.cfg.init_std)
         # Logit scale init_std at any width, so the first loss is the random-guess loss ln(64000).
         for head in self.heads:
             nn.init.normal_(head.weight, std=self.cfg.init_std / math.sqrt(self.cfg.d_model))
@@ -143,13 +179,17 @@ class MaskedHWM(nn.Module):
         frame k's output depends on frames 0..k alone)."""
         b, t, s, _ = factor_ids.shape
         x = self.embed_tokens(factor_ids)
-        x = x + self.spatial_position[None, None] + self.temporal_position[None, :t, None]
+        angles: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
+        if self.rope:
+            angles = (self.spatial_angles, self.temporal_angles[:t])
+        else:
+            x = x + self.spatial_position[None, None] + self.temporal_position[None, :t, None]
         if self.state_embedding is not None:
             per_frame = self.state_embedding(states)                       # [B, 17W, D]
             pooling = self.state_pooling[:t].to(per_frame.dtype)
             x = x + torch.einsum("tf,bfd->btd", pooling, per_frame)[:, :, None, :]
         for block_index in self.layer_blocks:
-            x = self.blocks[block_index](x)
+            x = self.blocks[block_index](x, *angles)
         # Every target position, masked or not: a fixed shape (the heads are small, a
         # few 40-way projections); masked_token_loss counts only the masked ones.
         hidden = self.norm_out(x[:, t - target_frames:].reshape(b, target_frames * s, -1))

@@ -27,6 +27,7 @@ class TrainRequest:
     resume: str | None = None
     run_id: str | None = None  # chosen by a launcher that must find the run afterwards
     memory_limit_gib: float | None = None
+    sweep: dict | None = None  # {id, index, values}: the sweep this run is a point of (run.json keeps it)
 
     @property
     def runs_path(self) -> Path:

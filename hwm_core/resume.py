@@ -46,11 +46,8 @@ class ResumePoint:
 
 def find_resume_point(request: TrainRequest, folder: RunFolder) -> ResumePoint:
     config = resumed_config(request, folder)
-    checkpoint, damaged = ckpt.load_latest_good(folder.checkpoints)
-    if checkpoint is None:
-        why = f" ({damaged[0][1]})" if damaged else ""
-        raise CheckpointError(f"run {folder.id} has no readable checkpoint to resume from{why}: "
-                              "start a new run with the same preset")
+    checkpoint, damaged = ckpt.newest_good(folder.checkpoints, folder.id, purpose=" to resume from",
+                                           to_do="start a new run with the same preset")
     if checkpoint.meta.get("model_shape") != model_shape(config):
         raise CheckpointError(
             f"checkpoint {checkpoint.path.name} is from another model shape "

@@ -17,7 +17,7 @@ from .errors import RunError
 from .events import Event, read_events
 from .run_folder import RunFolder, effective_status
 from .run_state import RunState, RunTotals
-from .status import BROKEN, COMPLETED, FAILED, INTERRUPTED, RUNNING
+from .status import BROKEN, RESUMABLE, RUNNING
 
 
 def accumulate(folder: RunFolder, cached: RunTotals | None = None) -> RunState:
@@ -55,6 +55,7 @@ class RunSummary:
     resumable: bool = False
     world_size: int = 1
     error: str | None = None
+    sweep: str | None = None  # the id of the sweep the run belongs to
 
     @property
     def warning_count(self) -> int:
@@ -100,10 +101,16 @@ def summarize(folder: RunFolder, *, now: float | None = None) -> RunSummary:
         warnings=dict(totals.warnings),
         latest_checkpoint=str(checkpoint[1]) if checkpoint else None,
         latest_checkpoint_step=checkpoint[0] if checkpoint else None,
-        resumable=checkpoint is not None and status in (INTERRUPTED, FAILED, COMPLETED),
+        resumable=checkpoint is not None and status in RESUMABLE,
         world_size=int(meta.get("world_size") or 1),
         error=meta.get("error"),
+        sweep=_sweep_id(meta),
     )
+
+
+def _sweep_id(meta: dict[str, Any]) -> str | None:
+    sweep = meta.get("sweep")
+    return str(sweep["id"]) if isinstance(sweep, dict) and sweep.get("id") else None
 
 
 def _number(value: Any) -> float | None:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from .events import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, Event, EvalEvent, GpuEvent,
-                     StartEvent, StateEvent, StepEvent, WarningEvent)
+                     SamplesEvent, StartEvent, StateEvent, StepEvent, WarningEvent)
 from .fsq import CODEBOOK_SIZE
 from .series import Series, SmoothedSeries
 from .status import is_final
@@ -66,6 +66,7 @@ class RunProgress:
     last_checkpoint_step: int | None = None
     message: str = ""
     gpu: GpuEvent | None = None  # the newest reading of the run's GPUs, if there are any
+    samples_path: str = ""       # the newest predictions of the fixed val samples
 
     @property
     def fraction(self) -> float:
@@ -158,13 +159,15 @@ class RunCurves:
         self.lr = Series()
         self.grad_pre = Series()
         self.grad_post = Series()
+        self.samples = Series()  # samples seen up to each step (an x axis to compare runs by)
+        self.wall = Series()     # when each step ended (time.time())
         self.warnings: list[WarningEvent] = []
         self.checkpoints: list[CheckpointEvent] = []
         self.version = 0  # bumps whenever a chart has something new to show
 
     def copy(self) -> "RunCurves":
         other = copy.copy(self)
-        for name in ("loss", "val_loss", "val_acc", "lr", "grad_pre", "grad_post"):
+        for name in ("loss", "val_loss", "val_acc", "lr", "grad_pre", "grad_post", "samples", "wall"):
             setattr(other, name, getattr(self, name).copy())
         other.warnings, other.checkpoints = list(self.warnings), list(self.checkpoints)
         return other
@@ -206,6 +209,9 @@ class RunState:
                 curves.lr.append(event.step, event.lr)
                 curves.grad_pre.append(event.step, event.grad_norm_pre_clip)
                 curves.grad_post.append(event.step, event.grad_norm_post_clip)
+                seen = float(curves.samples.y[-1]) if len(curves.samples) else float(p.start_step * p.global_batch)
+                curves.samples.append(event.step, seen + p.global_batch)
+                curves.wall.append(event.step, event.time)
                 curves.version += 1
         elif isinstance(event, EvalEvent):
             if math.isfinite(event.val_loss):
@@ -227,6 +233,8 @@ class RunState:
                 curves.checkpoints.append(event)
         elif isinstance(event, CheckpointFailedEvent):
             p.message = f"checkpoint failed: {event.error}"
+        elif isinstance(event, SamplesEvent):
+            p.samples_path = event.path
         elif isinstance(event, GpuEvent):
             p.gpu = event
             self.gpu.add(event)
@@ -271,6 +279,11 @@ class RunState:
         return other
 
     # ------------------------------------------------------------------ read off the state
+
+    @property
+    def version(self) -> int:
+        """Bumps whenever a chart has something new to show."""
+        return self.curves.version if self.curves is not None else 0
 
     @property
     def max_steps(self) -> int:

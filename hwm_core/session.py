@@ -185,6 +185,8 @@ def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> 
             meta = new_meta(folder.id, config.preset, describe_device(parts.device), config.train.max_steps,
                             dist.world_size)
             meta["data"] = parts.data
+            if request.sweep is not None:
+                meta["sweep"] = request.sweep
             folder.write_meta(meta)
             write_text_atomic(folder.config_toml, config.to_toml())
             parts.stats.save(folder.state_stats)

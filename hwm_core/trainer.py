@@ -20,21 +20,24 @@ from . import checkpoint as ckpt
 from .batches import DataCursor, MicroBatch, Prefetcher, micro_batch_samples
 from .checkpoint_state import checkpoint_payload
 from .compile import CompiledStep
+from .divergence import Divergence, DivergenceGuard
 from .commands import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox, decode_commands, encode_commands
 from .device import autocast, describe_device, peak_memory_bytes
 from .distributed import all_reduce_sum, barrier
-from .events import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, EvalEvent, EventBus, StartEvent,
-                     StateEvent, StepEvent, WarningEvent)
+from .events import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, EvalEvent, EventBus, SamplesEvent,
+                     StartEvent, StateEvent, StepEvent, WarningEvent, read_events)
 from .fsq import CODEBOOK_SIZE
 from .gpu_health import GpuSampler
 from .grad_health import grad_stats, judge
+from .inference import TrainedModel
 from .model import SPATIAL_POSITIONS, forward_loss, masked_token_loss
+from .predict import predict_samples
 from .run_folder import RunRecord
-from .run_history import accumulate
 from .run_state import RunState
+from .samples import save_samples
 from .schedule import lr_at
 from .session import TrainingSession
-from .status import COMPLETED, FAILED, INTERRUPTED
+from .status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
 
 
 @dataclass
@@ -73,6 +76,8 @@ class Trainer:
         self.tokens_per_sample = session.config.latent_frames * SPATIAL_POSITIONS
         self.cursor = DataCursor(session.state.step, session.state.samples_seen, session.global_batch)
         self.step_fn = CompiledStep(forward_loss, session.config.train.compile)
+        self.guard = DivergenceGuard(session.config.health, session.config.train.warmup_steps)
+        self.divergence: Divergence | None = None  # the guard's verdict, acted on at the step's end
 
     # ------------------------------------------------------------------ public
 
@@ -131,18 +136,36 @@ class Trainer:
                 self._checkpoint_if_new()
                 return INTERRUPTED
             finite = self._train_step(prefetcher)
+            step = s.state.step
             if not finite and s.state.consecutive_nonfinite >= t.max_nonfinite_steps:
+                if self.config.health.divergence_guard:
+                    return self._diverged(self.guard.nonfinite(step, s.state.consecutive_nonfinite))
                 self.error = (f"{s.state.consecutive_nonfinite} non-finite steps in a row: lower "
                               f"train.lr or check the data; the last good checkpoint is kept")
                 return FAILED
-            step = s.state.step
+            if self.divergence is not None:
+                return self._diverged(self.divergence)
             if s.has_validation and step % self.config.eval.eval_steps == 0:
                 self._evaluate()
+                if self.divergence is not None:
+                    return self._diverged(self.divergence)
             if step == t.max_steps:
                 return self._final_checkpoint()
             if step % self.config.checkpoint.save_steps == 0:
                 self._checkpoint()
         return COMPLETED
+
+    def _diverged(self, divergence: Divergence) -> str:
+        """Stopped by the guard. Its weights are not checkpointed: they have gone wrong,
+        and a resume goes on from the last checkpoint before."""
+        s = self.session
+        resume = (f"; `hwm-tui train --resume {s.folder.id} --set train.lr=...` goes on from step "
+                  f"{self.last_checkpoint_step}" if s.folder is not None and self.last_checkpoint_step else
+                  "; no checkpoint was written before: start a new run with a lower train.lr")
+        self.error = divergence.message + resume
+        self._publish(WarningEvent(step=divergence.step, kind="divergence", value=float(divergence.step),
+                                   message=f"[{divergence.rule}] {self.error}"))
+        return DIVERGED
 
     def _final_checkpoint(self) -> str:
         """A run is only completed once its final weights are on disk."""
@@ -277,6 +300,8 @@ class Trainer:
             samples_per_s=s.global_batch / elapsed, tokens_per_s=s.global_batch * self.tokens_per_sample / elapsed,
             step_time_s=elapsed, memory_bytes=peak_memory_bytes(s.device), skipped=not figures.finite,
             data_wait_s=data_wait))
+        if figures.finite and self.divergence is None:
+            self.divergence = self.guard.step(step, figures.loss)
         verdict = judge(figures.grad_norm_pre_clip, figures.loss, self.config.health)
         if verdict is not None:
             message = verdict.message
@@ -305,8 +330,29 @@ class Trainer:
                                    (correct & batch.target_mask).sum().float(), batch.target_mask.sum().float()])
         self.model.train()
         loss_sum, samples, correct, tokens = all_reduce_sum(totals, s.dist).tolist()
-        self._publish(EvalEvent(step=s.state.step, val_loss=loss_sum / max(samples, 1),
-                                val_token_acc=correct / max(tokens, 1)))
+        val_loss = loss_sum / max(samples, 1)
+        self._publish(EvalEvent(step=s.state.step, val_loss=val_loss, val_token_acc=correct / max(tokens, 1)))
+        if self.divergence is None:
+            self.divergence = self.guard.evaluation(s.state.step, val_loss)
+        if s.folder is not None and self.config.eval.sample_count:
+            self._predict_samples()
+
+    def _predict_samples(self) -> None:
+        """The samples view's predictions, for the first val samples validation takes."""
+        s = self.session
+        trained = TrainedModel(model=self.model, config=self.config, stats=s.builder.val_set.stats,
+                               step=s.state.step, checkpoint=None, folder=s.folder, device=s.device)
+        count = min(self.config.eval.sample_count, len(s.builder.val_set))
+        indices = [int(i) for i in s.builder.val_order[:count]]
+        record = predict_samples(trained, s.builder.val_set, indices, step=s.state.step,
+                                 maskgit_steps=self.config.eval.maskgit_steps, temperature=0.0)
+        try:
+            path = save_samples(s.folder, record)
+        except OSError as exc:  # the samples view misses one refresh; training goes on
+            self._publish(WarningEvent(step=s.state.step, kind="disk", value=0.0,
+                                       message=f"cannot write the samples view's predictions ({exc.strerror})"))
+            return
+        self._publish(SamplesEvent(step=s.state.step, path=str(path), count=count))
 
     # ------------------------------------------------------------------ commands
 
@@ -382,7 +428,10 @@ class Trainer:
         s = self.session
         if s.folder is None:
             return
-        self.summary = accumulate(s.folder)
+        events, offset = read_events(s.folder.metrics)  # a resumed run's history, rewound to its checkpoint
+        self.summary.add_all(events)
+        self.summary.totals.metrics_offset = offset
+        self.guard.replay(events)
         self.bus.on_written = self._on_written
         self.record = RunRecord(s.folder, s.meta, live_fields=self._live_fields)
         self.record.save()

@@ -28,11 +28,19 @@ from hwm_core.errors import UserError
 from hwm_core.run_folder import default_runs_dir
 from hwm_core.runner import TrainingRunner
 from hwm_core.session import TrainingSession, TrainRequest, prepare
-from hwm_core.status import FAILED, INTERRUPTED, exit_code
+from hwm_core.status import DIVERGED, FAILED, INTERRUPTED, exit_code
 
 from .link import LocalLink, RunLink
+from .sweep_runs import SweepDriver, prepare_step
+from .messages import CompareRuns, ShowSamples
+from .screens.compare_screen import CompareScreen
 from .screens.history_screen import HistoryScreen
+from .screens.samples_screen import SamplesScreen
 from .screens.train_screen import TrainScreen
+
+# textual-image asks the terminal what it can draw (pixels, or half blocks) when it is
+# imported, which must happen before the app takes the terminal over.
+import textual_image.widget  # noqa: E402,F401
 
 
 class HwmApp(App):
@@ -44,8 +52,10 @@ class HwmApp(App):
     ]
 
     def __init__(self, *, link: RunLink | None = None, runs_dir: Path, watching: bool = False,
-                 clock: Callable[[], float] = time.time, notices: list[str] | None = None):
+                 clock: Callable[[], float] = time.time, notices: list[str] | None = None,
+                 sweep: SweepDriver | None = None):
         super().__init__()
+        self.sweep = sweep
         self.notices = list(notices or [])
         self.link = link
         self.runs_dir = Path(runs_dir)
@@ -94,13 +104,47 @@ class HwmApp(App):
         dashboard.action_quit_run()
 
     def _show_dashboard(self, link: RunLink) -> None:
-        self.dashboard = TrainScreen(link, clock=self.clock, watching=self.watching)
+        sweep = self.sweep
+        self.dashboard = TrainScreen(link, clock=self.clock, watching=self.watching,
+                                     sweep_label=sweep.label if sweep else "",
+                                     overlays=sweep.overlays() if sweep else None)
         self.push_screen(self.dashboard)
 
     # ------------------------------------------------------------------ what screens ask for
 
     def on_train_screen_leave(self, message: TrainScreen.Leave) -> None:
         self.exit(message.result)
+
+    def on_train_screen_run_ended(self, message: TrainScreen.RunEnded) -> None:
+        """A sweep goes on with its next run at once, unless the sweep was stopped."""
+        sweep = self.sweep
+        if sweep is None or message.dashboard is not self.dashboard or self.signal_received:
+            return
+        sweep.finished(message.state)
+        if message.dashboard.quitting:
+            return  # "stop the sweep": the app leaves once the run has stopped
+        step = sweep.next()
+        if step is None:
+            self.notify(sweep.summary(), title="Sweep done", timeout=30)
+            return
+        self.notify(f"next: run {step.point.index + 1} of {len(sweep.sweep.points)} ({sweep.values(step)})…",
+                    title=f"sweep {sweep.sweep.id}", timeout=5)
+        self._prepare_sweep_step(step)
+
+    @work(thread=True, exclusive=True, group="resume")
+    def _prepare_sweep_step(self, step) -> None:
+        try:
+            session = prepare_step(self.sweep.sweep, step)
+        except (UserError, OSError) as exc:
+            self.sweep.finished(FAILED)
+            message = str(exc) if isinstance(exc, UserError) else f"{exc.strerror or exc}"
+            self.call_from_thread(self.notify, f"run {step.point.run_id} cannot start: {message}", severity="error",
+                                  timeout=15)
+            nxt = self.sweep.next()
+            if nxt is not None:
+                self._prepare_sweep_step(nxt)
+            return
+        self.call_from_thread(self._show_training, LocalLink.start(session))
 
     def on_train_screen_history_requested(self, message: TrainScreen.HistoryRequested) -> None:
         self.push_screen(HistoryScreen(self.runs_dir, current_run=message.current_run))
@@ -110,6 +154,12 @@ class HwmApp(App):
 
     def on_history_screen_resume_requested(self, message: HistoryScreen.ResumeRequested) -> None:
         self.resume_run(message.run_id)
+
+    def on_compare_runs(self, message: CompareRuns) -> None:
+        self.push_screen(CompareScreen(message.run_dirs))
+
+    def on_show_samples(self, message: ShowSamples) -> None:
+        self.push_screen(SamplesScreen(message.run_dir, run_id=message.run_id))
 
     # ------------------------------------------------------------------ resume from history
 
@@ -171,8 +221,8 @@ def _finish_training(app: HwmApp) -> int:
     run_id = runner.run_id
     if status == INTERRUPTED:
         _say(_interrupted_message(run_id, runner.session.state.step, runner.trainer.last_checkpoint_step))
-    elif status == FAILED:
-        _say(f"run {run_id} failed: {runner.trainer.error or 'see its metrics.jsonl'}", error=True)
+    elif status in (FAILED, DIVERGED):
+        _say(f"run {run_id} {status}: {runner.trainer.error or 'see its metrics.jsonl'}", error=True)
     else:
         _say(f"run {run_id} {status}: {runner.session.state.step} steps")
     return exit_code(status, app.signal_received)
@@ -206,6 +256,32 @@ def run_dashboard(session: TrainingSession) -> int:
     app = HwmApp(link=link, runs_dir=runs_dir, notices=session.notices)
     app.runner = link.runner
     return _run_app(app)
+
+
+def run_sweep_dashboard(sweep) -> int:
+    """One dashboard for the whole sweep: each run live in turn, the earlier ones drawn under it."""
+    from .sweep_runs import sweep_exit_code
+
+    driver = SweepDriver(sweep)
+    step = driver.next()
+    if step is None:
+        _say(driver.summary())
+        return 0
+    session = prepare_step(sweep, step)  # a first run that cannot start is one line, before the screen opens
+    link = LocalLink.start(session)
+    app = HwmApp(link=link, runs_dir=Path(sweep.runs_dir), notices=session.notices, sweep=driver)
+    app.runner = link.runner
+    code = _run_app(app)
+    if app.runner is not None and app.runner.status:
+        driver.record_last(app.runner.status)
+    if code >= 128:
+        _say(f"sweep {sweep.id} stopped; continue it with: hwm-tui sweep --resume {sweep.id}")
+        return code
+    if driver.stopped_early:
+        _say(f"sweep {sweep.id} stopped; continue it with: hwm-tui sweep --resume {sweep.id}")
+    else:
+        _say(driver.summary())
+    return sweep_exit_code(driver.statuses, None)
 
 
 def run_history_app(runs_dir: Path | None) -> int:

@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich import box
 from rich.table import Table
 
 from hwm_core.errors import UserError
@@ -54,6 +55,10 @@ def user_errors(fn: Callable) -> Callable:
                               "train.batch_size (or set it to auto), or use a smaller preset", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(1) from None
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop writing, quietly, as other tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except OSError as exc:
             # The file system said no (permissions, full disk, a file where a folder
             # should be): that is the user's to fix, in one line, not a traceback.
@@ -127,6 +132,52 @@ def _train_distributed(request, dist, headless: bool) -> int:
         return run_headless(session, console)
     finally:
         shutdown(dist)
+
+
+# ---------------------------------------------------------------------------- sweep
+
+@app.command()
+@user_errors
+def sweep(
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset name or TOML path. Default: cpu."),
+    data: Optional[str] = typer.Option(None, "--data", help="Train split folder (1X v2.0), or 'synthetic'."),
+    val_data: Optional[str] = typer.Option(None, "--val-data", help="Val split folder, or 'synthetic'."),
+    set_: list[str] = typer.Option([], "--set", help="section.key=a,b,c: a grid axis (values split at commas "
+                                   "outside brackets); section.key=value: for every run. Repeatable."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps of every run."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    headless: bool = typer.Option(False, "--headless", help="No dashboard: one progress line per run."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a sweep (its id): finish its interrupted "
+                                         "run from its checkpoint, skip the completed ones, train the rest."),
+) -> None:
+    """Train a grid of runs one after another (e.g. --set train.lr=3e-5,5e-5,1e-4), each a normal run carrying
+    the sweep's id; the grid and its order are printed first."""
+    from hwm_core.errors import ConfigError
+    from hwm_core.request import TrainRequest, request_overrides
+    from hwm_core.run_folder import default_runs_dir
+    from hwm_core.sweep import load_sweep, new_sweep, plan
+
+    from .sweep_runs import grid_table, run_sweep_headless
+
+    folder = default_runs_dir(runs_dir)
+    if resume is not None:
+        if set_ or preset or data or val_data or max_steps is not None:
+            raise ConfigError("--resume continues a sweep with its own grid and settings: drop --set, --preset, "
+                              "--data, --val-data and --max-steps")
+        the_sweep = load_sweep(folder, resume)
+    else:
+        sets = request_overrides(TrainRequest(data=data, val_data=val_data, max_steps=max_steps, overrides=list(set_)))
+        the_sweep = new_sweep(preset or "cpu", sets, folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        the_sweep.save()
+    steps = plan(the_sweep)
+    console.print(grid_table(the_sweep, steps))
+    console.print(f"sweep record: {the_sweep.path}  (continue it after a stop with: hwm-tui sweep --resume "
+                  f"{the_sweep.id})", style="dim")
+    if headless or not sys.stdout.isatty():
+        raise typer.Exit(run_sweep_headless(the_sweep, console))
+    from .app import run_sweep_dashboard
+    raise typer.Exit(run_sweep_dashboard(the_sweep))
 
 
 # ---------------------------------------------------------------------------- bench
@@ -341,6 +392,122 @@ def _figure(value) -> str:
     return "-" if value is None else str(value)
 
 
+# ---------------------------------------------------------------------------- evaluate
+
+@app.command()
+@user_errors
+def evaluate(
+    run: str = typer.Argument(..., help="Run id, unique prefix or path (its newest good checkpoint), or a "
+                              "checkpoint file."),
+    data: Optional[str] = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
+                                       "run's own val split)."),
+    train_data: Optional[str] = typer.Option(None, "--train-data", help="Train split for the unigram baseline "
+                                             "(default: the run's own)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per forward pass."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N valid samples."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per target frame."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature "
+                                      "(0: each factor's argmax)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Score a checkpoint on a whole split: teacher-forced CE and accuracy per target frame, MaskGIT
+    generation, and the uniform, unigram and copy-last baselines on the same samples."""
+    from rich.progress import Progress
+
+    from hwm_core.data import Split
+    from hwm_core.evaluate import EvalOptions, evaluate as run_evaluation, factor_unigram
+    from hwm_core.evaluation_store import save_evaluation
+    from hwm_core.inference import load_trained, open_samples, split_path
+    from hwm_core.run_folder import default_runs_dir
+
+    _device_overrides(device, [])  # cpu or cuda, or one line
+    trained = load_trained(run, default_runs_dir(runs_dir), device=device)
+    samples = open_samples(trained, split_path(trained, data, "val"))
+    train_split = Split.open(split_path(trained, train_data, "train"), role="train")
+    options = EvalOptions(batch_size=batch_size, limit=limit, maskgit_steps=maskgit_steps, temperature=temperature)
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("unigram of the train split", total=None)
+        unigram = factor_unigram(train_split, trained.factors)
+        bar.update(task, description=f"evaluating step {trained.step}", total=1)
+        result = run_evaluation(trained, samples, unigram, options,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    saved = save_evaluation(trained.folder, result) if trained.folder is not None else None
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    console.print(_evaluation_table(result))
+    if saved is not None:
+        console.print(f"saved to {saved}", style="dim")
+
+
+def _evaluation_table(result: dict) -> Table:
+    tf, base, gen = result["teacher_forced"], result["baselines"], result["maskgit"]
+    frames = len(tf["ce_nats_per_frame"])
+    table = Table(title=f"step {result['step']} on {result['samples']} samples of {result['split']}")
+    table.add_column("")
+    table.add_column("all target frames", justify="right")
+    if frames > 1:
+        for k in range(frames):
+            table.add_column(f"frame {k + 1}", justify="right")
+
+    def row(label: str, overall: float, per_frame: list[float], fmt: str) -> None:
+        cells = [fmt.format(overall)] + ([fmt.format(v) for v in per_frame] if frames > 1 else [])
+        table.add_row(label, *cells)
+
+    row("teacher-forced CE (nats)", tf["ce_nats"], tf["ce_nats_per_frame"], "{:.3f}")
+    row("unigram CE (nats)", base["unigram_ce_nats"], base["unigram_ce_nats_per_frame"], "{:.3f}")
+    row("uniform CE (nats)", base["uniform_ce_nats"], [base["uniform_ce_nats"]] * frames, "{:.3f}")
+    row("token accuracy, argmax", tf["token_accuracy"], tf["token_accuracy_per_frame"], "{:.1%}")
+    row(f"token accuracy, MaskGIT ({result['maskgit_steps']} steps, T={result['temperature']:g})",
+        gen["token_accuracy"], gen["token_accuracy_per_frame"], "{:.1%}")
+    row("copy-last accuracy", base["copy_last_accuracy"], base["copy_last_accuracy_per_frame"], "{:.1%}")
+    table.add_row("factor accuracy", " ".join(f"{v:.1%}" for v in tf["factor_accuracy"]),
+                  *([""] * (frames if frames > 1 else 0)))
+    return table
+
+
+@app.command()
+@user_errors
+def samples(
+    run: str = typer.Argument(..., help="Run id, unique prefix or path (its newest good checkpoint), or a "
+                              "checkpoint file."),
+    png: Path = typer.Option(..., "--png", help="Write the panels to this PNG file."),
+    data: Optional[str] = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
+                                       "run's own val split)."),
+    count: int = typer.Option(4, "--count", min=1, help="Val samples, the first ones validation takes."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per target frame."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+) -> None:
+    """Draw what a checkpoint predicts for a few val samples (context, truth, argmax, MaskGIT, errors) as a PNG."""
+    from hwm_core.batches import val_sample_order
+    from hwm_core.errors import DataError
+    from hwm_core.inference import load_trained, open_samples, split_path
+    from hwm_core.predict import predict_samples
+    from hwm_core.run_folder import default_runs_dir
+
+    from .sample_png import write_png
+
+    _device_overrides(device, [])
+    if png.suffix.lower() != ".png":
+        raise DataError(f"--png {png}: give a file name ending in .png")
+    trained = load_trained(run, default_runs_dir(runs_dir), device=device)
+    val = open_samples(trained, split_path(trained, data, "val"))
+    indices = [int(i) for i in val_sample_order(len(val), trained.config.train.seed)[:count]]
+    record = predict_samples(trained, val, indices, step=trained.step, maskgit_steps=maskgit_steps,
+                             temperature=temperature)
+    name = trained.folder.id if trained.folder is not None else trained.checkpoint.name
+    try:
+        width, height = write_png(record, png, title=f"{name} · step {trained.step} · {val.split.root.name} · "
+                                                     f"MaskGIT {maskgit_steps} steps, T={temperature:g}")
+    except OSError as exc:
+        raise DataError(f"cannot write {png} ({exc.strerror}): choose a writable path") from None
+    console.print(f"wrote {png} ({width}x{height}, {len(indices)} samples)")
+
+
 # ---------------------------------------------------------------------------- data
 
 @data_app.command("synth")
@@ -434,12 +601,33 @@ def runs_list(
     if as_json:
         print(json.dumps([s.to_json() for s in summaries], indent=1))
         return
-    table = Table("id", "preset", "status", "steps", "last val", "best val", "warnings", "checkpoint")
-    for s in summaries:
-        table.add_row(s.id, s.preset, s.status, f"{s.step}/{s.max_steps}", _loss(s.last_val_loss),
-                      _loss(s.best_val_loss), str(s.warning_count),
-                      f"step {s.latest_checkpoint_step}" if s.latest_checkpoint else "-")
-    console.print(table if summaries else f"no runs in {default_runs_dir(runs_dir)}")
+    if not summaries:
+        console.print(f"no runs in {default_runs_dir(runs_dir)}")
+        return
+    columns = [("id", lambda s: s.id), ("status", lambda s: s.status), ("steps", lambda s: f"{s.step}/{s.max_steps}"),
+               ("best val", lambda s: _loss(s.best_val_loss)), ("preset", lambda s: s.preset),
+               ("last val", lambda s: _loss(s.last_val_loss)), ("warnings", lambda s: str(s.warning_count)),
+               ("checkpoint", lambda s: f"step {s.latest_checkpoint_step}" if s.latest_checkpoint else "-"),
+               ("sweep", lambda s: s.sweep or "-")]
+    if not any(s.sweep for s in summaries):
+        columns.pop()
+    rows = [[cell(s) for _, cell in columns] for s in summaries]
+    # Ids are never cut (they are pasted into --resume): other columns go first, the last first.
+    while len(columns) > 2 and _table_width(columns, rows) > console.width:
+        columns.pop()
+        rows = [row[:-1] for row in rows]
+    table = Table(*(name for name, _ in columns))
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = max(len(row[0]) for row in rows)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _table_width(columns: list, rows: list[list[str]]) -> int:
+    """Width of a Rich table with these cells: the widest cell of each column, its padding and rules."""
+    widths = [max(len(name), *(len(row[i]) for row in rows)) for i, (name, _) in enumerate(columns)]
+    return sum(widths) + 3 * len(widths) + 1
 
 
 @runs_app.command("show")
@@ -453,10 +641,14 @@ def runs_show(
     from hwm_core.run_folder import default_runs_dir
     from hwm_core.run_history import resolve_run, safe_summarize
 
-    summary = safe_summarize(resolve_run(default_runs_dir(runs_dir), run), time.time())
+    from hwm_core.evaluation_store import latest_evaluation
+
+    folder = resolve_run(default_runs_dir(runs_dir), run)
+    summary = safe_summarize(folder, time.time())
     info = summary.to_json()
+    evaluation = latest_evaluation(folder)
     if as_json:
-        print(json.dumps(info, indent=1))
+        print(json.dumps({**info, "latest_evaluation": evaluation}, indent=1))
         return
     table = Table(show_header=False, title=f"run {summary.id}")
     for key, value in info.items():
@@ -464,6 +656,81 @@ def runs_show(
             value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
+    if evaluation is not None:
+        console.print(_evaluation_table(evaluation))
+
+
+@runs_app.command("compare")
+@user_errors
+def runs_compare(
+    runs: list[str] = typer.Argument(..., help="2 to 8 runs (ids, unique prefixes or paths)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The comparison table: the config values in which the runs differ, and each run's steps, best and last
+    val loss, warnings and status."""
+    from hwm_core.comparison import compare, format_value, short_key
+    from hwm_core.errors import ConfigError
+    from hwm_core.run_folder import default_runs_dir
+    from hwm_core.run_history import resolve_run
+
+    if len(runs) < 2:
+        raise ConfigError("runs compare needs two runs or more: hwm-tui runs compare RUN RUN ...")
+    folder = default_runs_dir(runs_dir)
+    comparison = compare([resolve_run(folder, ref) for ref in runs], time.time())
+    if as_json:
+        print(json.dumps(comparison.to_json(), indent=1))
+        return
+    table = Table("run", *(short_key(k) for k in comparison.keys), "status", "steps", "best val", "last val",
+                  "warnings", title=f"{len(runs)} runs: they differ in "
+                                    f"{', '.join(comparison.keys) or 'nothing in their configs'}",
+                  box=box.SIMPLE_HEAD)
+    for column in table.columns:
+        column.no_wrap = True
+    table.columns[0].min_width = max(len(run.summary.id) for run in comparison.runs)  # ids are never cut
+    for run in comparison.runs:
+        s = run.summary
+        table.add_row(s.id, *(format_value(run.values[k]) for k in comparison.keys), s.status,
+                      f"{s.step}/{s.max_steps}", _loss(s.best_val_loss), _loss(s.last_val_loss), str(s.warning_count))
+    # A pipe (a script) takes the whole table, however wide; a terminal, what fits.
+    (console if console.is_terminal else Console(width=10_000, soft_wrap=True)).print(table)
+
+
+EXPORT_COLUMNS = ("type", "step", "time", "loss", "lr", "grad_norm_pre_clip", "grad_norm_post_clip", "grad_max_abs",
+                  "grad_min_abs", "clipped", "skipped", "samples_per_s", "tokens_per_s", "step_time_s",
+                  "data_wait_s", "memory_bytes", "val_loss", "val_token_acc")
+
+
+@runs_app.command("export")
+@user_errors
+def runs_export(
+    run: str = typer.Argument(..., help="Run id, unique prefix or path."),
+    csv_: bool = typer.Option(False, "--csv", help="As CSV (the one format so far): one row per step and eval."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of standard output."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+) -> None:
+    """Every step and eval row of a run's metrics.jsonl, for a spreadsheet or a script."""
+    import csv
+    import dataclasses
+
+    from hwm_core.errors import ConfigError
+    from hwm_core.events import EvalEvent, StepEvent, iter_events
+    from hwm_core.run_folder import default_runs_dir
+    from hwm_core.run_history import resolve_run
+
+    if not csv_:
+        raise ConfigError("runs export needs a format: --csv")
+    folder = resolve_run(default_runs_dir(runs_dir), run)
+    handle = open(out, "w", newline="") if out is not None else sys.stdout
+    try:
+        writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for event in iter_events(folder.metrics):
+            if isinstance(event, (StepEvent, EvalEvent)):
+                writer.writerow(dataclasses.asdict(event))
+    finally:
+        if out is not None:
+            handle.close()
 
 
 def _loss(value: float | None) -> str:

@@ -28,7 +28,7 @@ from hwm_core.figures import format_bytes, format_duration, format_rate
 from hwm_core.run_state import RunProgress, RunState, compile_message
 from hwm_core.runner import TrainingRunner
 from hwm_core.session import TrainingSession
-from hwm_core.status import COMPLETED, INTERRUPTED, exit_code
+from hwm_core.status import COMPLETED, DIVERGED, INTERRUPTED, exit_code
 
 from .style import WARNING_STYLES
 
@@ -221,5 +221,7 @@ def _print_outcome(console: Console, status: str | None, state: RunState, sessio
                  else "its last checkpoint")
         console.print(f"[yellow]run {run} interrupted at step {p.step}; resume from {where} with: "
                       f"hwm-tui train --resume {run}[/]")
+    elif status == DIVERGED:
+        console.print(f"[bold red]run {run} diverged: {escape(p.message)}[/]")
     else:
         console.print(f"[red]run {run} failed at step {p.step}: {escape(p.message or 'see metrics.jsonl')}[/]")

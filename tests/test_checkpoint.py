@@ -207,14 +207,14 @@ def test_run_that_fails_on_nan_keeps_its_last_good_checkpoint(tmp_path, monkeypa
     bus.close()
     session.close()
     run_dir = session.folder.path
-    assert status == "failed"
+    assert status == "diverged"
     meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["status"] == "failed" and "non-finite steps in a row" in meta["error"]
+    assert meta["status"] == "diverged" and "non-finite steps in a row" in meta["error"]
     assert [s for s, _ in ckpt.list_checkpoints(run_dir / "checkpoints")] == [2]
     good = ckpt.load_checkpoint(run_dir / "checkpoints" / "step_00000002.safetensors")
     assert all(torch.isfinite(t).all() for name, t in good.tensors.items() if name.startswith("model."))
     [summary] = list_runs(tmp_path / "runs")
-    assert summary.status == "failed" and summary.resumable and summary.latest_checkpoint_step == 2
+    assert summary.status == "diverged" and summary.resumable and summary.latest_checkpoint_step == 2
 
 
 def test_a_real_io_error_while_saving_is_survived(tmp_path):

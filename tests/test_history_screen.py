@@ -102,10 +102,10 @@ def test_sorting(tmp_path):
     async def scenario(pilot, screen):
         first = row_ids(screen)
         assert first[:3] == ["20261122-090000-cpu", "20261121-090000-cpu", "20261120-090000-cpu"]  # newest first
-        await pilot.press("S")
+        await pilot.press("O")
         assert row_ids(screen)[-3:] == first[:3][::-1]
         for _ in range(2):  # started -> duration -> steps
-            await pilot.press("s")
+            await pilot.press("o")
         steps = [screen.summaries[i].step for i in row_ids(screen)]
         assert steps == sorted(steps, reverse=True)
 

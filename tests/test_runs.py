@@ -30,6 +30,7 @@ def test_runs_list_and_show_give_the_same_facts(tmp_path):
     shown = hwm("runs", "show", run.name[:10], "--json", "--runs-dir", str(runs))
     assert shown.returncode == 0, shown.stderr
     one = json.loads(shown.stdout)
+    assert one.pop("latest_evaluation") is None  # show adds the run's latest evaluation: none yet
     assert listed == [one]
     assert one["id"] == run.name and one["preset"] == "cpu" and one["status"] == "completed"
     assert (one["step"], one["max_steps"]) == (2, 2)

@@ -19,7 +19,7 @@ from hwm_core.checkpoint import load_checkpoint, list_checkpoints
 from hwm_core.commands import CommandInbox
 from hwm_core.config import load_config
 from hwm_core.errors import ConfigError
-from hwm_core.events import CompileEvent, EventBus, GpuEvent, StateEvent, StepEvent
+from hwm_core.events import CompileEvent, EventBus, StateEvent, StepEvent
 from hwm_core.gpu_health import GpuSampler
 from hwm_core.micro_batch import choose_micro_batch, resolve_auto_batch
 from hwm_core.model import masked_token_loss

@@ -145,7 +145,7 @@ def test_non_finite_step_is_skipped_and_weights_stay(monkeypatch):
     assert [(w.step, w.kind) for w in warnings if w.kind == "nonfinite"] == [(3, "nonfinite")]
 
 
-def test_run_fails_after_max_nonfinite_steps_in_a_row(monkeypatch):
+def test_repeated_nonfinite_steps_stop_the_run_as_diverged_or_failed_without_the_guard(monkeypatch):
     real_loss = model_module.masked_token_loss
 
     def always_nan(*args):
@@ -154,8 +154,12 @@ def test_run_fails_after_max_nonfinite_steps_in_a_row(monkeypatch):
 
     monkeypatch.setattr(model_module, "masked_token_loss", always_nan)
     _, status, events = run_steps(["train.max_nonfinite_steps=3"], 10)
-    assert status == "failed"
+    assert status == "diverged"
     assert max(e.step for e in events if isinstance(e, StepEvent)) == 3
+    [divergence] = [e for e in events if isinstance(e, WarningEvent) and e.kind == "divergence"]
+    assert "[nonfinite]" in divergence.message and "3 non-finite steps in a row" in divergence.message
+    _, status, _ = run_steps(["train.max_nonfinite_steps=3", "health.divergence_guard=false"], 10)
+    assert status == "failed"  # as before the guard: the same rule, without its verdict
 
 
 def test_pause_and_resume_are_always_answered():

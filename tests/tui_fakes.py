@@ -84,7 +84,7 @@ def fixed_clock() -> float:
 
 
 def write_fake_run(runs: Path, run_id: str, *, status: str, started: float, steps: int, max_steps: int = 600,
-                   ended: float | None = None) -> Path:
+                   ended: float | None = None, sets: list[str] | None = None) -> Path:
     """A run folder in the on-disk format, with scripted metrics (no checkpoint)."""
     from hwm_core.config import load_config
     from hwm_core.events import event_to_json
@@ -93,7 +93,7 @@ def write_fake_run(runs: Path, run_id: str, *, status: str, started: float, step
     (run / "checkpoints").mkdir(parents=True)
     events = scripted_events(steps, max_steps, run_id=run_id)
     (run / "metrics.jsonl").write_text("".join(event_to_json(e) + "\n" for e in events))
-    (run / "config.toml").write_text(load_config("cpu").to_toml())
+    (run / "config.toml").write_text(load_config("cpu", sets or []).to_toml())
     meta = {"id": run_id, "preset": "cpu", "status": status, "started": started, "ended": ended,
             "heartbeat": ended or started, "device": "cpu (2 threads)", "max_steps": max_steps, "pid": None,
             "host": "elsewhere"}

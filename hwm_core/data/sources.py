@@ -10,31 +10,34 @@ from .cache import SYNTHETIC, synthetic_split
 from .split import Split
 
 
-def open_splits(config: Config, *, notices: list[str]) -> tuple[Split, Split | None]:
-    """Both splits opened and every file checked; what a user should know goes to `notices`."""
+def train_dir(config: Config) -> Path:
     d = config.data
     if not d.train:
         raise ConfigError(f"preset {config.preset} names no training data: pass --data DIR "
                           "(a 1X v2.0 split such as train_v2.0) or --data synthetic")
-    seed = config.train.seed
     if d.train == SYNTHETIC:
-        train_dir = synthetic_split("train", shards=d.synthetic_shards, frames=d.synthetic_frames, seed=seed)
-    else:
-        train_dir = Path(d.train)
+        return synthetic_split("train", shards=d.synthetic_shards, frames=d.synthetic_frames, seed=config.train.seed)
+    return Path(d.train)
+
+
+def val_dir(config: Config) -> Path | None:
+    """The val split: the one named, generated along with synthetic train data, or none."""
+    d = config.data
     if d.val == SYNTHETIC or (d.train == SYNTHETIC and not d.val):
-        val_dir: Path | None = synthetic_split("val", shards=d.synthetic_shards,
-                                               frames=d.synthetic_frames, seed=seed)
-    elif d.val:
-        val_dir = Path(d.val)
-    else:
-        val_dir = None
-        if config.eval.eval_steps > 0:
-            notices.append("no val split given (--val-data): validation is skipped for this run")
-    train = Split.open(train_dir, role="train")
+        return synthetic_split("val", shards=d.synthetic_shards, frames=d.synthetic_frames, seed=config.train.seed)
+    return Path(d.val) if d.val else None
+
+
+def open_splits(config: Config, *, notices: list[str]) -> tuple[Split, Split | None]:
+    """Both splits opened and every file checked; what a user should know goes to `notices`."""
+    train_path, val_path = train_dir(config), val_dir(config)
+    if val_path is None and config.eval.eval_steps > 0:
+        notices.append("no val split given (--val-data): validation is skipped for this run")
+    train = Split.open(train_path, role="train")
     train.check_contents()
     val = None
-    if val_dir is not None:
-        val = Split.open(val_dir, role="val")
+    if val_path is not None:
+        val = Split.open(val_path, role="val")
         val.check_contents()
     for split in (train, val):
         notices.extend(split.notices if split is not None else [])

@@ -25,12 +25,16 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from hwm_core.comparison import MAX_RUNS
 from hwm_core.errors import UserError
 from hwm_core.events import read_events
 from hwm_core.figures import format_duration
 from hwm_core.run_folder import RunFolder, delete_run
 from hwm_core.run_history import RunSummary, list_runs
 from hwm_core.run_state import RunState
+from ..messages import CompareRuns, ShowSamples
+from ..style import STATUS_STYLES
+from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings
 from ..widgets.grad_chart import GradChart
 from ..widgets.loss_chart import LossChart
 from ..widgets.lr_chart import LrChart
@@ -39,8 +43,6 @@ from .help_screen import HelpScreen
 
 REFRESH_S = 2.0
 DETAILS_KEPT = 8  # runs whose parsed metrics stay in memory (a 60,000-step run is ~10 MB)
-STATUS_STYLES = {"running": "green", "completed": "bold green", "interrupted": "yellow",
-                 "failed": "red", "broken": "bold red"}
 
 # (column label, key, sort value); status early, so it shows in 80 columns
 COLUMNS = [
@@ -82,16 +84,19 @@ class _Detail:
     config: str
 
 
-def _row_cells(s: RunSummary, current_run: str | None) -> tuple:
+def _row_cells(s: RunSummary, current_run: str | None, marked: bool = False) -> tuple:
     name = Text(s.id, style="bold" if s.id == current_run else "")
     if s.id == current_run:
         name.append(" ◀", style="bold cyan")
+    if marked:
+        name.stylize("reverse")
+        name.append(" ●", style="bold magenta")
     return (name, Text(s.status, style=STATUS_STYLES.get(s.status, "")), s.preset, _started(s.started),
             format_duration(s.duration_s), f"{s.step}/{s.max_steps}", _loss(s.last_val_loss),
             _loss(s.best_val_loss), Text(str(s.warning_count), style="yellow" if s.warning_count else ""))
 
 
-class HistoryScreen(Screen):
+class HistoryScreen(ChartControls, Screen):
     class ResumeRequested(Message):
         """r on a resumable run: the app trains it in this window."""
 
@@ -116,12 +121,16 @@ class HistoryScreen(Screen):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("s", "sort", "Sort"),
-        Binding("S", "reverse", "Reverse", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("o", "sort", "Order"),
+        Binding("O", "reverse", "Reverse", show=False),
+        Binding("s", "samples", "Samples"),
+        Binding("space", "mark", "Select"),
+        Binding("v", "compare", "Compare"),
         Binding("r", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
-        Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        *CHART_BINDINGS,
     ]
 
     def __init__(self, runs_dir: Path, *, current_run: str | None = None):
@@ -137,6 +146,8 @@ class HistoryScreen(Screen):
         self._shown_cells: dict[str, tuple] = {}
         self._details: OrderedDict[str, _Detail] = OrderedDict()
         self._details_lock = threading.Lock()  # a superseded detail worker may still be finishing
+        self.chart_settings = ChartSettings()
+        self.marked: list[str] = []  # runs selected for a comparison, in the order selected
 
     def compose(self) -> ComposeResult:
         table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
@@ -149,9 +160,9 @@ class HistoryScreen(Screen):
             with TabbedContent(id="tabs"):
                 with TabPane("Curves", id="tab-curves"):
                     with Container(id="curves"):
-                        yield LossChart(id="h-loss")
-                        yield LrChart(id="h-lr")
-                        yield GradChart(id="h-grad")
+                        yield LossChart(id="h-loss", settings=self.chart_settings)
+                        yield LrChart(id="h-lr", settings=self.chart_settings)
+                        yield GradChart(id="h-grad", settings=self.chart_settings)
                 with TabPane("Config", id="tab-config"):
                     with VerticalScroll(id="config-scroll"):
                         yield Static("", id="config")
@@ -200,7 +211,7 @@ class HistoryScreen(Screen):
         key = COLUMNS[self.sort_column][2]
         rows = sorted(self.summaries.values(), key=key, reverse=self.sort_reverse)
         order = [s.id for s in rows]
-        cells = {s.id: _row_cells(s, self.current_run) for s in rows}
+        cells = {s.id: _row_cells(s, self.current_run, s.id in self.marked) for s in rows}
         # Filling the table moves its cursor; the selection is ours to restore, not a user's pick.
         with self.prevent(DataTable.RowHighlighted):
             if order == [row.key.value for row in table.ordered_rows]:
@@ -217,7 +228,8 @@ class HistoryScreen(Screen):
                     table.move_cursor(row=order.index(self.selected), animate=False)
         self._shown_cells = cells
         label = COLUMNS[self.sort_column][0]
-        table.border_subtitle = f"sorted by {label} {'↓' if self.sort_reverse else '↑'} · s sort · S reverse"
+        marked = f"{len(self.marked)} selected · v compare · " if self.marked else "space selects · "
+        table.border_subtitle = f"{marked}sorted by {label} {'↓' if self.sort_reverse else '↑'} · o order · O reverse"
         if order and self.selected not in cells:  # first fill, or the selected run is gone
             self._select(order[min(table.cursor_row, len(order) - 1)])
 
@@ -293,6 +305,12 @@ class HistoryScreen(Screen):
         self._show_gpu(view)
         self._show_config(summary, detail.config)
 
+    def redraw_charts_now(self) -> None:
+        for chart in (self.query_one("#h-loss", LossChart), self.query_one("#h-lr", LrChart),
+                      self.query_one("#h-grad", GradChart)):
+            if chart.view is not None:
+                chart.show(chart.view, force=True)
+
     def _show_detail_error(self, run_id: str, summary: RunSummary, error: str) -> None:
         if run_id != self.selected:
             return
@@ -346,6 +364,32 @@ class HistoryScreen(Screen):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
+
+    def action_mark(self) -> None:
+        """space: select the highlighted run for a comparison, or leave it out again."""
+        run_id = self.selected
+        if run_id is None:
+            return
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        elif len(self.marked) >= MAX_RUNS:
+            self.notify(f"a comparison shows at most {MAX_RUNS} runs", severity="warning")
+            return
+        else:
+            self.marked.append(run_id)
+        self._fill_table()
+
+    def action_compare(self) -> None:
+        marked = [run_id for run_id in self.marked if run_id in self.summaries]
+        if len(marked) < 2:
+            self.notify("select two runs or more with space, then v", severity="warning")
+            return
+        self.post_message(CompareRuns([Path(self.summaries[run_id].path) for run_id in marked]))
+
+    def action_samples(self) -> None:
+        summary = self.summaries.get(self.selected or "")
+        if summary is not None:
+            self.post_message(ShowSamples(Path(summary.path), summary.id))
 
     def action_resume(self) -> None:
         summary = self.summaries.get(self.selected or "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from enum import Enum
+from pathlib import Path
 from functools import partial
 from typing import Callable
 
@@ -29,9 +30,11 @@ from hwm_core.run_state import RunState, compile_message
 from hwm_core.status import FAILED, is_final
 
 from ..link import RunLink
+from ..messages import ShowSamples
 from ..style import FINAL_STATE_LABELS, STATE_LABELS
+from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings
 from ..widgets.grad_chart import GradChart
-from ..widgets.loss_chart import LossChart
+from ..widgets.loss_chart import LossChart, Overlay
 from ..widgets.lr_chart import LrChart
 from ..widgets.status_bar import StatusBar
 from ..widgets.summary_bar import SummaryBar
@@ -61,7 +64,7 @@ class Pending(Enum):
     STOP = "stopping…"
 
 
-class TrainScreen(Screen):
+class TrainScreen(ChartControls, Screen):
     DEFAULT_CSS = """
     TrainScreen { layout: vertical; }
     TrainScreen #panels {
@@ -74,13 +77,16 @@ class TrainScreen(Screen):
     TrainScreen.-narrow #panels { grid-columns: 1fr 1fr; }
     """
 
+    # The footer keeps this order; at 80 columns the chart keys at the end are cut (? lists them).
     BINDINGS = [
         Binding("p", "toggle_pause", "Pause/resume"),
         Binding("c", "checkpoint", "Checkpoint"),
         Binding("q", "quit_run", "Quit"),
-        Binding("h", "history", "History"),
-        Binding("f", "toggle_freeze", "Freeze"),
         Binding("question_mark", "help", "Help"),
+        Binding("h", "history", "History"),
+        Binding("s", "samples", "Samples"),
+        Binding("f", "toggle_freeze", "Freeze"),
+        *CHART_BINDINGS,
     ]
 
     class HistoryRequested(Message):
@@ -97,9 +103,20 @@ class TrainScreen(Screen):
             super().__init__()
             self.result = result
 
-    def __init__(self, link: RunLink, *, clock: Callable[[], float] = time.time, watching: bool = False):
+    class RunEnded(Message):
+        """The run reached a final state (the app may start a sweep's next run)."""
+
+        def __init__(self, state: str, dashboard: "TrainScreen"):
+            super().__init__()
+            self.state = state
+            self.dashboard = dashboard
+
+    def __init__(self, link: RunLink, *, clock: Callable[[], float] = time.time, watching: bool = False,
+                 sweep_label: str = "", overlays: list[Overlay] | None = None):
         super().__init__()
         self.link = link
+        self.sweep_label = sweep_label        # "sweep X, run 2 of 3 (lr=5e-05)" when the run is a sweep's
+        self.overlays = list(overlays or [])  # the sweep's other runs, drawn under this one's loss
         self.clock = clock
         self.watching = watching
         self.view = RunState()
@@ -113,6 +130,7 @@ class TrainScreen(Screen):
         self._charts_had_steps = False
         self.paused = False                  # the trainer's own word; "checkpointing" leaves it as it was
         self.frozen = False                  # f: nothing redraws by itself (keys still answer)
+        self.chart_settings = ChartSettings()
         self._generation = link.generation
 
     # ------------------------------------------------------------------ layout
@@ -120,14 +138,15 @@ class TrainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         with Container(id="panels"):
-            yield LossChart(id="loss")
-            yield LrChart(id="lr")
-            yield GradChart(id="grad")
+            yield LossChart(id="loss", settings=self.chart_settings, overlays=self.overlays)
+            yield LrChart(id="lr", settings=self.chart_settings)
+            yield GradChart(id="grad", settings=self.chart_settings)
             yield WarningsPanel(id="warnings")
         yield SummaryBar(id="summary")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(StatusBar).sweep_label = self.sweep_label
         self._pull()
         self._redraw_status()
         self._redraw_charts()
@@ -210,6 +229,7 @@ class TrainScreen(Screen):
         elapsed = event.time - started if started else None
         self.query_one(SummaryBar).show(self.view, FINAL_STATE_LABELS[event.state], elapsed)
         self._redraw_charts(force=True)
+        self.post_message(self.RunEnded(event.state, self))
 
     @property
     def state_label(self) -> str:
@@ -298,6 +318,11 @@ class TrainScreen(Screen):
             question = (f"Run {run} is trained by another process.\n"
                         "Stop it (checkpoint, mark interrupted), or only close this window?")
             answers = [("stop", "Stop the run", "y"), ("close", "Only close", "x"), ("cancel", "Cancel", "n")]
+        elif self.sweep_label:
+            question = (f"Stop run {run} of {self.sweep_label}?\nThe run is checkpointed at the end of this step "
+                        "and marked interrupted; stop only it (the next run of the sweep starts), or the whole "
+                        "sweep (hwm-tui sweep --resume continues it).")
+            answers = [("run", "Stop this run", "r"), ("stop", "Stop the sweep", "y"), ("cancel", "Cancel", "n")]
         else:
             question = (f"Quit training run {run}?\nIt is checkpointed at the end of this step and marked "
                         f"interrupted; continue later with:\n  hwm-tui train --resume {run}")
@@ -307,12 +332,20 @@ class TrainScreen(Screen):
     def _quit_answer(self, answer: str | None) -> None:
         if answer == "close":
             self.post_message(self.Leave("watching"))
+        elif answer == "run":  # a sweep's run: it ends, and the app starts the next one
+            self.pending = Pending.STOP
+            self._say("stopping this run at the end of this step; the sweep goes on…")
+            self.link.send(STOP)
+            self._redraw_status()
         elif answer == "stop":
             self.quitting = True
             self.pending = Pending.STOP
             self._say("stopping: checkpoint at the end of this step, then exit…")
             self.link.send(STOP)
             self._redraw_status()
+
+    def redraw_charts_now(self) -> None:
+        self._redraw_charts(force=True)  # an answer to a key: now, frozen or not
 
     def action_toggle_freeze(self) -> None:
         """Stop (or restart) all drawing that is not an answer to a key: to read the
@@ -328,6 +361,10 @@ class TrainScreen(Screen):
 
     def action_history(self) -> None:
         self.post_message(self.HistoryRequested(self.view.progress.run_id or None))
+
+    def action_samples(self) -> None:
+        run_dir = self.link.run_dir or (Path(self.view.progress.run_dir) if self.view.progress.run_dir else None)
+        self.post_message(ShowSamples(run_dir, self.view.progress.run_id))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())

@@ -10,7 +10,7 @@ import numpy as np
 from hwm_core.run_state import RunState
 
 from ..series import downsample_minmax
-from .run_chart import RunChart, step_axis
+from .run_chart import RunChart, in_window, step_axis
 
 HEALTHY_BAND = (0.1, 10.0)
 
@@ -31,9 +31,11 @@ class GradChart(RunChart):
         clip = view.start.max_grad_norm if view.start else 1.0
         self.border_subtitle = (f"[darkorange]pre-clip[/] [cyan]post-clip[/] [red]─ clip {clip:g}[/] "
                                 f"[green]─ healthy {HEALTHY_BAND[0]:g}–{HEALTHY_BAND[1]:g}[/]")
+        window = "" if self.settings.window is None else f" · {self.settings.window_label}"
         if len(view.curves.grad_pre):
             pre = float(view.curves.grad_pre.y[-1])
-            self.border_title = f"{self.title} · {pre:.3g}" if math.isfinite(pre) else f"{self.title} · non-finite"
+            value = f"{pre:.3g}" if math.isfinite(pre) else "non-finite"
+            self.border_title = f"{self.title} · {value}{window}"
         else:
             self.border_title = f"{self.title} · waiting for the first step"
 
@@ -43,9 +45,10 @@ class GradChart(RunChart):
         lo, hi = HEALTHY_BAND[0] / 2, HEALTHY_BAND[1] * 2
         last_step = view.first_step + 1
         pre, post = view.curves.grad_pre, view.curves.grad_post
+        first = self.first_shown(view, float(pre.x[-1]) if len(pre) else last_step)
         if len(pre):
-            px, py = _positive(pre.x, pre.y)
-            qx, qy = _positive(post.x, post.y)
+            px, py = _positive(*in_window(pre.x, pre.y, first))
+            qx, qy = _positive(*in_window(post.x, post.y, first))
             if len(py):
                 lowest = min(float(py.min()), float(qy.min()) if len(qy) else lo)
                 lo, hi = min(lo, lowest / 2), max(hi, float(py.max()) * 2)
@@ -64,4 +67,4 @@ class GradChart(RunChart):
         plt.ylim(math.log10(lo), math.log10(hi))
         decades = [10.0 ** e for e in range(math.floor(math.log10(lo)) + 1, math.ceil(math.log10(hi)))]
         plt.yticks(decades, [_decade_label(d) for d in decades])
-        step_axis(plt, view, last_step, self.size.width)
+        step_axis(plt, first, last_step, self.size.width)

@@ -7,7 +7,7 @@ from hwm_core.run_state import RunState
 from hwm_core.schedule import planned_curve
 
 from ..series import downsample_last
-from .run_chart import RunChart, step_ticks
+from .run_chart import RunChart, in_window, step_ticks
 
 
 class LrChart(RunChart):
@@ -28,18 +28,32 @@ class LrChart(RunChart):
         start = view.start
         if start is None:
             return
+        st = self.settings
+        done = view.curves.lr
+        # The whole plan, unless a window asks for the last steps done.
+        first = 0 if st.window is None else self.first_shown(view, float(done.x[-1]) if len(done) else 0)
+        last = start.max_steps if st.window is None else (float(done.x[-1]) if len(done) else first + 1)
         steps, lrs = planned_curve(peak_lr=start.peak_lr, warmup_steps=start.warmup_steps,
                                    max_steps=start.max_steps, schedule=start.schedule,
                                    points=2 * self.buckets)
-        plt.plot(steps, lrs, color="gray", marker="braille")
-        done = view.curves.lr
+        planned = [(s, lr) for s, lr in zip(steps, lrs) if first <= s <= last and (lr > 0 or not st.log_y)]
+        if st.log_y:
+            plt.yscale("log")  # zero (the ends of the schedule) has no place on it
+        if planned:
+            plt.plot([s for s, _ in planned], [lr for _, lr in planned], color="gray", marker="braille")
         if len(done):
-            x, y = downsample_last(done.x, done.y, 2 * self.buckets)  # a smooth curve: no spikes to keep
-            plt.plot(x, y, color="yellow+", marker="braille")
+            x, y = in_window(done.x, done.y, first)
+            if st.log_y:
+                x, y = x[y > 0], y[y > 0]
+            x, y = downsample_last(x, y, 2 * self.buckets)  # a smooth curve: no spikes to keep
+            if x:
+                plt.plot(x, y, color="yellow+", marker="braille")
             step, lr = float(done.x[-1]), float(done.y[-1])
             plt.vertical_line(step, color="white")
-            plt.scatter([step], [lr], color="white", marker="●")
-        step_ticks(plt, 0, max(start.max_steps, 1), self.size.width)
-        plt.ylim(0, start.peak_lr * 1.1)
-        ticks = [0.0, start.peak_lr / 2, start.peak_lr]
-        plt.yticks(ticks, [f"{t:.0e}" if t else "0" for t in ticks])
+            if lr > 0 or not st.log_y:
+                plt.scatter([step], [lr], color="white", marker="●")
+        step_ticks(plt, first, max(last, first + 1), self.size.width)
+        if not st.log_y:
+            plt.ylim(0, start.peak_lr * 1.1)
+            ticks = [0.0, start.peak_lr / 2, start.peak_lr]
+            plt.yticks(ticks, [f"{t:.0e}" if t else "0" for t in ticks])

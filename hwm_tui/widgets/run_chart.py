@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from rich.segment import Segment
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
 from hwm_core.run_state import RunState
 
+from .chart_settings import ChartSettings
 from .plot_text import figure_rows
 
 # plotext needs room for the y tick labels; the rest of the width is data columns.
@@ -35,9 +37,11 @@ class RunChart(PlotextPlot):
 
     title = "chart"
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None):
+    def __init__(self, *, id: str | None = None, classes: str | None = None,
+                 settings: ChartSettings | None = None):
         super().__init__(id=id, classes=classes)
         self.border_title = self.title
+        self.settings = settings or ChartSettings()  # the screen's: shared by its charts
         self.view: RunState | None = None
         self._shown_version = -1
         self._strips: list[Strip] | None = None
@@ -49,9 +53,9 @@ class RunChart(PlotextPlot):
 
     def show(self, view: RunState, *, force: bool = False) -> bool:
         """Schedule a redraw from `view` if it has anything new; returns whether it did."""
-        if not force and view is self.view and view.curves.version == self._shown_version:
+        if not force and view is self.view and view.version == self._shown_version:
             return False
-        self.view, self._shown_version = view, view.curves.version
+        self.view, self._shown_version = view, view.version
         self._strips = None
         self.titles(view)
         self.refresh()
@@ -82,16 +86,27 @@ class RunChart(PlotextPlot):
         return [Strip([Segment(chars, base + style) for chars, style in row]).adjust_cell_length(width, base)
                 for row in figure_rows(plt)]
 
-    def titles(self, view: RunState) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def titles(self, view: RunState) -> None:
+        """The border's title and subtitle (each chart says what it shows)."""
 
-    def draw(self, plt, view: RunState) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def draw(self, plt, view: RunState) -> None:
+        """Plot `view` on plotext's figure `plt` (each chart draws its own)."""
+
+    def first_shown(self, view: RunState, last_step: float) -> float:
+        """The first step the window shows: the run's first, or the last N steps'."""
+        window = self.settings.window
+        return view.first_step if window is None else max(view.first_step, last_step - window)
 
 
-def step_axis(plt, view: RunState, last_step: float, width: int) -> None:
+def in_window(x: np.ndarray, y: np.ndarray, first: float) -> tuple[np.ndarray, np.ndarray]:
+    if not len(x) or x[0] >= first:
+        return x, y
+    keep = x >= first
+    return x[keep], y[keep]
+
+
+def step_axis(plt, first: float, last_step: float, width: int) -> None:
     """x in optimizer steps, from the first step shown to the newest one."""
-    first = view.first_step
     step_ticks(plt, first, max(last_step, first + 1), width)
 
 

@@ -27,6 +27,8 @@ class StatusBar(Static):
 
     _lines_shown = 0
 
+    sweep_label = ""  # set by a dashboard that trains a sweep's run
+
     def show(self, p: RunProgress, *, state: str, message: str, now: float) -> None:
         # The state has a column of its own: a long device name or preset path is cut, never the state.
         head = Table.grid(padding=(0, 1), expand=True)
@@ -36,6 +38,8 @@ class StatusBar(Static):
         names.append("run ", style="dim")
         names.append(p.run_id or "-", style="bold")
         names.append(f" · {p.preset} · {p.device}", style="dim")
+        if self.sweep_label:
+            names.append(f" · {self.sweep_label}", style="magenta")
         head.add_row(names, Text(f"● {state}", style=STATE_STYLES.get(state, "bold")))
 
         progress = Table.grid(padding=(0, 1))
@@ -76,7 +80,8 @@ def gpu_line(gpu: GpuEvent) -> Text:
         if n:
             line.append(" │ ")
         line.append(f"GPU{index} ")
-        line.append(f"{util:.0f}%", style="bold green" if util >= 80 else "bold yellow" if util >= 30 else "bold red")
+        busy = "bold green" if util >= 80 else "bold yellow" if util >= 30 else "bold red"
+        line.append(f"{util:.0f}%", style=busy)
         line.append(f" · {used / 2**30:.1f}/{total / 2**30:.0f} GiB · {power:.0f} W · ")
         line.append(f"{temp:.0f}°C", style="bold red" if temp >= 85 else "")
     return line

@@ -9,7 +9,7 @@ from hwm_core.figures import format_duration
 from hwm_core.run_state import RunState
 
 
-OUTCOME_STYLES = {"finished": "bold green", "stopped": "bold yellow", "failed": "bold red"}
+OUTCOME_STYLES = {"finished": "bold green", "stopped": "bold yellow", "failed": "bold red", "diverged": "bold red"}
 
 
 class SummaryBar(Static):
@@ -37,7 +37,7 @@ class SummaryBar(Static):
         if best is not None:
             text.append(f" · best val {best[1]:.4f} at step {best[0]}")
         text.append(f" · {view.totals.warning_count} warnings")
-        if p.message and outcome == "failed":
+        if p.message and outcome in ("failed", "diverged"):
             text.append(f"\n{p.message}", style="red")
         if view.curves.checkpoints:
             text.append(f"\nlast checkpoint: {view.curves.checkpoints[-1].path}", style="dim")
