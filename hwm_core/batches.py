@@ -129,14 +129,15 @@ class BatchBuilder:
             masks.append(mask)
             originals.append(flat)
             states.append(sample_states)
-        mask = torch.from_numpy(np.stack(masks))
-        factor_ids = self.factors.codes_to_factors(torch.from_numpy(np.stack(codes_in)))
-        factor_ids[mask] = torch.tensor(self.factors.mask_ids())
+        # numpy only, no torch ops: this runs in the prefetch thread (see FactorSpec.factor_array).
+        mask = np.stack(masks)
+        factor_ids = self.factors.factor_array(np.stack(codes_in))
+        factor_ids[mask] = self.factors.mask_ids()
         future = self.config.data.future_latents
-        target_codes = torch.from_numpy(np.stack(originals)[:, -future:]).flatten(1)
-        return MicroBatch(factor_ids=factor_ids, states=torch.from_numpy(np.stack(states)),
-                          targets=self.factors.codes_to_factors(target_codes),
-                          target_mask=mask[:, -future:].flatten(1))
+        target_codes = np.stack(originals)[:, -future:].reshape(len(items), -1)
+        return MicroBatch(factor_ids=torch.from_numpy(factor_ids), states=torch.from_numpy(np.stack(states)),
+                          targets=torch.from_numpy(self.factors.factor_array(target_codes)),
+                          target_mask=torch.from_numpy(np.ascontiguousarray(mask[:, -future:].reshape(len(items), -1))))
 
 
 class Prefetcher:

@@ -65,16 +65,24 @@ class FactorSpec:
     def codes_to_factors(self, codes: torch.Tensor) -> torch.Tensor:
         """[...] int codes -> [..., F] int64 factor indices."""
         if codes.device.type == "cpu":
-            return self._table()[codes.long()]  # one gather: the data path builds these for every sample
-        return self._arithmetic(codes)
-
-    def _table(self) -> torch.Tensor:
-        """[64000, F] factor ids of every code, made once."""
-        if self._lookup is None:
             import torch
 
-            self._lookup = self._arithmetic(torch.arange(CODEBOOK_SIZE))
-        return self._lookup
+            return torch.from_numpy(self.factor_array(codes.numpy()))
+        return self._arithmetic(codes)
+
+    def factor_array(self, codes: np.ndarray) -> np.ndarray:
+        """codes_to_factors in numpy: one gather from a table made once. The data path
+        builds batches with this in the prefetch thread, and numpy keeps that thread off
+        torch's intra-op pool, whose sharing with the training thread made CPU steps
+        differ in the last bits from one process to the next."""
+        if self._lookup is None:
+            all_codes = np.arange(CODEBOOK_SIZE, dtype=np.int64)
+            table = np.zeros((CODEBOOK_SIZE, self.num_factors), dtype=np.int64)
+            for f, (g, radix) in enumerate(zip(self.groups, self._radix)):
+                for i, r in zip(g, radix):
+                    table[:, f] += ((all_codes // FSQ_BASES[i]) % FSQ_LEVELS[i]) * r
+            self._lookup = table
+        return self._lookup[np.asarray(codes, dtype=np.int64)]
 
     def _arithmetic(self, codes: torch.Tensor) -> torch.Tensor:
         import torch
