@@ -298,3 +298,37 @@ def test_resume_that_fails_with_an_os_error_says_so_in_one_line(tmp_path, monkey
         assert pilot.app.is_running and pilot.app.screen is screen
 
     run_history(tmp_path, scenario)
+
+
+def test_a_read_that_finishes_after_the_screen_left_is_dropped(tmp_path):
+    # A worker's list of runs can land just after `escape` popped its screen (seen as
+    # NoMatches in the dashboard's h-then-escape test): the screen's widgets are going.
+    import threading
+
+    from hwm_tui.screens.from_worker import show_from_worker
+
+    prepared_runs(tmp_path)
+    delivered = []
+
+    async def from_a_worker(pilot, screen, label):
+        # call_from_thread waits for the UI thread: keep the event loop turning meanwhile
+        thread = threading.Thread(target=show_from_worker, args=(screen, delivered.append, label))
+        thread.start()
+        while thread.is_alive():
+            await pilot.pause(0.01)
+
+    async def scenario(pilot, screen):
+        second = HistoryScreen(tmp_path)
+        await pilot.app.push_screen(second)
+        await pilot.pause(0.1)
+        await from_a_worker(pilot, second, "while shown")
+        await pilot.pause(0.1)
+        pilot.app.pop_screen()  # not awaited: the read lands while the screen is being removed
+        await from_a_worker(pilot, second, "after escape")
+        await pilot.pause(0.2)
+        await from_a_worker(pilot, second, "long after")
+        await pilot.pause(0.2)
+        assert delivered == ["while shown"]
+        assert pilot.app.screen is screen and len(row_ids(screen)) == 4
+
+    run_history(tmp_path, scenario)

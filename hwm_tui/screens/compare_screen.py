@@ -28,6 +28,7 @@ from ..style import STATUS_STYLES
 from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings
 from ..widgets.compare_charts import (RUN_MARKUP, CompareGradChart, CompareLossChart, CompareLrChart,
                                       ComparedView)
+from .from_worker import show_from_worker
 
 REFRESH_S = 2.0
 
@@ -106,7 +107,7 @@ class CompareScreen(ChartControls, Screen):
     def _refresh(self) -> None:
         comparison, changed = self._read()
         if changed or comparison is not None:
-            self.app.call_from_thread(self._show, comparison, changed)
+            show_from_worker(self, self._show, comparison, changed)
 
     def _read(self) -> tuple[Comparison, bool]:
         changed = False

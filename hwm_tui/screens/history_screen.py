@@ -39,6 +39,7 @@ from ..widgets.grad_chart import GradChart
 from ..widgets.loss_chart import LossChart
 from ..widgets.lr_chart import LrChart
 from .confirm_screen import ConfirmScreen
+from .from_worker import show_from_worker
 from .help_screen import HelpScreen
 
 REFRESH_S = 2.0
@@ -185,7 +186,7 @@ class HistoryScreen(ChartControls, Screen):
             summaries = list_runs(self.runs_dir)
         except Exception:  # noqa: BLE001 - a runs dir gone for a moment: the next refresh tries again
             return
-        self.app.call_from_thread(self._show_runs, summaries)
+        show_from_worker(self, self._show_runs, summaries)
 
     def refresh_runs(self) -> None:
         self._show_runs(list_runs(self.runs_dir))
@@ -259,10 +260,10 @@ class HistoryScreen(ChartControls, Screen):
         try:
             detail = self._read_detail(run_id, summary)
         except Exception as exc:  # noqa: BLE001 - a damaged run must not end the app (nor a run it trains)
-            self.app.call_from_thread(self._show_detail_error, run_id, summary, f"{type(exc).__name__}: {exc}")
+            show_from_worker(self, self._show_detail_error, run_id, summary, f"{type(exc).__name__}: {exc}")
             return
         if not get_current_worker().is_cancelled:  # a newer read of this run may already be shown
-            self.app.call_from_thread(self._show_detail, run_id, summary, detail)
+            show_from_worker(self, self._show_detail, run_id, summary, detail)
 
     def _read_detail(self, run_id: str, summary: RunSummary) -> _Detail:
         """The run's curves and config, reading only the part of metrics.jsonl not read before."""

@@ -26,6 +26,8 @@ from textual.widgets import Footer, Static
 from hwm_core.run_folder import RunFolder
 from hwm_core.samples import SampleRecord, accuracy, latest_samples, load_samples, panels
 
+from .from_worker import show_from_worker
+
 REFRESH_S = 2.0
 PANEL_COLUMNS = 32  # a 32x32 latent frame in half-block characters: 32 columns,
 PANEL_ROWS = 16     # 16 rows of two pixels each
@@ -186,7 +188,7 @@ class SamplesScreen(Screen):
             note = ""
         except UserError as exc:
             note = str(exc)
-        self.app.call_from_thread(self._predicted, note)
+        show_from_worker(self, self._predicted, note)
 
     def _predicted(self, note: str) -> None:
         self.predicting = False
