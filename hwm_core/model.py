@@ -28,25 +28,27 @@ LINEAR_INIT_STD = 0.02
 ROPE_BASE = 32.0  # slowest turn about a frame's width: positions run 0..31
 
 
-def rotary_angles(positions: torch.Tensor, head_dim: int) -> torch.Tensor:
-    """Axial RoPE: [L, A] integer positions -> [L, head_dim / 2] angles. The head's
-    dimension pairs are shared out over the A axes (rows and columns, or time); pair i
-    of an axis turns by position x ROPE_BASE^(-i/pairs)."""
+def rotary_tables(positions: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Axial RoPE: [L, A] integer positions -> [2, L, head_dim], the cos and sin by which
+    each query and key dimension turns. Dimension i pairs with i + head_dim/2 (the
+    rotate-half form); the pairs are shared out over the A axes (rows and columns, or
+    time), and pair k of an axis turns by position x ROPE_BASE^(-k/pairs)."""
     axes = positions.shape[1]
     pairs = head_dim // 2 // axes
     speeds = ROPE_BASE ** (-torch.arange(pairs, dtype=torch.float32) / pairs)
-    return torch.cat([positions[:, a:a + 1].float() * speeds for a in range(axes)], dim=1)
+    angles = torch.cat([positions[:, a:a + 1].float() * speeds for a in range(axes)], dim=1)  # [L, head_dim/2]
+    angles = torch.cat([angles, angles], dim=1)
+    return torch.stack([angles.cos(), angles.sin()])
 
 
-def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """x [..., L, head_dim] with each pair (2i, 2i+1) turned by angles [L, head_dim / 2]."""
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    even, odd = x[..., 0::2], x[..., 1::2]
-    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x [..., head_dim] turned: x cos + rotate_half(x) sin (cos, sin broadcast to x)."""
+    first, second = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-second, first), dim=-1) * sin
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over the second axis of [N, L, D]; with `angles`,
+    """Multi-head self-attention over the second axis of [N, L, D]; with `rope` tables,
     queries and keys are turned by their positions (RoPE), so a head sees offsets."""
 
     def __init__(self, d_model: int, n_heads: int, *, causal: bool, dropout: float):
@@ -55,11 +57,14 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
 
-    def forward(self, x: torch.Tensor, angles: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: torch.Tensor | None = None) -> torch.Tensor:
         n, length, d = x.shape
-        q, k, v = self.qkv(x).view(n, length, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        if angles is not None:
-            q, k = rotate(q, angles), rotate(k, angles)
+        qkv = self.qkv(x).view(n, length, 3, self.n_heads, d // self.n_heads)
+        if rope is not None:
+            # queries and keys in one go, before they are split: [N, L, 2, H, hd] by [L, 1, 1, hd]
+            cos, sin = rope.to(x.dtype)[:, :, None, None, :]
+            qkv = torch.cat([rotate(qkv[:, :, :2], cos, sin), qkv[:, :, 2:]], dim=2)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(n, length, d))
@@ -92,13 +97,13 @@ class Block(nn.Module):
         self.mlp = MLP(d, cfg.mlp_ratio, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, spatial_angles: torch.Tensor | None = None,
-                temporal_angles: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spatial_rope: torch.Tensor | None = None,
+                temporal_rope: torch.Tensor | None = None) -> torch.Tensor:
         b, t, s, d = x.shape
         h = x.reshape(b * t, s, d)
-        h = h + self.dropout(self.spatial(self.norm_spatial(h), spatial_angles))
+        h = h + self.dropout(self.spatial(self.norm_spatial(h), spatial_rope))
         h = h.view(b, t, s, d).transpose(1, 2).reshape(b * s, t, d)
-        h = h + self.dropout(self.temporal(self.norm_temporal(h), temporal_angles))
+        h = h + self.dropout(self.temporal(self.norm_temporal(h), temporal_rope))
         h = h.view(b, s, t, d).transpose(1, 2)
         return h + self.mlp(self.norm_mlp(h))
 
@@ -128,9 +133,9 @@ class MaskedHWM(nn.Module):
             # attend to "the token one to the left", which learned embeddings learn slowly.
             rows, cols = torch.meshgrid(torch.arange(TOKENS_SIDE), torch.arange(TOKENS_SIDE), indexing="ij")
             head_dim = d // cfg.n_heads
-            self.register_buffer("spatial_angles", rotary_angles(torch.stack([rows, cols], -1).view(-1, 2),
-                                                                 head_dim), persistent=False)
-            self.register_buffer("temporal_angles", rotary_angles(torch.arange(latent_frames)[:, None], head_dim),
+            self.register_buffer("spatial_rope", rotary_tables(torch.stack([rows, cols], -1).view(-1, 2),
+                                                               head_dim), persistent=False)
+            self.register_buffer("temporal_rope", rotary_tables(torch.arange(latent_frames)[:, None], head_dim),
                                  persistent=False)
         else:
             self.spatial_position = nn.Parameter(torch.zeros(SPATIAL_POSITIONS, d))
@@ -179,9 +184,9 @@ class MaskedHWM(nn.Module):
         frame k's output depends on frames 0..k alone)."""
         b, t, s, _ = factor_ids.shape
         x = self.embed_tokens(factor_ids)
-        angles: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
+        rope: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
         if self.rope:
-            angles = (self.spatial_angles, self.temporal_angles[:t])
+            rope = (self.spatial_rope, self.temporal_rope[:, :t])
         else:
             x = x + self.spatial_position[None, None] + self.temporal_position[None, :t, None]
         if self.state_embedding is not None:
@@ -189,7 +194,7 @@ class MaskedHWM(nn.Module):
             pooling = self.state_pooling[:t].to(per_frame.dtype)
             x = x + torch.einsum("tf,bfd->btd", pooling, per_frame)[:, :, None, :]
         for block_index in self.layer_blocks:
-            x = self.blocks[block_index](x, *angles)
+            x = self.blocks[block_index](x, *rope)
         # Every target position, masked or not: a fixed shape (the heads are small, a
         # few 40-way projections); masked_token_loss counts only the masked ones.
         hidden = self.norm_out(x[:, t - target_frames:].reshape(b, target_frames * s, -1))

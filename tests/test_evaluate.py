@@ -174,3 +174,19 @@ def test_the_samples_view_opens_from_the_dashboard_and_pages_through_samples(run
             assert not isinstance(app.screen, SamplesScreen)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_the_default_cpu_run_beats_the_trivial_predictors(runs_dir):
+    """The README's first run (the cpu preset as shipped, its 1,000 steps) predicts the
+    synthetic val split better than copying the last frame and than the unigram."""
+    result = hwm("train", "--preset", "cpu", "--headless", "--runs-dir", str(runs_dir), "--run-id", "default",
+                 "--set", "eval.eval_steps=0", "--set", "checkpoint.save_steps=1000", timeout=1800)
+    assert result.returncode == 0, result.stderr
+    scored = hwm("evaluate", "default", "--runs-dir", str(runs_dir), "--maskgit-steps", "2", "--json")
+    assert scored.returncode == 0, scored.stderr
+    figures = json.loads(scored.stdout)
+    assert figures["step"] == 1000
+    tf, base = figures["teacher_forced"], figures["baselines"]
+    assert tf["ce_nats"] < base["unigram_ce_nats"] < base["uniform_ce_nats"]
+    assert tf["token_accuracy"] > base["copy_last_accuracy"], (tf, base)
