@@ -20,7 +20,7 @@ from .config import Config, config_from_dict
 from .data import SYNTHETIC, Split, StateStats, WindowDataset, synthetic_split
 from .data.sources import train_dir, val_dir
 from .device import resolve_device
-from .errors import CheckpointError, DataError
+from .errors import CheckpointError, ConfigError, DataError
 from .fsq import FactorSpec
 from .model import MaskedHWM
 from .run_folder import RunFolder
@@ -72,7 +72,13 @@ def load_trained(ref: str, runs_dir: Path, *, device: str | None = None) -> Trai
         raise CheckpointError(f"checkpoint {where} says its model is {shape_text(checkpoint.meta.get('model_shape'))}"
                               f" but its config gives {shape_text(model_shape(config))}: the file is not "
                               "one hwm-tui wrote as is")
-    torch_device = resolve_device(config.train)
+    try:
+        torch_device = resolve_device(config.train)
+    except ConfigError:
+        if device is None:  # the run's own train.device: the generic line names the key
+            raise
+        raise ConfigError(f"--device {device} but no CUDA GPU is visible: use --device cpu, "
+                          "or check CUDA_VISIBLE_DEVICES") from None
     model = MaskedHWM(config.model, config.latent_frames)
     load_model_weights(checkpoint, model, what_to_do="it is not a checkpoint of the model its config describes")
     stats_path = (folder.state_stats if folder is not None else checkpoint.path.parent.parent / "state_stats.json")

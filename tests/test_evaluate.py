@@ -114,6 +114,10 @@ def test_a_checkpoint_of_another_shape_or_a_split_too_short_is_one_line(runs_dir
     result = hwm("evaluate", run.name, "--runs-dir", str(runs_dir), "--data", str(short))
     assert result.returncode == 2 and "no valid sample of 2 window(s)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    if not torch.cuda.is_available():  # asking for a GPU that is not there
+        result = hwm("evaluate", run.name, "--runs-dir", str(runs_dir), "--device", "cuda")
+        assert result.returncode == 2 and "use --device cpu" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
     # a checkpoint whose weights are not the model its config describes
     checkpoint = ckpt.load_checkpoint(ckpt.list_checkpoints(run / "checkpoints")[0][1])
     meta = dict(checkpoint.meta)
