@@ -44,7 +44,7 @@ def factor_unigram(split: Split, factors: FactorSpec) -> list[torch.Tensor]:
     """Per factor, the log-frequency of each of its values over every token of the
     split (add-one smoothed, so an unseen value costs a finite amount)."""
     counts = [np.ones(size, dtype=np.float64) for size in factors.sizes]
-    table = factors.codes_to_factors(torch.arange(CODEBOOK_SIZE)).numpy()   # code -> factor ids
+    table = factors.factor_array(np.arange(CODEBOOK_SIZE))   # code -> factor ids
     for shard in split.shards:
         per_code = np.bincount(np.asarray(shard.video, dtype=np.int64).ravel(), minlength=CODEBOOK_SIZE)
         for f, size in enumerate(factors.sizes):
