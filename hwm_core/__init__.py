@@ -6,7 +6,7 @@ and its event stream only.
 
 import time
 
-from .malloc_arenas import use_one_malloc_arena
+from .runtime.malloc_arenas import use_one_malloc_arena
 
 __version__ = "0.1.0"
 # Where /proc cannot tell when this process started, commands sent before this moment are stale.

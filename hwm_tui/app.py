@@ -23,11 +23,11 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from hwm_core.commands import STOP
+from hwm_core.runs.inbox import STOP
 from hwm_core.errors import UserError
-from hwm_core.run_folder import default_runs_dir
-from hwm_core.runner import TrainingRunner
-from hwm_core.session import TrainingSession, TrainRequest, prepare
+from hwm_core.runs.folder import default_runs_dir
+from hwm_core.training.runner import TrainingRunner
+from hwm_core.training.session import TrainingSession, TrainRequest, prepare
 from hwm_core.status import DIVERGED, FAILED, INTERRUPTED, exit_code
 
 from .link import LocalLink, RunLink

@@ -92,7 +92,7 @@ def train(
 ) -> None:
     """Train a Masked-HWM: the dashboard by default, or --headless."""
     from hwm_core.errors import ConfigError
-    from hwm_core.session import TrainRequest
+    from hwm_core.training.session import TrainRequest
 
     if resume is not None and not resume.strip():
         raise ConfigError("--resume needs a run id or path: see `hwm-tui runs list`")
@@ -102,8 +102,8 @@ def train(
     if nproc > 1:
         from .launch import launch_distributed
         raise typer.Exit(launch_distributed(request, nproc=nproc, headless=headless))
-    from hwm_core import distributed
-    from hwm_core.session import prepare
+    from hwm_core.runtime import distributed
+    from hwm_core.training.session import prepare
 
     dist = distributed.from_env()
     if dist.enabled:
@@ -122,8 +122,8 @@ def train(
 
 def _train_distributed(request, dist, headless: bool) -> int:
     """One rank under torchrun: always headless; only rank 0 prints and writes."""
-    from hwm_core.distributed import shutdown
-    from hwm_core.session import prepare_distributed
+    from hwm_core.runtime.distributed import shutdown
+    from hwm_core.training.session import prepare_distributed
 
     from .headless import run_headless
 
@@ -153,9 +153,9 @@ def sweep(
     """Train a grid of runs one after another (e.g. --set train.lr=3e-5,5e-5,1e-4), each a normal run carrying
     the sweep's id; the grid and its order are printed first."""
     from hwm_core.errors import ConfigError
-    from hwm_core.request import TrainRequest, request_overrides
-    from hwm_core.run_folder import default_runs_dir
-    from hwm_core.sweep import load_sweep, new_sweep, plan
+    from hwm_core.training.request import TrainRequest, request_overrides
+    from hwm_core.runs.folder import default_runs_dir
+    from hwm_core.experiments.sweep import load_sweep, new_sweep, plan
 
     from .sweep_runs import grid_table, run_sweep_headless
 
@@ -259,8 +259,8 @@ def bench_train(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s, compile time."""
-    from hwm_core.bench import bench_presets, run_bench
-    from hwm_core.config import load_config
+    from hwm_core.training.bench import bench_presets, run_bench
+    from hwm_core.config.schema import load_config
 
     results = []
     for name in bench_presets(preset):
@@ -417,10 +417,10 @@ def evaluate(
     from rich.progress import Progress
 
     from hwm_core.data import Split
-    from hwm_core.evaluate import EvalOptions, evaluate as run_evaluation, factor_unigram
-    from hwm_core.evaluation_store import save_evaluation
-    from hwm_core.inference import load_trained, open_samples, split_path
-    from hwm_core.run_folder import default_runs_dir
+    from hwm_core.predictions.evaluate import EvalOptions, evaluate as run_evaluation, factor_unigram
+    from hwm_core.predictions.evaluation_store import save_evaluation
+    from hwm_core.predictions.inference import load_trained, open_samples, split_path
+    from hwm_core.runs.folder import default_runs_dir
 
     _device_overrides(device, [])  # cpu or cuda, or one line
     trained = load_trained(run, default_runs_dir(runs_dir), device=device)
@@ -483,11 +483,11 @@ def samples(
     runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
 ) -> None:
     """Draw what a checkpoint predicts for a few val samples (context, truth, argmax, MaskGIT, errors) as a PNG."""
-    from hwm_core.batches import val_sample_order
+    from hwm_core.data.batches import val_sample_order
     from hwm_core.errors import DataError
-    from hwm_core.inference import load_trained, open_samples, split_path
-    from hwm_core.predict import predict_samples
-    from hwm_core.run_folder import default_runs_dir
+    from hwm_core.predictions.inference import load_trained, open_samples, split_path
+    from hwm_core.predictions.predict import predict_samples
+    from hwm_core.runs.folder import default_runs_dir
 
     from .sample_png import write_png
 
@@ -565,7 +565,7 @@ def data_inspect(
 @user_errors
 def presets_list() -> None:
     """Every preset with its model size and batch."""
-    from hwm_core.config import load_config, preset_names
+    from hwm_core.config.schema import load_config, preset_names
 
     table = Table("preset", "model", "batch x accum", "lr", "data", "description")
     for name in preset_names():
@@ -580,7 +580,7 @@ def presets_list() -> None:
 @user_errors
 def presets_show(name: str = typer.Argument(..., help="Preset name or TOML path.")) -> None:
     """The fully resolved preset, as TOML."""
-    from hwm_core.config import load_config
+    from hwm_core.config.schema import load_config
 
     print(load_config(name).to_toml(), end="")
 
@@ -594,8 +594,8 @@ def runs_list(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """Every run: id, preset, status, steps, val loss, latest good checkpoint."""
-    from hwm_core.run_folder import default_runs_dir
-    from hwm_core.run_history import list_runs
+    from hwm_core.runs.folder import default_runs_dir
+    from hwm_core.runs.history import list_runs
 
     summaries = list_runs(default_runs_dir(runs_dir))
     if as_json:
@@ -638,10 +638,10 @@ def runs_show(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """One run's facts, as on the history screen."""
-    from hwm_core.run_folder import default_runs_dir
-    from hwm_core.run_history import resolve_run, safe_summarize
+    from hwm_core.runs.folder import default_runs_dir
+    from hwm_core.runs.history import resolve_run, safe_summarize
 
-    from hwm_core.evaluation_store import latest_evaluation
+    from hwm_core.predictions.evaluation_store import latest_evaluation
 
     folder = resolve_run(default_runs_dir(runs_dir), run)
     summary = safe_summarize(folder, time.time())
@@ -669,10 +669,10 @@ def runs_compare(
 ) -> None:
     """The comparison table: the config values in which the runs differ, and each run's steps, best and last
     val loss, warnings and status."""
-    from hwm_core.comparison import compare, format_value, short_key
+    from hwm_core.experiments.comparison import compare, format_value, short_key
     from hwm_core.errors import ConfigError
-    from hwm_core.run_folder import default_runs_dir
-    from hwm_core.run_history import resolve_run
+    from hwm_core.runs.folder import default_runs_dir
+    from hwm_core.runs.history import resolve_run
 
     if len(runs) < 2:
         raise ConfigError("runs compare needs two runs or more: hwm-tui runs compare RUN RUN ...")
@@ -714,9 +714,9 @@ def runs_export(
     import dataclasses
 
     from hwm_core.errors import ConfigError
-    from hwm_core.events import EvalEvent, StepEvent, iter_events
-    from hwm_core.run_folder import default_runs_dir
-    from hwm_core.run_history import resolve_run
+    from hwm_core.events.types import EvalEvent, StepEvent, iter_events
+    from hwm_core.runs.folder import default_runs_dir
+    from hwm_core.runs.history import resolve_run
 
     if not csv_:
         raise ConfigError("runs export needs a format: --csv")

@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from hwm_core.device import resolve_device
-from hwm_core.commands import STOP, send_to_run
+from hwm_core.runtime.device import resolve_device
+from hwm_core.runs.inbox import STOP, send_to_run
 from hwm_core.errors import RunError, UserError
-from hwm_core.request import TrainRequest, request_config
-from hwm_core.run_folder import default_runs_dir, effective_status, new_run_id
-from hwm_core.run_history import resolve_run
+from hwm_core.training.request import TrainRequest, request_config
+from hwm_core.runs.folder import default_runs_dir, effective_status, new_run_id
+from hwm_core.runs.history import resolve_run
 from hwm_core.status import RUNNING
 
 RUN_APPEARS_TIMEOUT_S = 600  # data checks and synthetic data generation come first

@@ -12,10 +12,10 @@ import queue
 from pathlib import Path
 from typing import Protocol
 
-from hwm_core.events import Event
-from hwm_core.run_history import read_run_events
-from hwm_core.runner import TrainingRunner
-from hwm_core.session import TrainingSession
+from hwm_core.events.types import Event
+from hwm_core.runs.history import read_run_events
+from hwm_core.training.runner import TrainingRunner
+from hwm_core.training.session import TrainingSession
 
 MAX_EVENTS_PER_POLL = 5_000  # a burst (a long history) is taken over several polls, ~25 ms each
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwm_core.samples import SampleRecord, accuracy, panels
+from hwm_core.predictions.samples import SampleRecord, accuracy, panels
 
 SCALE = 4            # pixels a token
 PANEL = 32 * SCALE

@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import hwm_core.checkpoint as checkpoint_module
-import hwm_core.model as model_module
-import hwm_core.trainer as trainer_module
+import hwm_core.runs.checkpoint as checkpoint_module
+import hwm_core.model.masked_hwm as model_module
+import hwm_core.training.trainer as trainer_module
 from hwm_tui.cli import main
 
 point, at_step, ready = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwm_core.commands import CommandInbox
-from hwm_core.events import EventBus
-from hwm_core.session import TrainRequest, prepare
-from hwm_core.trainer import Trainer
+from hwm_core.runs.inbox import CommandInbox
+from hwm_core.events.types import EventBus
+from hwm_core.training.session import TrainRequest, prepare
+from hwm_core.training.trainer import Trainer
 
 from conftest import hwm, set_args, tiny_sets, write_split_by_hand
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import hwm_core.checkpoint as ckpt
-from hwm_core.commands import CommandInbox
+import hwm_core.runs.checkpoint as ckpt
+from hwm_core.runs.inbox import CommandInbox
 from hwm_core.errors import CheckpointError
-from hwm_core.events import CheckpointEvent, CheckpointFailedEvent, EventBus, WarningEvent
-from hwm_core.run_history import list_runs
-from hwm_core.session import TrainRequest, prepare
-from hwm_core.trainer import Trainer
+from hwm_core.events.types import CheckpointEvent, CheckpointFailedEvent, EventBus, WarningEvent
+from hwm_core.runs.history import list_runs
+from hwm_core.training.session import TrainRequest, prepare
+from hwm_core.training.trainer import Trainer
 
 from conftest import tiny_sets
 
@@ -190,7 +190,7 @@ def test_failed_save_keeps_the_previous_checkpoint_and_training_goes_on(tmp_path
 
 
 def test_run_that_fails_on_nan_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
-    import hwm_core.model as model_module
+    import hwm_core.model.masked_hwm as model_module
 
     session = prepare(TrainRequest(preset="cpu", runs_dir=str(tmp_path / "runs"), max_steps=10,
                                    overrides=tiny_sets("checkpoint.save_steps=2", "eval.eval_steps=0",

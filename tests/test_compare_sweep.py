@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 
-from hwm_core.config import HealthConfig
-from hwm_core.divergence import DivergenceGuard
-from hwm_core.events import StepEvent, WarningEvent
+from hwm_core.config.schema import HealthConfig
+from hwm_core.training.divergence import DivergenceGuard
+from hwm_core.events.types import StepEvent, WarningEvent
 from hwm_tui.app import HwmApp
 from hwm_tui.screens.compare_screen import CompareScreen
 from hwm_tui.screens.history_screen import HistoryScreen

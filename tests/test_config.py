@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hwm_core.config import Config, config_from_toml_file, load_config, preset_names
+from hwm_core.config.schema import Config, config_from_toml_file, load_config, preset_names
 from hwm_core.errors import ConfigError
 
 from conftest import hwm

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from hwm_core.checkpoint import list_checkpoints
-from hwm_core.commands import STOP
-from hwm_core.events import StateEvent
-from hwm_core.runner import TrainingRunner
-from hwm_core.session import TrainRequest, prepare
+from hwm_core.runs.checkpoint import list_checkpoints
+from hwm_core.runs.inbox import STOP
+from hwm_core.events.types import StateEvent
+from hwm_core.training.runner import TrainingRunner
+from hwm_core.training.session import TrainRequest, prepare
 from hwm_tui.app import HwmApp
 from hwm_tui.link import LocalLink
 from hwm_tui.screens.confirm_screen import ConfirmScreen
@@ -226,7 +226,7 @@ def test_layout_fits_small_and_large_terminals(size):
 def test_status_bar_never_clips_the_state_at_80_columns():
     import dataclasses
 
-    from hwm_core.events import StateEvent
+    from hwm_core.events.types import StateEvent
 
     events = scripted_events(20)
     events[0] = dataclasses.replace(events[0], device="cuda:0 NVIDIA H100 80GB HBM3",
@@ -257,8 +257,8 @@ def test_a_trainer_that_dies_without_a_word_shows_failed():
 
 
 def test_p_after_c_while_paused_resumes():
-    from hwm_core.commands import PAUSE, RESUME
-    from hwm_core.events import StateEvent
+    from hwm_core.runs.inbox import PAUSE, RESUME
+    from hwm_core.events.types import StateEvent
 
     link = FakeLink(scripted_events(10))
     app = HwmApp(link=link, runs_dir=Path("/nonexistent"))
@@ -288,8 +288,8 @@ def test_interrupted_message_says_where_a_resume_starts():
 def test_watch_link_starts_over_when_metrics_is_replaced_even_if_longer(tmp_path):
     import os
 
-    from hwm_core.events import event_to_json
-    from hwm_core.run_folder import RunFolder
+    from hwm_core.events.types import event_to_json
+    from hwm_core.runs.folder import RunFolder
     from hwm_tui.watch_link import WatchLink
 
     run = tmp_path / "run"

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from hwm_core import checkpoint as ckpt
-from hwm_core.commands import CommandInbox
+from hwm_core.runs import checkpoint as ckpt
+from hwm_core.runs.inbox import CommandInbox
 from hwm_core.data import Split
-from hwm_core.evaluate import EvalOptions, deterministic, evaluate, factor_unigram
-from hwm_core.events import EventBus
+from hwm_core.predictions.evaluate import EvalOptions, deterministic, evaluate, factor_unigram
+from hwm_core.events.types import EventBus
 from hwm_core.fsq import CODEBOOK_SIZE
-from hwm_core.inference import TrainedModel, open_samples, sample_batch, split_path
-from hwm_core.predict import maskgit_sample, teacher_forced
-from hwm_core.samples import latest_samples, load_samples
-from hwm_core.session import TrainRequest, prepare
-from hwm_core.trainer import Trainer
+from hwm_core.predictions.inference import TrainedModel, open_samples, sample_batch, split_path
+from hwm_core.predictions.predict import maskgit_sample, teacher_forced
+from hwm_core.predictions.samples import latest_samples, load_samples
+from hwm_core.training.session import TrainRequest, prepare
+from hwm_core.training.trainer import Trainer
 
 from conftest import hwm, tiny_sets, write_split_by_hand
 
@@ -138,7 +138,7 @@ def test_training_keeps_predictions_and_the_png_has_the_size_of_its_layout(runs_
     from hwm_tui.sample_png import png_size
 
     run = trained_run(runs_dir)
-    record = load_samples(latest_samples(__import__("hwm_core.run_folder").run_folder.RunFolder(run)))
+    record = load_samples(latest_samples(__import__("hwm_core.runs.folder").runs.folder.RunFolder(run)))
     assert record.step == 4 and record.count == 2 and record.truth.shape == (2, 1, 32, 32)
     assert record.context.shape == (2, 2, 32, 32) and (record.argmax < CODEBOOK_SIZE).all()
     out = tmp_path / "sheet.png"

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from hwm_core.checkpoint import list_checkpoints
+from hwm_core.runs.checkpoint import list_checkpoints
 
 from conftest import hwm, only_run, read_metrics, set_args, tiny_sets
 

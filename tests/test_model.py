@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from hwm_core.config import Config, ModelConfig
+from hwm_core.config.schema import Config, ModelConfig
 from hwm_core.fsq import CODEBOOK_SIZE, FSQ_LEVELS, FactorSpec, codes_to_digits, digits_to_codes
-from hwm_core.masking import corrupt_sample, sample_rng
-from hwm_core.model import MaskedHWM, masked_token_loss
-from hwm_core.session import TrainRequest, prepare
+from hwm_core.data.masking import corrupt_sample, sample_rng
+from hwm_core.model.masked_hwm import MaskedHWM, masked_token_loss
+from hwm_core.training.session import TrainRequest, prepare
 
 from conftest import tiny_sets
 
@@ -118,7 +118,7 @@ def test_temporal_attention_is_causal():
 
 
 def test_rotary_positions_make_attention_see_offsets_not_places():
-    from hwm_core.model import rotary_tables, rotate
+    from hwm_core.model.masked_hwm import rotary_tables, rotate
 
     cos, sin = rotary_tables(torch.arange(32)[:, None], 16)
     q, k = torch.randn(16), torch.randn(16)

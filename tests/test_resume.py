@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hwm_core.checkpoint import list_checkpoints
+from hwm_core.runs.checkpoint import list_checkpoints
 
 from conftest import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
 

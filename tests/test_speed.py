@@ -14,18 +14,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import hwm_core.trainer as trainer_module
-from hwm_core.checkpoint import load_checkpoint, list_checkpoints
-from hwm_core.commands import CommandInbox
-from hwm_core.config import load_config
+import hwm_core.training.trainer as trainer_module
+from hwm_core.runs.checkpoint import load_checkpoint, list_checkpoints
+from hwm_core.runs.inbox import CommandInbox
+from hwm_core.config.schema import load_config
 from hwm_core.errors import ConfigError
-from hwm_core.events import CompileEvent, EventBus, StateEvent, StepEvent
-from hwm_core.gpu_health import GpuSampler
-from hwm_core.micro_batch import choose_micro_batch, resolve_auto_batch
-from hwm_core.model import masked_token_loss
-from hwm_core.run_state import RunState
-from hwm_core.session import TrainRequest, prepare
-from hwm_core.trainer import Trainer
+from hwm_core.events.types import CompileEvent, EventBus, StateEvent, StepEvent
+from hwm_core.runtime.gpu_health import GpuSampler
+from hwm_core.training.micro_batch import choose_micro_batch, resolve_auto_batch
+from hwm_core.model.masked_hwm import masked_token_loss
+from hwm_core.events.run_state import RunState
+from hwm_core.training.session import TrainRequest, prepare
+from hwm_core.training.trainer import Trainer
 
 from conftest import hwm, only_run, read_metrics, set_args, tiny_sets
 

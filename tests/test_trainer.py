@@ -7,15 +7,15 @@ import math
 import pytest
 import torch
 
-import hwm_core.model as model_module
-import hwm_core.trainer as trainer_module
-from hwm_core.commands import CommandInbox
-from hwm_core.events import EventBus, StepEvent, WarningEvent
-from hwm_core.grad_health import grad_stats, judge
-from hwm_core.config import HealthConfig
-from hwm_core.schedule import lr_at
-from hwm_core.session import TrainRequest, prepare
-from hwm_core.trainer import Trainer
+import hwm_core.model.masked_hwm as model_module
+import hwm_core.training.trainer as trainer_module
+from hwm_core.runs.inbox import CommandInbox
+from hwm_core.events.types import EventBus, StepEvent, WarningEvent
+from hwm_core.training.grad_health import grad_stats, judge
+from hwm_core.config.schema import HealthConfig
+from hwm_core.training.schedule import lr_at
+from hwm_core.training.session import TrainRequest, prepare
+from hwm_core.training.trainer import Trainer
 
 from conftest import tiny_sets
 
@@ -165,8 +165,8 @@ def test_repeated_nonfinite_steps_stop_the_run_as_diverged_or_failed_without_the
 def test_pause_and_resume_are_always_answered():
     """p pressed twice quickly can reach the trainer as a lone resume; it must still
     say where it stands, or the dashboard would show 'resuming…' for ever."""
-    from hwm_core.commands import PAUSE, RESUME, decode_commands, encode_commands
-    from hwm_core.events import StateEvent
+    from hwm_core.runs.inbox import PAUSE, RESUME, decode_commands, encode_commands
+    from hwm_core.events.types import StateEvent
 
     assert decode_commands(encode_commands([PAUSE, RESUME])) == [RESUME]
     assert decode_commands(encode_commands(["checkpoint", RESUME, PAUSE, "stop"])) == \
@@ -189,7 +189,7 @@ def test_pause_and_resume_are_always_answered():
 @pytest.mark.parametrize("world_size", [1, 2, 3])
 @pytest.mark.parametrize("accum", [1, 2, 3])
 def test_micro_batches_of_all_ranks_partition_the_global_batch(world_size, accum):
-    from hwm_core.batches import micro_batch_samples
+    from hwm_core.data.batches import micro_batch_samples
 
     batch = 2
     held = [i for rank in range(world_size) for micro in range(accum)
@@ -254,7 +254,7 @@ def test_a_run_whose_final_checkpoint_fails_is_not_completed(tmp_path, monkeypat
 
 def test_every_parameter_gets_a_gradient_with_or_without_state_conditioning():
     """DDP refuses parameters that get no gradient: an unused state MLP must not exist."""
-    from hwm_core.model import masked_token_loss
+    from hwm_core.model.masked_hwm import masked_token_loss
 
     for condition in ("true", "false"):
         session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(f"model.condition_on_states={condition}")),

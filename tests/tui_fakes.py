@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from hwm_core.commands import PAUSE, RESUME, STOP
-from hwm_core.events import (CheckpointEvent, EvalEvent, StartEvent, StateEvent, StepEvent, WarningEvent)
+from hwm_core.runs.inbox import PAUSE, RESUME, STOP
+from hwm_core.events.types import (CheckpointEvent, EvalEvent, StartEvent, StateEvent, StepEvent, WarningEvent)
 
 T0 = 1_790_000_000.0  # a fixed start time, so nothing on screen depends on the clock
 
@@ -86,8 +86,8 @@ def fixed_clock() -> float:
 def write_fake_run(runs: Path, run_id: str, *, status: str, started: float, steps: int, max_steps: int = 600,
                    ended: float | None = None, sets: list[str] | None = None) -> Path:
     """A run folder in the on-disk format, with scripted metrics (no checkpoint)."""
-    from hwm_core.config import load_config
-    from hwm_core.events import event_to_json
+    from hwm_core.config.schema import load_config
+    from hwm_core.events.types import event_to_json
 
     run = runs / run_id
     (run / "checkpoints").mkdir(parents=True)

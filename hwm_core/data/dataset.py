@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_json_atomic
+from ..runtime.atomic import write_json_atomic
 from ..errors import DataError
 from .split import FRAMES_PER_WINDOW, HAND_CLOSURE_DIMS, STATE_DIM, Split
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Config
+from ..config.schema import Config
 from ..errors import ConfigError
 from .cache import SYNTHETIC, synthetic_split
 from .split import Split

@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hwm_core.events import CheckpointEvent, EvalEvent, StartEvent, StateEvent, StepEvent, WarningEvent
-from hwm_core.schedule import lr_at
+from hwm_core.events.types import CheckpointEvent, EvalEvent, StartEvent, StateEvent, StepEvent, WarningEvent
+from hwm_core.training.schedule import lr_at
 
 from ..link import ReplayLink
 

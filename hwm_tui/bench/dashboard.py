@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwm_core.errors import UserError
-from hwm_core.events import StepEvent, iter_events, read_events
-from hwm_core.request import TrainRequest, request_config
+from hwm_core.events.types import StepEvent, iter_events, read_events
+from hwm_core.training.request import TrainRequest, request_config
 
 from .tmux import TmuxSession, pinned_env, require_tmux
 

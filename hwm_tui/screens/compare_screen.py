@@ -18,11 +18,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from hwm_core.comparison import Comparison, compare, format_value, short_key
-from hwm_core.events import read_events
+from hwm_core.experiments.comparison import Comparison, compare, format_value, short_key
+from hwm_core.events.types import read_events
 from hwm_core.figures import format_duration
-from hwm_core.run_folder import RunFolder
-from hwm_core.run_state import RunState
+from hwm_core.runs.folder import RunFolder
+from hwm_core.events.run_state import RunState
 
 from ..style import STATUS_STYLES
 from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings

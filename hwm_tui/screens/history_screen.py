@@ -25,13 +25,13 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from hwm_core.comparison import MAX_RUNS
+from hwm_core.experiments.comparison import MAX_RUNS
 from hwm_core.errors import UserError
-from hwm_core.events import read_events
+from hwm_core.events.types import read_events
 from hwm_core.figures import format_duration
-from hwm_core.run_folder import RunFolder, delete_run
-from hwm_core.run_history import RunSummary, list_runs
-from hwm_core.run_state import RunState
+from hwm_core.runs.folder import RunFolder, delete_run
+from hwm_core.runs.history import RunSummary, list_runs
+from hwm_core.events.run_state import RunState
 from ..messages import CompareRuns, ShowSamples
 from ..style import STATUS_STYLES
 from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings

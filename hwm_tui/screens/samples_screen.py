@@ -23,8 +23,8 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from hwm_core.run_folder import RunFolder
-from hwm_core.samples import SampleRecord, accuracy, latest_samples, load_samples, panels
+from hwm_core.runs.folder import RunFolder
+from hwm_core.predictions.samples import SampleRecord, accuracy, latest_samples, load_samples, panels
 
 from .from_worker import show_from_worker
 
@@ -181,7 +181,7 @@ class SamplesScreen(Screen):
     def _predict(self) -> None:
         # The engine predicts (torch, in this worker thread); the screen only shows the file.
         from hwm_core.errors import UserError
-        from hwm_core.predict import predict_from_checkpoint
+        from hwm_core.predictions.predict import predict_from_checkpoint
 
         try:
             predict_from_checkpoint(self.folder)

@@ -24,9 +24,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from hwm_core.commands import CHECKPOINT, PAUSE, RESUME, STOP
-from hwm_core.events import CheckpointEvent, CheckpointFailedEvent, CompileEvent, StartEvent, StateEvent
-from hwm_core.run_state import RunState, compile_message
+from hwm_core.runs.inbox import CHECKPOINT, PAUSE, RESUME, STOP
+from hwm_core.events.types import CheckpointEvent, CheckpointFailedEvent, CompileEvent, StartEvent, StateEvent
+from hwm_core.events.run_state import RunState, compile_message
 from hwm_core.status import FAILED, is_final
 
 from ..link import RunLink

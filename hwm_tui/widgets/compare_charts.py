@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hwm_core.run_state import RunState
-from hwm_core.series import Series
+from hwm_core.events.run_state import RunState
+from hwm_core.events.step_series import Series
 
 from ..series import downsample_last, downsample_minmax
 from .grad_chart import HEALTHY_BAND, _decade_label

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from hwm_core.run_state import RunState
+from hwm_core.events.run_state import RunState
 
 from ..series import downsample_minmax
 from .run_chart import RunChart, in_window, step_axis

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwm_core.run_state import RunState
+from hwm_core.events.run_state import RunState
 
 from ..series import downsample_last, downsample_minmax
 from .run_chart import RunChart, in_window, step_axis, step_ticks

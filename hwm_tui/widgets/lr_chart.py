@@ -3,8 +3,8 @@ steps done drawn over it, the current step marked."""
 
 from __future__ import annotations
 
-from hwm_core.run_state import RunState
-from hwm_core.schedule import planned_curve
+from hwm_core.events.run_state import RunState
+from hwm_core.training.schedule import planned_curve
 
 from ..series import downsample_last
 from .run_chart import RunChart, in_window, step_ticks

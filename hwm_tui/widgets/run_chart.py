@@ -14,7 +14,7 @@ from rich.segment import Segment
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
-from hwm_core.run_state import RunState
+from hwm_core.events.run_state import RunState
 
 from .chart_settings import ChartSettings
 from .plot_text import figure_rows

@@ -9,9 +9,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from hwm_core.events import GpuEvent
+from hwm_core.events.types import GpuEvent
 from hwm_core.figures import format_bytes, format_duration, format_rate
-from hwm_core.run_state import RunProgress
+from hwm_core.events.run_state import RunProgress
 
 from ..style import STATE_STYLES
 

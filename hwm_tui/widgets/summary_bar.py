@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from hwm_core.figures import format_duration
-from hwm_core.run_state import RunState
+from hwm_core.events.run_state import RunState
 
 
 OUTCOME_STYLES = {"finished": "bold green", "stopped": "bold yellow", "failed": "bold red", "diverged": "bold red"}

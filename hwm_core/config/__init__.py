@@ -1,0 +1,1 @@
+"""The run configuration: its schema, presets and overrides."""

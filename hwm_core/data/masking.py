@@ -1,0 +1,47 @@
+"""Training corruption: MaskGIT cosine masking of the target plus Copilot-4D noise.
+
+Each sample's randomness comes from its own generator seeded by (seed, purpose,
+step, sample index), so a sample is corrupted the same way however the batch is
+split across micro-batches, ranks or a resume.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..fsq import CODEBOOK_SIZE
+
+TRAIN, VALIDATION = 0, 1
+
+
+def sample_rng(seed: int, purpose: int, step: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, purpose, step, index]))
+
+
+def cosine_mask_ratio(u: float) -> float:
+    """MaskGIT's schedule γ(u) = cos(πu/2): most draws mask a large share."""
+    return math.cos(math.pi / 2 * u)
+
+
+def corrupt_sample(codes: np.ndarray, rng: np.random.Generator, *, future_latents: int,
+                   max_corrupt_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """codes int64 [T, S] -> (corrupted codes [T, S], mask bool [T, S]).
+
+    A cosine-drawn share of the last `future_latents` frames is masked (at least
+    one token); of all other tokens a share r ~ U(0, max_corrupt_rate) becomes
+    random codes, which teaches the model not to trust its context blindly.
+    """
+    t, s = codes.shape
+    target = future_latents * s
+    ratio = cosine_mask_ratio(rng.random())
+    n_masked = min(target, max(1, math.ceil(ratio * target)))
+    mask = np.zeros(t * s, dtype=bool)
+    mask[(t - future_latents) * s + rng.permutation(target)[:n_masked]] = True
+    mask = mask.reshape(t, s)
+    rate = rng.uniform(0.0, max_corrupt_rate) if max_corrupt_rate > 0 else 0.0
+    noisy = (rng.random((t, s)) < rate) & ~mask
+    corrupted = codes.copy()
+    corrupted[noisy] = rng.integers(0, CODEBOOK_SIZE, size=int(noisy.sum()))
+    return corrupted, mask

@@ -1,0 +1,1 @@
+"""Typed events, how they are written and read, and what they add up to."""

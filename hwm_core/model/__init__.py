@@ -1,0 +1,1 @@
+"""The Masked-HWM model and its FLOPs."""

@@ -1,0 +1,242 @@
+"""Masked-HWM: a spatio-temporal masked transformer over Cosmos latent tokens.
+
+The whole forward path is in this file, top to bottom:
+factor embeddings (summed) + positions + embedded robot states
+-> blocks of spatial attention, temporal attention, MLP
+-> per-factor heads on every position of the target latent frames; the loss
+   counts the masked ones. Every tensor has the same shape at every step, so a
+   step compiles once and can be captured in a CUDA graph.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config.schema import ModelConfig
+from ..runtime.device import autocast
+from ..data.split import LATENT_FRAME_GROUPS, FRAMES_PER_WINDOW, STATE_DIM, TOKENS_SIDE
+from ..fsq import FactorSpec
+
+SPATIAL_POSITIONS = TOKENS_SIDE * TOKENS_SIDE
+LINEAR_INIT_STD = 0.02
+
+
+ROPE_BASE = 32.0  # slowest turn about a frame's width: positions run 0..31
+
+
+def rotary_tables(positions: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Axial RoPE: [L, A] integer positions -> [2, L, head_dim], the cos and sin by which
+    each query and key dimension turns. Dimension i pairs with i + head_dim/2 (the
+    rotate-half form); the pairs are shared out over the A axes (rows and columns, or
+    time), and pair k of an axis turns by position x ROPE_BASE^(-k/pairs)."""
+    axes = positions.shape[1]
+    pairs = head_dim // 2 // axes
+    speeds = ROPE_BASE ** (-torch.arange(pairs, dtype=torch.float32) / pairs)
+    angles = torch.cat([positions[:, a:a + 1].float() * speeds for a in range(axes)], dim=1)  # [L, head_dim/2]
+    angles = torch.cat([angles, angles], dim=1)
+    return torch.stack([angles.cos(), angles.sin()])
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x [..., head_dim] turned: x cos + rotate_half(x) sin (cos, sin broadcast to x)."""
+    first, second = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-second, first), dim=-1) * sin
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over the second axis of [N, L, D]; with `rope` tables,
+    queries and keys are turned by their positions (RoPE), so a head sees offsets."""
+
+    def __init__(self, d_model: int, n_heads: int, *, causal: bool, dropout: float):
+        super().__init__()
+        self.n_heads, self.causal, self.dropout = n_heads, causal, dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor, rope: torch.Tensor | None = None) -> torch.Tensor:
+        n, length, d = x.shape
+        qkv = self.qkv(x).view(n, length, 3, self.n_heads, d // self.n_heads)
+        if rope is not None:
+            # queries and keys in one go, before they are split: [N, L, 2, H, hd] by [L, 1, 1, hd]
+            cos, sin = rope.to(x.dtype)[:, :, None, None, :]
+            qkv = torch.cat([rotate(qkv[:, :, :2], cos, sin), qkv[:, :, 2:]], dim=2)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(n, length, d))
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model: int, ratio: float, dropout: float):
+        super().__init__()
+        hidden = int(round(d_model * ratio))
+        self.fc = nn.Linear(d_model, hidden)
+        self.proj = nn.Linear(hidden, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm: spatial attention within a latent frame, temporal attention across
+    latent frames at each position (causal: a frame never sees later ones), MLP."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.norm_spatial = nn.LayerNorm(d)
+        self.spatial = Attention(d, cfg.n_heads, causal=False, dropout=cfg.dropout)
+        self.norm_temporal = nn.LayerNorm(d)
+        self.temporal = Attention(d, cfg.n_heads, causal=True, dropout=cfg.dropout)
+        self.norm_mlp = nn.LayerNorm(d)
+        self.mlp = MLP(d, cfg.mlp_ratio, cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, spatial_rope: torch.Tensor | None = None,
+                temporal_rope: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, s, d = x.shape
+        h = x.reshape(b * t, s, d)
+        h = h + self.dropout(self.spatial(self.norm_spatial(h), spatial_rope))
+        h = h.view(b, t, s, d).transpose(1, 2).reshape(b * s, t, d)
+        h = h + self.dropout(self.temporal(self.norm_temporal(h), temporal_rope))
+        h = h.view(b, s, t, d).transpose(1, 2)
+        return h + self.mlp(self.norm_mlp(h))
+
+
+def latent_pooling(latent_frames: int) -> torch.Tensor:
+    """[T, 17*W] weights that average each latent frame's video frames."""
+    windows = latent_frames // 3
+    pool = torch.zeros(latent_frames, windows * FRAMES_PER_WINDOW)
+    for w in range(windows):
+        for j, (start, end) in enumerate(LATENT_FRAME_GROUPS):
+            pool[3 * w + j, w * FRAMES_PER_WINDOW + start: w * FRAMES_PER_WINDOW + end] = 1.0 / (end - start)
+    return pool
+
+
+class MaskedHWM(nn.Module):
+    def __init__(self, cfg: ModelConfig, latent_frames: int):
+        super().__init__()
+        self.cfg = cfg
+        self.latent_frames = latent_frames
+        self.factors = FactorSpec(cfg.factor_groups)
+        d = cfg.d_model
+        # One extra row per factor table: the mask token.
+        self.factor_embeddings = nn.ModuleList(nn.Embedding(size + 1, d) for size in self.factors.sizes)
+        self.rope = cfg.positions == "rope"
+        if self.rope:
+            # Positions turn queries and keys in attention instead (rotary): a head can
+            # attend to "the token one to the left", which learned embeddings learn slowly.
+            rows, cols = torch.meshgrid(torch.arange(TOKENS_SIDE), torch.arange(TOKENS_SIDE), indexing="ij")
+            head_dim = d // cfg.n_heads
+            self.register_buffer("spatial_rope", rotary_tables(torch.stack([rows, cols], -1).view(-1, 2),
+                                                               head_dim), persistent=False)
+            self.register_buffer("temporal_rope", rotary_tables(torch.arange(latent_frames)[:, None], head_dim),
+                                 persistent=False)
+        else:
+            self.spatial_position = nn.Parameter(torch.zeros(SPATIAL_POSITIONS, d))
+            self.temporal_position = nn.Parameter(torch.zeros(latent_frames, d))
+        # Only built when used: DDP refuses parameters that never get a gradient.
+        self.state_embedding = (nn.Sequential(nn.Linear(STATE_DIM, d), nn.GELU(), nn.Linear(d, d))
+                                if cfg.condition_on_states else None)
+        self.register_buffer("state_pooling", latent_pooling(latent_frames), persistent=False)
+        # Layers from shared_from on all run the block at index shared_from.
+        unique = min(cfg.n_layers, cfg.shared_from + 1)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(unique))
+        self.layer_blocks = [min(i, cfg.shared_from) for i in range(cfg.n_layers)]
+        self.norm_out = nn.LayerNorm(d)
+        self.heads = nn.ModuleList(nn.Linear(d, size) for size in self.factors.sizes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=LINEAR_INIT_STD)
+                nn.init.zeros_(module.bias)
+        # Residual projections shrink with depth so the residual stream keeps its scale (GPT-2).
+        for block in self.blocks:
+            for proj in (block.spatial.proj, block.temporal.proj, block.mlp.proj):
+                nn.init.normal_(proj.weight, std=LINEAR_INIT_STD / math.sqrt(3 * self.cfg.n_layers))
+        # The token embedding is a sum of F factors: each N(0, (init_std/√F)²) keeps the sum at init_std².
+        factor_std = self.cfg.init_std / math.sqrt(self.factors.num_factors)
+        for table in self.factor_embeddings:
+            nn.init.normal_(table.weight, std=factor_std)
+        if not self.rope:
+            nn.init.normal_(self.spatial_position, std=self.cfg.init_std)
+            nn.init.normal_(self.temporal_position, std=self.cfg.init_std)
+        # Logit scale init_std at any width, so the first loss is the random-guess loss ln(64000).
+        for head in self.heads:
+            nn.init.normal_(head.weight, std=self.cfg.init_std / math.sqrt(self.cfg.d_model))
+
+    def embed_tokens(self, factor_ids: torch.Tensor) -> torch.Tensor:
+        """[..., F] factor ids (mask id where masked) -> [..., D], the sum over factors."""
+        return sum(table(factor_ids[..., f]) for f, table in enumerate(self.factor_embeddings))
+
+    def forward(self, factor_ids: torch.Tensor, states: torch.Tensor, target_frames: int) -> list[torch.Tensor]:
+        """factor_ids [B, T, S, F] (mask id where masked); states [B, 17*W, 25]
+        normalised. Returns per factor logits [B, target_frames * S, size] for every
+        position of the last `target_frames` latent frames. T may be shorter than the
+        model's latent frames: the first T of them (temporal attention is causal, so
+        frame k's output depends on frames 0..k alone)."""
+        b, t, s, _ = factor_ids.shape
+        x = self.embed_tokens(factor_ids)
+        rope: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
+        if self.rope:
+            rope = (self.spatial_rope, self.temporal_rope[:, :t])
+        else:
+            x = x + self.spatial_position[None, None] + self.temporal_position[None, :t, None]
+        if self.state_embedding is not None:
+            per_frame = self.state_embedding(states)                       # [B, 17W, D]
+            pooling = self.state_pooling[:t].to(per_frame.dtype)
+            x = x + torch.einsum("tf,bfd->btd", pooling, per_frame)[:, :, None, :]
+        for block_index in self.layer_blocks:
+            x = self.blocks[block_index](x, *rope)
+        # Every target position, masked or not: a fixed shape (the heads are small, a
+        # few 40-way projections); masked_token_loss counts only the masked ones.
+        hidden = self.norm_out(x[:, t - target_frames:].reshape(b, target_frames * s, -1))
+        return [head(hidden) for head in self.heads]
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def token_cross_entropy(logits: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ_factors cross-entropy of every token (the joint CE under the factorised pmf),
+    and whether every factor's argmax is right. logits per factor [B, N, size],
+    targets [B, N, F] -> ([B, N] float32, [B, N] bool)."""
+    token_loss = torch.zeros(targets.shape[:2], device=targets.device, dtype=torch.float32)
+    correct = torch.ones(targets.shape[:2], device=targets.device, dtype=torch.bool)
+    for f, factor_logits in enumerate(logits):
+        factor_logits = factor_logits.float()
+        ce = F.cross_entropy(factor_logits.flatten(0, 1), targets[..., f].flatten(), reduction="none")
+        token_loss = token_loss + ce.view(targets.shape[:2])
+        correct &= factor_logits.argmax(dim=-1) == targets[..., f]
+    return token_loss, correct
+
+
+def masked_token_loss(logits: list[torch.Tensor], targets: torch.Tensor,
+                      mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample mean over its masked tokens of Σ_factors cross-entropy.
+
+    Averaging per sample (not per micro-batch) makes the loss of a step the same
+    however its samples are split into micro-batches or ranks. mask [B, N] bool:
+    which target tokens were masked (the others are not scored).
+    Returns (per-sample loss [B], per-token all-factors-correct [B, N]).
+    """
+    token_loss, correct = token_cross_entropy(logits, targets)
+    weight = mask.to(token_loss.dtype)
+    return (token_loss * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1), correct
+
+
+def forward_loss(model: nn.Module, factor_ids: torch.Tensor, states: torch.Tensor, targets: torch.Tensor,
+                 target_mask: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
+    """One micro-batch's per-sample losses, the forward under autocast: the function a
+    training step calls for each micro-batch, and what `train.compile` compiles."""
+    with autocast(device, precision):
+        logits = model(factor_ids, states, targets.shape[1] // factor_ids.shape[2])
+    per_sample, _ = masked_token_loss(logits, targets, target_mask)
+    return per_sample

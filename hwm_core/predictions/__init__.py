@@ -1,0 +1,1 @@
+"""Predictions of a trained model: inference, teacher-forced and MaskGIT, evaluation, samples."""

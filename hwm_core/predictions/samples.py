@@ -1,0 +1,136 @@
+"""What the model predicts for a few fixed val samples, kept as files and drawn as
+false-colour images.
+
+At each evaluation the trainer predicts its first `eval.sample_count` val samples
+(the same ones every time, in the order validation takes them): each target frame
+teacher-forced (argmax) and generated with MaskGIT. The codes go to
+`samples/step_XXXXXXXX.safetensors` in the run folder (integers only, no pickle),
+which the samples view, `hwm-tui samples --png` and `watch` read. Colours come
+from the FSQ digits: digits 0, 1 and 2 (8 levels each) are red, green and blue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..fsq import codes_to_digits
+from ..runs.folder import RunFolder
+
+SAMPLES_DIR = "samples"
+KEEP_SAMPLE_FILES = 5
+SIDE = 32  # tokens a side of a latent frame
+
+
+@dataclass
+class SampleRecord:
+    """Codes [n, frames, 32, 32] (int32) of n val samples at one step."""
+
+    step: int
+    indices: list[int]      # which val samples (positions in the split's valid samples)
+    context: np.ndarray     # [n, Tc, 32, 32] true context frames
+    truth: np.ndarray       # [n, Tf, 32, 32] true target frames
+    argmax: np.ndarray      # [n, Tf, 32, 32] teacher-forced argmax
+    maskgit: np.ndarray     # [n, Tf, 32, 32] MaskGIT generation
+    maskgit_steps: int = 0
+    temperature: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return int(self.truth.shape[0])
+
+    @property
+    def target_frames(self) -> int:
+        return int(self.truth.shape[1])
+
+
+@dataclass
+class Panel:
+    label: str
+    rgb: np.ndarray  # [32, 32, 3] uint8
+
+
+def false_colour(codes: np.ndarray) -> np.ndarray:
+    """[..., 32, 32] codes -> [..., 32, 32, 3] uint8: FSQ digits 0, 1, 2 as red, green, blue."""
+    digits = codes_to_digits(codes)[..., :3]
+    return np.round(digits * (255 / 7)).astype(np.uint8)
+
+
+def error_map(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Right tokens dark grey; wrong ones red, brighter the more FSQ digits are wrong."""
+    wrong = (codes_to_digits(predicted) != codes_to_digits(truth)).sum(-1)          # 0..6 digits off
+    out = np.full((*wrong.shape, 3), 40, dtype=np.uint8)
+    bad = wrong > 0
+    out[bad] = 0
+    out[..., 0][bad] = (110 + 145 * wrong[bad] / 6).astype(np.uint8)
+    return out
+
+
+def panels(record: SampleRecord, i: int) -> list[Panel]:
+    """Sample i: its context frames, then per target frame the truth, the argmax, the
+    MaskGIT sample and where the argmax is wrong."""
+    out = [Panel(f"context {c + 1}", false_colour(record.context[i, c])) for c in range(record.context.shape[1])]
+    for j in range(record.target_frames):
+        tag = f" {j + 1}" if record.target_frames > 1 else ""
+        out += [Panel(f"truth{tag}", false_colour(record.truth[i, j])),
+                Panel(f"argmax{tag}", false_colour(record.argmax[i, j])),
+                Panel(f"MaskGIT{tag}", false_colour(record.maskgit[i, j])),
+                Panel(f"errors{tag}", error_map(record.argmax[i, j], record.truth[i, j]))]
+    return out
+
+
+def accuracy(record: SampleRecord, i: int) -> tuple[float, float]:
+    """Token accuracy of sample i's argmax and MaskGIT predictions."""
+    return (float((record.argmax[i] == record.truth[i]).mean()), float((record.maskgit[i] == record.truth[i]).mean()))
+
+
+# ------------------------------------------------------------------------- files
+
+def samples_dir(folder: RunFolder) -> Path:
+    return folder.path / SAMPLES_DIR
+
+
+def save_samples(folder: RunFolder, record: SampleRecord, keep: int = KEEP_SAMPLE_FILES) -> Path:
+    """Written whole under a temporary name, then renamed; the oldest beyond `keep` go."""
+    from safetensors.numpy import save_file
+
+    directory = samples_dir(folder)
+    directory.mkdir(exist_ok=True)
+    path = directory / f"step_{record.step:08d}.safetensors"
+    tmp = directory / f".{path.name}.{os.getpid()}.tmp"
+    tensors = {name: np.ascontiguousarray(getattr(record, name), dtype=np.int32)
+               for name in ("context", "truth", "argmax", "maskgit")}
+    meta = {"step": record.step, "indices": record.indices, "maskgit_steps": record.maskgit_steps,
+            "temperature": record.temperature}
+    try:
+        save_file(tensors, str(tmp), metadata={"hwm": json.dumps(meta)})
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for old in sorted(directory.glob("step_*.safetensors"))[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_samples(path: Path) -> SampleRecord:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as fh:
+        meta = json.loads(fh.metadata()["hwm"])
+        arrays = {name: fh.get_tensor(name) for name in ("context", "truth", "argmax", "maskgit")}
+    return SampleRecord(step=int(meta["step"]), indices=list(meta["indices"]),
+                        maskgit_steps=int(meta.get("maskgit_steps", 0)),
+                        temperature=float(meta.get("temperature", 0.0)), **arrays)
+
+
+def latest_samples(folder: RunFolder) -> Path | None:
+    try:
+        found = sorted(samples_dir(folder).glob("step_*.safetensors"))
+    except OSError:
+        return None
+    return found[-1] if found else None

@@ -1,0 +1,1 @@
+"""Runs on disk: the folder, its record and lock, checkpoints, commands, history."""

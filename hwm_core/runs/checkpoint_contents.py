@@ -1,0 +1,102 @@
+"""A training session's state as a checkpoint's tensors and JSON header, and back.
+
+checkpoint.py knows the file (atomic, checksummed safetensors); this module knows
+what goes in it: model and optimizer tensors, RNG states, the data position, and
+the model's shape, which a resume or an evaluation must match.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint
+from ..config.schema import Config
+from ..errors import CheckpointError
+
+if TYPE_CHECKING:
+    from ..training.session import TrainingSession
+
+# What must match between a checkpoint and the model it is loaded into.
+SHAPE_KEYS = ("d_model", "n_layers", "n_heads", "mlp_ratio", "shared_from", "factor_groups", "positions")
+MODEL_PREFIX = "model."
+
+
+def model_shape(config: Config) -> dict[str, Any]:
+    shape = {k: getattr(config.model, k) for k in SHAPE_KEYS if k != "positions"}
+    if config.model.positions != "learned":  # older checkpoints name no positions: learned ones
+        shape["positions"] = config.model.positions
+    shape["latent_frames"] = config.latent_frames
+    shape["future_latents"] = config.data.future_latents
+    return shape
+
+
+def shape_text(shape: Any) -> str:
+    if not isinstance(shape, dict):
+        return "unknown"
+    return ", ".join(f"{k}={shape[k]}" for k in sorted(shape))
+
+
+def checkpoint_payload(session: "TrainingSession") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Everything a resume needs, split into tensors and JSON."""
+    tensors: dict[str, torch.Tensor] = {f"{MODEL_PREFIX}{k}": v for k, v in session.model.state_dict().items()}
+    opt = session.optimizer.state_dict()
+    for pid, values in opt["state"].items():
+        for key, value in values.items():
+            tensors[f"optim.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    tensors["rng.torch"] = torch.get_rng_state()
+    if session.device.type == "cuda":
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    meta = {
+        "samples_seen": session.state.samples_seen,
+        "consecutive_nonfinite": session.state.consecutive_nonfinite,
+        "model_shape": model_shape(session.config),
+        "config": session.config.to_dict(),
+        "world_size": session.dist.world_size,
+        "global_batch": session.global_batch,
+        "run_id": session.folder.id if session.folder else None,
+        "optimizer": {"param_groups": opt["param_groups"]},
+        "rng": {"python": [py_state[0], list(py_state[1]), py_state[2]],
+                "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]),
+                          float(np_state[4])]},
+    }
+    return tensors, meta
+
+
+def load_model_weights(checkpoint: Checkpoint, model: torch.nn.Module, *, what_to_do: str) -> None:
+    """The model's tensors, strictly: a checkpoint of another shape is one clear line."""
+    state = {k[len(MODEL_PREFIX):]: v for k, v in checkpoint.tensors.items() if k.startswith(MODEL_PREFIX)}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(f"checkpoint {checkpoint.path.name} does not fit this model "
+                              f"({first[1].strip() if len(first) > 1 else first[0]}): {what_to_do}") from None
+
+
+def restore(checkpoint: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            device: torch.device) -> None:
+    """Model, optimizer and every RNG as they were when the checkpoint was written."""
+    tensors, meta = checkpoint.tensors, checkpoint.meta
+    load_model_weights(checkpoint, model, what_to_do="resume with the config it was trained with")
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value.to(device)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    rng = meta["rng"]
+    random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+    np_state = rng["numpy"]
+    np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
+    torch.set_rng_state(tensors["rng.torch"])
+    if device.type == "cuda":
+        cuda_states = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng.cuda."))]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)

@@ -1,0 +1,1 @@
+"""What the engine runs on: devices, processes, memory, files written atomically."""

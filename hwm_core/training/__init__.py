@@ -1,0 +1,1 @@
+"""Training a run: the request, the session, the loop and its parts."""

@@ -1,0 +1,78 @@
+"""`train.batch_size = "auto"`: the largest micro-batch that divides the effective
+batch and fits the GPU, found by trying real forward and backward passes.
+
+The effective batch (samples per optimizer step per process) is kept, so the run
+trains on the same samples with the same loss: only how they are split into
+micro-batches changes. A try that runs out of memory is caught and the memory
+given back; the weights, the optimizer state and every RNG are as they were after
+the search.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..config.schema import AUTO, Config
+from ..errors import ConfigError
+
+HEADROOM = 0.9  # of the memory allowed: the allocator's fragmentation and what the trainer adds later
+
+
+def divisors_descending(n: int) -> list[int]:
+    return [m for m in range(n, 0, -1) if n % m == 0]
+
+
+def choose_micro_batch(effective: int, fits: Callable[[int], bool]) -> int | None:
+    """The largest divisor of `effective` for which `fits` says yes; None if none does."""
+    for m in divisors_descending(effective):
+        if fits(m):
+            return m
+    return None
+
+
+def resolve_auto_batch(config: Config, fits: Callable[[int], bool] | None, *, agree: Callable[[int], int],
+                       notices: list[str], device_name: str) -> None:
+    """Replace batch_size = auto in `config` with the chosen micro-batch and the
+    accumulation that keeps the effective batch. `fits` is None where nothing can be
+    tried (CPU): the preset's own split is kept. `agree` makes every rank take the
+    smallest choice."""
+    t = config.train
+    if t.batch_size != AUTO:
+        return
+    effective = t.effective_batch
+    if fits is None:
+        chosen = effective // t.grad_accum_steps if effective % t.grad_accum_steps == 0 else effective
+        how = f"on {device_name} nothing limits memory as a GPU does: kept"
+    else:
+        found = choose_micro_batch(effective, fits)
+        chosen = agree(found or 0)
+        if chosen < 1:
+            raise ConfigError(f"train.batch_size = auto: not even a micro-batch of 1 fits {device_name}"
+                              f"{f' under --memory-limit {t.memory_limit_gib:g} GiB' if t.memory_limit_gib else ''}"
+                              ": use a smaller model (model.d_model, model.n_layers) or a larger memory limit")
+        how = f"the largest that fits {device_name}:"
+    t.batch_size, t.grad_accum_steps = chosen, effective // chosen
+    notices.append(f"train.batch_size = auto: {how} micro-batch {chosen} x {t.grad_accum_steps} accumulation "
+                   f"= {effective} samples a step per process")
+
+
+def cuda_memory_probe(try_step: Callable[[int], None], device: torch.device, extra_bytes: int,
+                      limit_bytes: int) -> Callable[[int], bool]:
+    """`fits(m)`: run `try_step(m)` (one real forward and backward of m samples) and
+    see whether its peak, plus `extra_bytes` the optimizer state will take, stays
+    under HEADROOM of `limit_bytes`. Out of memory is a no, not an error."""
+    def fits(m: int) -> bool:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        try:
+            try_step(m)
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device)
+        except torch.OutOfMemoryError:
+            return False
+        finally:
+            torch.cuda.empty_cache()
+        return peak + extra_bytes <= HEADROOM * limit_bytes
+    return fits

@@ -1,0 +1,235 @@
+"""Getting a run ready to train: a new run, or a resumed one, on one process or several.
+
+Everything a user can get wrong is checked here, before the run folder is created
+or touched, so a bad preset, a broken split or an unfit checkpoint ends with one
+line and leaves the disk as it was. New and resumed runs are assembled by the
+same `_assemble`; they differ only in where the state statistics and the weights
+come from.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+
+from ..runtime import distributed
+from ..runtime.atomic import write_text_atomic
+from ..data.batches import BatchBuilder
+from ..runs.checkpoint_contents import restore
+from ..config.schema import AUTO, Config
+from ..data import StateStats, WindowDataset
+from ..data.sources import open_splits
+from ..runtime.device import configure_cpu_threads, describe_device, limit_memory, resolve_device, seed_everything
+from ..runtime.distributed import DistInfo
+from ..errors import RunError, UserError
+from .micro_batch import cuda_memory_probe, resolve_auto_batch
+from ..model.masked_hwm import MaskedHWM, forward_loss
+from .optimizer import build_optimizer
+from .request import TrainRequest, request_config
+from .resume import find_resume_point, rewind_folder
+from ..runs.folder import RunFolder, RunLock, create_run_folder, new_meta, resumed_meta
+from ..runs.history import resolve_run
+
+__all__ = ["TrainRequest", "TrainingSession", "TrainingState", "prepare", "prepare_distributed"]
+
+
+@dataclass
+class TrainingState:
+    step: int = 0                  # optimizer steps completed
+    samples_seen: int = 0          # position in the sample stream
+    consecutive_nonfinite: int = 0
+
+
+@dataclass
+class TrainingSession:
+    config: Config
+    device: torch.device
+    dist: DistInfo
+    model: MaskedHWM
+    optimizer: torch.optim.Optimizer
+    builder: BatchBuilder
+    state: TrainingState
+    folder: RunFolder | None
+    lock: RunLock | None
+    meta: dict[str, Any]
+    notices: list[str]
+    resumed_from: int | None = None
+    train_model: torch.nn.Module | None = None  # what forward/backward go through (DDP wrapper)
+
+    def __post_init__(self) -> None:
+        if self.train_model is None:
+            self.train_model = self.model
+
+    @property
+    def global_batch(self) -> int:
+        return global_batch(self.config, self.dist.world_size)
+
+    @property
+    def has_validation(self) -> bool:
+        return self.builder.val_set is not None and self.config.eval.eval_steps > 0
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
+def global_batch(config: Config, world_size: int) -> int:
+    """Samples in one optimizer step, over every process."""
+    return config.train.batch_size * config.train.grad_accum_steps * world_size
+
+
+def prepare(request: TrainRequest, dist: DistInfo | None = None, *, create_run: bool = True) -> TrainingSession:
+    """A session ready to train. `create_run=False` (benchmarks) writes no run folder."""
+    dist = dist or DistInfo()
+    configure_cpu_threads()
+    if request.resume:
+        return _prepare_resume(request, dist)
+    return _prepare_new(request, dist, create_run=create_run)
+
+
+def prepare_distributed(request: TrainRequest, dist: DistInfo) -> TrainingSession:
+    """Under torchrun: every rank prepares the same session, rank 0 alone creates the
+    run folder, and each wraps its model for DDP. If any rank fails (bad data on one
+    node, say), all stop with its message."""
+    # Config errors are the same on every rank (same files, same flags): each says so
+    # and stops, before any rank waits for another.
+    device = resolve_device(request_config(request).train, dist.local_rank)
+    distributed.init_process_group(dist, device)
+    session, error = None, None
+    try:
+        session = prepare(request, dist)
+    except UserError as exc:
+        error = exc
+    if not distributed.all_agree(error is None, dist, device):
+        if session is not None:
+            session.close()
+        if error is not None:
+            raise error
+        raise RunError(f"another rank failed to start (rank {dist.rank} of {dist.world_size} was ready): "
+                       "see that rank's message above")
+    assert session is not None
+    session.train_model = distributed.wrap_ddp(session.model, dist, session.device)
+    if dist.is_main:
+        t = session.config.train
+        session.notices.append(f"{dist.world_size} processes: global batch {session.global_batch} "
+                               f"= {t.batch_size} x {t.grad_accum_steps} x {dist.world_size}")
+    return session
+
+
+@dataclass
+class _Parts:
+    device: torch.device
+    model: MaskedHWM
+    optimizer: torch.optim.Optimizer
+    builder: BatchBuilder
+    stats: StateStats
+    data: dict[str, str | None]  # the split folders, as run.json records them
+
+
+def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateStats | None = None) -> _Parts:
+    """Splits -> datasets -> model and optimizer -> batch builder -> the micro-batch, if
+    auto. Statistics come from the train split unless given (a resume uses the ones it
+    started with)."""
+    device = resolve_device(config.train, dist.local_rank)
+    memory = limit_memory(config.train, device)
+    train_split, val_split = open_splits(config, notices=notices)
+    stats = stats if stats is not None else StateStats.from_split(train_split)
+    train_set = WindowDataset(train_split, config.data.windows, stats, role="train")
+    val_set = WindowDataset(val_split, config.data.windows, stats, role="val") if val_split else None
+    seed_everything(config.train.seed)  # the same initial weights for the same seed
+    model = MaskedHWM(config.model, config.latent_frames).to(device)
+    optimizer = build_optimizer(model, config.train, device)
+    builder = BatchBuilder(config, train_set, val_set)
+    if config.train.batch_size == AUTO:
+        fits = None
+        if memory is not None:
+            adam_moments = 2 * sum(p.numel() * 4 for p in model.parameters())  # two fp32 buffers a parameter
+            fits = cuda_memory_probe(partial(_try_micro_batch, model, builder, config, device), device,
+                                     adam_moments, memory)
+        resolve_auto_batch(config, fits, agree=lambda m: distributed.agree_min(m, dist, device), notices=notices,
+                           device_name=describe_device(device))
+    return _Parts(device, model, optimizer, builder, stats,
+                  {"train": str(train_split.root), "val": str(val_split.root) if val_split else None})
+
+
+def _try_micro_batch(model: MaskedHWM, builder: BatchBuilder, config: Config, device: torch.device, m: int) -> None:
+    """One real forward and backward of m samples, leaving no trace: no gradients,
+    and the RNGs as they were."""
+    cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(device)
+    try:
+        batch = builder.train_batch(1, 0, list(range(m))).to(device)
+        forward_loss(model, *batch.tensors(), device, config.train.precision).sum().backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+        torch.set_rng_state(cpu_rng)
+        torch.cuda.set_rng_state(cuda_rng, device)
+
+
+def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> TrainingSession:
+    config = request_config(request)
+    notices: list[str] = []
+    parts = _assemble(config, dist, notices)
+    folder = lock = None
+    meta: dict[str, Any] = {}
+    if dist.is_main and create_run:
+        folder = create_run_folder(request.runs_path, config.preset, request.run_id)
+        lock = RunLock(folder)
+        lock.acquire()
+        try:
+            # run.json first: a process killed from here on leaves a run that lists.
+            meta = new_meta(folder.id, config.preset, describe_device(parts.device), config.train.max_steps,
+                            dist.world_size)
+            meta["data"] = parts.data
+            if request.sweep is not None:
+                meta["sweep"] = request.sweep
+            folder.write_meta(meta)
+            write_text_atomic(folder.config_toml, config.to_toml())
+            parts.stats.save(folder.state_stats)
+        except OSError as exc:
+            lock.release()
+            shutil.rmtree(folder.path, ignore_errors=True)  # ours, new and empty of any work
+            raise RunError(f"cannot write the run folder {folder.path} ({exc.strerror}): "
+                           "free disk space or pass another --runs-dir") from None
+    return TrainingSession(config=config, device=parts.device, dist=dist, model=parts.model,
+                           optimizer=parts.optimizer, builder=parts.builder, state=TrainingState(),
+                           folder=folder, lock=lock, meta=meta, notices=notices)
+
+
+def _prepare_resume(request: TrainRequest, dist: DistInfo) -> TrainingSession:
+    folder = resolve_run(request.runs_path, request.resume)
+    lock = RunLock(folder) if dist.is_main else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _resume_locked(request, dist, folder, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
+                   lock: RunLock | None) -> TrainingSession:
+    meta = folder.read_meta()
+    point = find_resume_point(request, folder)
+    config = point.config
+    notices: list[str] = []
+    parts = _assemble(config, dist, notices, stats=StateStats.load(folder.state_stats))
+    notices[:0] = point.notices(global_batch(config, dist.world_size))
+    restore(point.checkpoint, parts.model, parts.optimizer, parts.device)
+    header = point.checkpoint.meta
+    state = TrainingState(step=point.step, samples_seen=int(header["samples_seen"]),
+                          consecutive_nonfinite=int(header.get("consecutive_nonfinite", 0)))
+    if dist.is_main:
+        rewind_folder(point)
+        meta = resumed_meta(meta, from_step=point.step, max_steps=config.train.max_steps,
+                            device=describe_device(parts.device), world_size=dist.world_size)
+    return TrainingSession(config=config, device=parts.device, dist=dist, model=parts.model,
+                           optimizer=parts.optimizer, builder=parts.builder, state=state,
+                           folder=folder if dist.is_main else None, lock=lock, meta=meta, notices=notices,
+                           resumed_from=point.step)

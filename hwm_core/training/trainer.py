@@ -1,0 +1,460 @@
+"""The training loop: micro-batches, accumulation, clipping, health, events.
+
+A step is one optimizer step. Commands (pause, checkpoint, stop) are applied
+between steps. The loop publishes every figure as an event and never prints:
+the headless line and the dashboard are both just readers of those events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Iterator
+
+import torch
+
+from ..runs import checkpoint as ckpt
+from ..data.batches import DataCursor, MicroBatch, Prefetcher, micro_batch_samples
+from ..runs.checkpoint_contents import checkpoint_payload
+from .compile import CompiledStep
+from .divergence import Divergence, DivergenceGuard
+from ..runs.inbox import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox, decode_commands, encode_commands
+from ..runtime.device import autocast, describe_device, peak_memory_bytes
+from ..runtime.distributed import all_reduce_sum, barrier
+from ..events.types import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, EvalEvent, EventBus, SamplesEvent,
+                     StartEvent, StateEvent, StepEvent, WarningEvent, read_events)
+from ..fsq import CODEBOOK_SIZE
+from ..runtime.gpu_health import GpuSampler
+from .grad_health import grad_stats, judge
+from ..predictions.inference import TrainedModel
+from ..model.masked_hwm import SPATIAL_POSITIONS, forward_loss, masked_token_loss
+from ..predictions.predict import predict_samples
+from ..runs.folder import RunRecord
+from ..events.run_state import RunState
+from ..predictions.samples import save_samples
+from .schedule import lr_at
+from .session import TrainingSession
+from ..status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
+
+
+@dataclass
+class StepFigures:
+    """What one optimizer step measured, read back from the device at once."""
+
+    loss: float                 # mean over the global batch of the per-sample loss
+    grad_norm_pre_clip: float
+    grad_norm_post_clip: float
+    grad_max_abs: float
+    grad_min_abs: float
+    commands: list[str]         # rank 0's commands, for every rank's next boundary
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.grad_norm_pre_clip) and math.isfinite(self.loss)
+
+
+class Trainer:
+    def __init__(self, session: TrainingSession, bus: EventBus, inbox: CommandInbox):
+        self.session = session
+        self.config = session.config
+        self.bus = bus
+        self.inbox = inbox
+        self.model = session.model
+        self.train_model: torch.nn.Module = session.train_model  # the DDP wrapper when distributed
+        self.parameters = [p for p in session.model.parameters() if p.requires_grad]
+        self.paused = False
+        self.stop_requested = False
+        self.agreed_commands: list[str] = []  # from rank 0, for every rank's next boundary
+        self.last_checkpoint_step: int | None = session.resumed_from
+        self.status = INTERRUPTED
+        self.error: str | None = None
+        self.summary = RunState(curves=False)  # what run.json caches, as written to metrics.jsonl
+        self.record: RunRecord | None = None
+        self.tokens_per_sample = session.config.latent_frames * SPATIAL_POSITIONS
+        self.cursor = DataCursor(session.state.step, session.state.samples_seen, session.global_batch)
+        self.step_fn = CompiledStep(forward_loss, session.config.train.compile)
+        self.guard = DivergenceGuard(session.config.health, session.config.train.warmup_steps)
+        self.divergence: Divergence | None = None  # the guard's verdict, acted on at the step's end
+
+    # ------------------------------------------------------------------ public
+
+    def run(self) -> str:
+        """Train to max_steps, a stop command or a failure; returns the final status."""
+        s = self.session
+        prefetcher: Prefetcher | None = None
+        gpus: GpuSampler | None = None
+        try:
+            self._open_record()
+            prefetcher = self._start_prefetch()
+            if s.dist.is_main:
+                gpus = GpuSampler.start_for(s.device, self._publish, lambda: s.state.step)
+            self._publish(StartEvent(
+                run_id=s.folder.id if s.folder else "", run_dir=str(s.folder.path) if s.folder else "",
+                preset=self.config.preset, device=describe_device(s.device), start_step=s.state.step,
+                max_steps=self.config.train.max_steps, peak_lr=self.config.train.lr,
+                warmup_steps=self.config.train.warmup_steps, schedule=self.config.train.schedule,
+                max_grad_norm=self.config.train.max_grad_norm, global_batch=s.global_batch,
+                world_size=s.dist.world_size, num_parameters=self.model.num_parameters(),
+                tokens_per_sample=self.tokens_per_sample, codebook_size=CODEBOOK_SIZE,
+                resumed=s.resumed_from is not None, micro_batch=self.config.train.batch_size,
+                grad_accum_steps=self.config.train.grad_accum_steps, compile=self.config.train.compile))
+            self._publish(StateEvent("running", s.state.step))
+            self.status = self._loop(prefetcher)
+            # No rank leaves before rank 0 has written its last checkpoint: torchrun
+            # tears down every rank once one of them exits.
+            barrier(s.dist)
+        except KeyboardInterrupt:
+            # A second Ctrl-C: leave now, the last checkpoint stays the resume point.
+            self.status = INTERRUPTED
+        except torch.OutOfMemoryError:
+            self.status = FAILED
+            self.error = (f"out of GPU memory at step {self.session.state.step + 1}: lower train.batch_size and "
+                          "raise train.grad_accum_steps to keep the effective batch (or set train.batch_size = "
+                          "auto), or use a smaller model")
+        except Exception as exc:
+            self.status = FAILED
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if gpus is not None:
+                gpus.stop()
+            if prefetcher is not None:
+                prefetcher.close()
+            self._finish()
+        return self.status
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self, prefetcher: Prefetcher) -> str:
+        s, t = self.session, self.config.train
+        while s.state.step < t.max_steps:
+            self._apply_commands()
+            if self.stop_requested:
+                self._checkpoint_if_new()
+                return INTERRUPTED
+            finite = self._train_step(prefetcher)
+            step = s.state.step
+            if not finite and s.state.consecutive_nonfinite >= t.max_nonfinite_steps:
+                if self.config.health.divergence_guard:
+                    return self._diverged(self.guard.nonfinite(step, s.state.consecutive_nonfinite))
+                self.error = (f"{s.state.consecutive_nonfinite} non-finite steps in a row: lower "
+                              f"train.lr or check the data; the last good checkpoint is kept")
+                return FAILED
+            if self.divergence is not None:
+                return self._diverged(self.divergence)
+            if s.has_validation and step % self.config.eval.eval_steps == 0:
+                self._evaluate()
+                if self.divergence is not None:
+                    return self._diverged(self.divergence)
+            if step == t.max_steps:
+                return self._final_checkpoint()
+            if step % self.config.checkpoint.save_steps == 0:
+                self._checkpoint()
+        return COMPLETED
+
+    def _diverged(self, divergence: Divergence) -> str:
+        """Stopped by the guard. Its weights are not checkpointed: they have gone wrong,
+        and a resume goes on from the last checkpoint before."""
+        s = self.session
+        resume = (f"; `hwm-tui train --resume {s.folder.id} --set train.lr=...` goes on from step "
+                  f"{self.last_checkpoint_step}" if s.folder is not None and self.last_checkpoint_step else
+                  "; no checkpoint was written before: start a new run with a lower train.lr")
+        self.error = divergence.message + resume
+        self._publish(WarningEvent(step=divergence.step, kind="divergence", value=float(divergence.step),
+                                   message=f"[{divergence.rule}] {self.error}"))
+        return DIVERGED
+
+    def _final_checkpoint(self) -> str:
+        """A run is only completed once its final weights are on disk."""
+        if self._checkpoint():
+            return COMPLETED
+        s = self.session
+        resume_step = self.last_checkpoint_step or 0
+        run = s.folder.id if s.folder else ""
+        self.error = (f"the final checkpoint (step {s.state.step}) could not be written: free disk space, "
+                      f"then `hwm-tui train --resume {run}` continues from step {resume_step}")
+        return FAILED
+
+    def _micro_batch_jobs(self) -> Iterator[Callable[[], MicroBatch]]:
+        s, t = self.session, self.config.train
+        for step in range(s.state.step + 1, t.max_steps + 1):
+            position = self.cursor.first_position(step)
+            for micro in range(t.grad_accum_steps):
+                samples = micro_batch_samples(micro, s.dist.rank, s.dist.world_size, t.batch_size)
+                yield partial(s.builder.train_batch, step, position, samples)
+
+    def _start_prefetch(self) -> Prefetcher:
+        return Prefetcher(self._micro_batch_jobs(), depth=2 * self.config.train.grad_accum_steps,
+                          pin=self.session.device.type == "cuda")
+
+    def _train_step(self, prefetcher: Prefetcher) -> bool:
+        """One optimizer step; returns whether its loss and gradients were finite."""
+        started = time.perf_counter()
+        step = self.session.state.step + 1
+        lr = self._set_learning_rate(step)
+        batches = self._next_batches(prefetcher)
+        data_wait = time.perf_counter() - started
+        loss_sum = self._accumulate_gradients(batches, step)
+        figures = self._measure(loss_sum)
+        self.agreed_commands.extend(figures.commands)
+        self._update_weights(figures.finite)
+        self._advance_to(step)
+        self._report(step, lr, figures, time.perf_counter() - started, data_wait)
+        return figures.finite
+
+    def _set_learning_rate(self, step: int) -> float:
+        t = self.config.train
+        lr = lr_at(step, peak_lr=t.lr, warmup_steps=t.warmup_steps, max_steps=t.max_steps, schedule=t.schedule)
+        for group in self.session.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _next_batches(self, prefetcher: Prefetcher) -> list[MicroBatch]:
+        """The step's micro-batches, on the device (copies from pinned memory overlap)."""
+        device = self.session.device
+        return [prefetcher.next().to(device) for _ in range(self.config.train.grad_accum_steps)]
+
+    def _accumulate_gradients(self, batches: list[MicroBatch], step: int) -> torch.Tensor:
+        """Forward and backward over the step's micro-batches; returns the sum of their
+        per-sample losses, on the device. The first step of a compiled run compiles;
+        if that fails, the run says so once and goes on eager, from the same batches."""
+        step_fn = self.step_fn
+        if not step_fn.pending:
+            return self._forward_backward(batches)
+        self._publish(StateEvent("compiling", step - 1))
+        step_fn.first_call()
+        try:
+            loss_sum = self._forward_backward(batches)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any compiler error: eager still trains
+            step_fn.failed(exc)
+            self.session.optimizer.zero_grad(set_to_none=True)
+            self._publish(CompileEvent(step=step, mode=step_fn.setting, seconds=0.0, ok=False,
+                                       message=step_fn.error or ""))
+            self._publish(WarningEvent(step=step, kind="compile", value=0.0,
+                                       message=f"train.compile = {step_fn.setting} failed ({step_fn.error}); "
+                                               "training goes on eager: set train.compile = off to skip it"))
+            loss_sum = self._forward_backward(batches)
+        else:
+            step_fn.compiled()
+            self._publish(CompileEvent(step=step, mode=step_fn.setting, seconds=step_fn.seconds or 0.0, ok=True))
+        self._publish(StateEvent("running", step - 1))
+        return loss_sum
+
+    def _forward_backward(self, batches: list[MicroBatch]) -> torch.Tensor:
+        s, t = self.session, self.config.train
+        self.train_model.train()
+        loss_sum = torch.zeros((), device=s.device)
+        # Scale so that after DDP averages over ranks the gradient is the mean over the global batch.
+        scale = s.dist.world_size / s.global_batch
+        for micro, batch in enumerate(batches):
+            last = micro == len(batches) - 1
+            sync = contextlib.nullcontext() if last or not s.dist.enabled else self.train_model.no_sync()
+            with sync:
+                per_sample = self.step_fn(self.train_model, batch.factor_ids, batch.states, batch.targets,
+                                          batch.target_mask, s.device, t.precision)
+                (per_sample.sum() * scale).backward()
+            loss_sum += per_sample.detach().sum()
+        return loss_sum
+
+    def _measure(self, loss_sum: torch.Tensor) -> "StepFigures":
+        """Clip, and read the step's figures back in the one host sync of the step: the
+        global loss, rank 0's commands (riding along with the loss, so every rank learns
+        them here) and every gradient figure together."""
+        s = self.session
+        command_code = float(encode_commands(self.inbox.poll())) if s.dist.enabled and s.dist.is_main else 0.0
+        # new_full fills on the device; torch.tensor(..., device=cuda) would copy from the host and sync.
+        shared = all_reduce_sum(torch.stack([loss_sum, loss_sum.new_full((), command_code)]), s.dist)
+        health = grad_stats(self.parameters, self.config.train.max_grad_norm)
+        loss_sum_all, code, pre, post, max_abs, min_abs = torch.cat([shared.float(), health]).tolist()
+        return StepFigures(loss=loss_sum_all / s.global_batch, grad_norm_pre_clip=pre, grad_norm_post_clip=post,
+                           grad_max_abs=max_abs, grad_min_abs=min_abs, commands=decode_commands(int(code)))
+
+    def _update_weights(self, finite: bool) -> None:
+        """A finite step updates the weights; a non-finite one leaves weights and optimizer
+        state as they were, and counts towards the run's limit."""
+        s = self.session
+        if finite:
+            s.optimizer.step()
+            s.state.consecutive_nonfinite = 0
+        else:
+            s.state.consecutive_nonfinite += 1
+        s.optimizer.zero_grad(set_to_none=True)
+
+    def _advance_to(self, step: int) -> None:
+        """The one place the step and the position in the sample stream move."""
+        self.session.state.step = step
+        self.session.state.samples_seen = self.cursor.first_position(step + 1)
+
+    def _report(self, step: int, lr: float, figures: "StepFigures", elapsed: float, data_wait: float) -> None:
+        s, t = self.session, self.config.train
+        self._publish(StepEvent(
+            step=step, loss=figures.loss, lr=lr, grad_norm_pre_clip=figures.grad_norm_pre_clip,
+            grad_norm_post_clip=figures.grad_norm_post_clip, grad_max_abs=figures.grad_max_abs,
+            grad_min_abs=figures.grad_min_abs,
+            clipped=figures.finite and figures.grad_norm_pre_clip > t.max_grad_norm,
+            samples_per_s=s.global_batch / elapsed, tokens_per_s=s.global_batch * self.tokens_per_sample / elapsed,
+            step_time_s=elapsed, memory_bytes=peak_memory_bytes(s.device), skipped=not figures.finite,
+            data_wait_s=data_wait))
+        if figures.finite and self.divergence is None:
+            self.divergence = self.guard.step(step, figures.loss)
+        verdict = judge(figures.grad_norm_pre_clip, figures.loss, self.config.health)
+        if verdict is not None:
+            message = verdict.message
+            if not figures.finite:
+                message += f" ({s.state.consecutive_nonfinite}/{t.max_nonfinite_steps} in a row)"
+            self._publish(WarningEvent(step=step, kind=verdict.kind, value=verdict.value, message=message))
+
+    # ------------------------------------------------------------------ validation
+
+    @torch.no_grad()
+    def _evaluate(self) -> None:
+        s = self.session
+        b = self.config.train.batch_size
+        # A fixed set of eval_samples val samples striped over the ranks: the same set
+        # however many processes train and however the batch is split.
+        mine = list(range(s.dist.rank, self.config.eval.eval_samples, s.dist.world_size))
+        totals = torch.zeros(4, device=s.device)  # loss sum, samples, correct tokens, tokens
+        self.model.eval()
+        for first in range(0, len(mine), b):
+            batch = s.builder.val_batch(mine[first: first + b]).to(s.device)
+            with autocast(s.device, self.config.train.precision):
+                logits = self.model(batch.factor_ids, batch.states, batch.target_frames)
+            per_sample, correct = masked_token_loss(logits, batch.targets, batch.target_mask)
+            # all on the device: read back once, after the loop
+            totals += torch.stack([per_sample.sum(), totals.new_full((), float(batch.num_samples)),
+                                   (correct & batch.target_mask).sum().float(), batch.target_mask.sum().float()])
+        self.model.train()
+        loss_sum, samples, correct, tokens = all_reduce_sum(totals, s.dist).tolist()
+        val_loss = loss_sum / max(samples, 1)
+        self._publish(EvalEvent(step=s.state.step, val_loss=val_loss, val_token_acc=correct / max(tokens, 1)))
+        if self.divergence is None:
+            self.divergence = self.guard.evaluation(s.state.step, val_loss)
+        if s.folder is not None and self.config.eval.sample_count:
+            self._predict_samples()
+
+    def _predict_samples(self) -> None:
+        """The samples view's predictions, for the first val samples validation takes."""
+        s = self.session
+        trained = TrainedModel(model=self.model, config=self.config, stats=s.builder.val_set.stats,
+                               step=s.state.step, checkpoint=None, folder=s.folder, device=s.device)
+        count = min(self.config.eval.sample_count, len(s.builder.val_set))
+        indices = [int(i) for i in s.builder.val_order[:count]]
+        record = predict_samples(trained, s.builder.val_set, indices, step=s.state.step,
+                                 maskgit_steps=self.config.eval.maskgit_steps, temperature=0.0)
+        try:
+            path = save_samples(s.folder, record)
+        except OSError as exc:  # the samples view misses one refresh; training goes on
+            self._publish(WarningEvent(step=s.state.step, kind="disk", value=0.0,
+                                       message=f"cannot write the samples view's predictions ({exc.strerror})"))
+            return
+        self._publish(SamplesEvent(step=s.state.step, path=str(path), count=count))
+
+    # ------------------------------------------------------------------ commands
+
+    def _apply_commands(self) -> None:
+        s = self.session
+        if not s.dist.enabled:
+            for command in self.inbox.poll():
+                self._apply(command)
+            while self.paused and not self.stop_requested:
+                for command in self.inbox.wait(0.5):
+                    self._apply(command)
+            return
+        commands, self.agreed_commands = self.agreed_commands, []
+        for command in commands:
+            self._apply(command)
+        while self.paused and not self.stop_requested:
+            # Every rank waits here together; rank 0 hands out what arrives.
+            local = self.inbox.wait(0.5) if s.dist.is_main else []
+            code = torch.full((), float(encode_commands(local)), device=s.device)
+            for command in decode_commands(int(all_reduce_sum(code, s.dist).item())):
+                self._apply(command)
+
+    def _apply(self, command: str) -> None:
+        step = self.session.state.step
+        if command in (PAUSE, RESUME):
+            # Answered even when nothing changes (p pressed twice quickly), so a viewer
+            # showing "pausing…" or "resuming…" always learns where the trainer stands.
+            self.paused = command == PAUSE
+            self._publish(StateEvent("paused" if self.paused else "running", step))
+        elif command == CHECKPOINT:
+            self._checkpoint()
+        elif command == STOP:
+            self.stop_requested = True
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint_if_new(self) -> None:
+        if self.session.state.step != self.last_checkpoint_step and self.session.state.step > 0:
+            self._checkpoint()
+
+    def _checkpoint(self) -> bool:
+        s = self.session
+        if s.folder is None:  # not rank 0
+            return True
+        step = s.state.step
+        self._publish(StateEvent("checkpointing", step))
+        started = time.perf_counter()
+        tensors, meta = checkpoint_payload(s)
+        try:
+            self.bus.sync()  # a checkpoint never stands on disk ahead of the metrics it follows
+            path, size = ckpt.save_checkpoint(s.folder.checkpoints, step, tensors, meta)
+            ckpt.prune_checkpoints(s.folder.checkpoints, self.config.checkpoint.keep_checkpoints,
+                                   just_written=path)
+        except OSError as exc:
+            # Disk full or similar: the older checkpoints are intact; say so and train on.
+            reason = exc.strerror or str(exc)
+            self._publish(CheckpointFailedEvent(step=step, error=reason))
+            self._publish(WarningEvent(step=step, kind="checkpoint", value=float(step),
+                                       message=f"checkpoint at step {step} failed ({reason}): "
+                                               "free disk space; older checkpoints are intact"))
+            ok = False
+        else:
+            self.last_checkpoint_step = step
+            self._publish(CheckpointEvent(step=step, path=str(path), seconds=time.perf_counter() - started,
+                                          bytes=size))
+            ok = True
+        self._publish(StateEvent("paused" if self.paused else "running", step))
+        return ok
+
+    # ------------------------------------------------------------------ run record
+
+    def _open_record(self) -> None:
+        s = self.session
+        if s.folder is None:
+            return
+        events, offset = read_events(s.folder.metrics)  # a resumed run's history, rewound to its checkpoint
+        self.summary.add_all(events)
+        self.summary.totals.metrics_offset = offset
+        self.guard.replay(events)
+        self.bus.on_written = self._on_written
+        self.record = RunRecord(s.folder, s.meta, live_fields=self._live_fields)
+        self.record.save()
+        self.record.start_heartbeat()
+
+    def _on_written(self, event, end_offset: int) -> None:
+        self.summary.add(event)
+        self.summary.totals.metrics_offset = end_offset
+
+    def _live_fields(self) -> dict:
+        summary = self.bus.under_lock(lambda: self.summary.totals.to_json())
+        return {"step": self.session.state.step, "summary": summary}
+
+    def _publish(self, event) -> None:
+        self.bus.publish(event)
+
+    def _finish(self) -> None:
+        s = self.session
+        final = StateEvent(self.status, s.state.step, message=self.error or "")
+        self._publish(final)
+        if self.record is not None:
+            self.record.stop_heartbeat()
+            fields = {"status": self.status, "ended": time.time()}
+            if self.error:
+                fields["error"] = self.error
+            self.record.update(**fields)
