@@ -8,7 +8,7 @@ import plotext._figure as plotext_figure
 from rich.console import Console
 from rich.text import Text
 
-from hwm_tui.series import downsample_last, downsample_minmax
+from hwm_tui.widgets.downsample import downsample_last, downsample_minmax
 from hwm_tui.widgets.plot_text import _rows_from_ansi, figure_rows, rows_text
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from hwm_core.events.run_state import RunState
 from hwm_core.events.step_series import Series
 
-from ..series import downsample_last, downsample_minmax
+from .downsample import downsample_last, downsample_minmax
 from .grad_chart import HEALTHY_BAND, _decade_label
 from .run_chart import RunChart, step_ticks
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from hwm_core.events.run_state import RunState
 
-from ..series import downsample_minmax
+from .downsample import downsample_minmax
 from .run_chart import RunChart, in_window, step_axis
 
 HEALTHY_BAND = (0.1, 10.0)

@@ -10,7 +10,7 @@ import numpy as np
 
 from hwm_core.events.run_state import RunState
 
-from ..series import downsample_last, downsample_minmax
+from .downsample import downsample_last, downsample_minmax
 from .run_chart import RunChart, in_window, step_axis, step_ticks
 
 OVERLAY_COLORS = ("magenta", "blue", "yellow", "green", "red", "white", "orange")

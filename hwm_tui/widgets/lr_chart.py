@@ -6,7 +6,7 @@ from __future__ import annotations
 from hwm_core.events.run_state import RunState
 from hwm_core.training.schedule import planned_curve
 
-from ..series import downsample_last
+from .downsample import downsample_last
 from .run_chart import RunChart, in_window, step_ticks
 
 

@@ -100,7 +100,7 @@ def train(
                            runs_dir=str(runs_dir) if runs_dir else None, max_steps=max_steps, resume=resume,
                            run_id=run_id, memory_limit_gib=memory_limit)
     if nproc > 1:
-        from .launch import launch_distributed
+        from ..launch import launch_distributed
         raise typer.Exit(launch_distributed(request, nproc=nproc, headless=headless))
     from hwm_core.runtime import distributed
     from hwm_core.training.session import prepare
@@ -114,9 +114,9 @@ def train(
         err_console.print("interrupted before training started; nothing to resume")
         raise typer.Exit(130) from None
     if headless or not sys.stdout.isatty():
-        from .headless import run_headless
+        from ..headless import run_headless
         raise typer.Exit(run_headless(session, console))
-    from .app import run_dashboard
+    from ..app import run_dashboard
     raise typer.Exit(run_dashboard(session))
 
 
@@ -125,7 +125,7 @@ def _train_distributed(request, dist, headless: bool) -> int:
     from hwm_core.runtime.distributed import shutdown
     from hwm_core.training.session import prepare_distributed
 
-    from .headless import run_headless
+    from ..headless import run_headless
 
     try:
         session = prepare_distributed(request, dist)
@@ -157,7 +157,7 @@ def sweep(
     from hwm_core.runs.folder import default_runs_dir
     from hwm_core.experiments.sweep import load_sweep, new_sweep, plan
 
-    from .sweep_runs import grid_table, run_sweep_headless
+    from ..sweep_runs import grid_table, run_sweep_headless
 
     folder = default_runs_dir(runs_dir)
     if resume is not None:
@@ -176,7 +176,7 @@ def sweep(
                   f"{the_sweep.id})", style="dim")
     if headless or not sys.stdout.isatty():
         raise typer.Exit(run_sweep_headless(the_sweep, console))
-    from .app import run_sweep_dashboard
+    from ..app import run_sweep_dashboard
     raise typer.Exit(run_sweep_dashboard(the_sweep))
 
 
@@ -331,7 +331,7 @@ _BENCH_ROWS = _bench_rows()
 @user_errors
 def bench_ui(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """How long the dashboard's charts take to draw, with 60,000 steps of history."""
-    from .bench.charts import chart_redraw_ms
+    from ..bench.charts import chart_redraw_ms
 
     _print_result(chart_redraw_ms(), as_json, title="chart drawing, 60,000 steps of history")
 
@@ -353,7 +353,7 @@ def bench_dashboard(
 ) -> None:
     """Samples/s headless vs under the dashboard (in tmux), the dashboard's drawing live vs frozen (f)
     in blocks within each run, and key-press-to-screen latency."""
-    from .bench.dashboard import TrainCommand, dashboard_vs_headless, side_by_side as run_side_by_side
+    from ..bench.dashboard import TrainCommand, dashboard_vs_headless, side_by_side as run_side_by_side
 
     train = TrainCommand(preset, steps, _device_overrides(device, set_))
     if side_by_side:
@@ -489,7 +489,7 @@ def samples(
     from hwm_core.predictions.predict import predict_samples
     from hwm_core.runs.folder import default_runs_dir
 
-    from .sample_png import write_png
+    from ..sample_png import write_png
 
     _device_overrides(device, [])
     if png.suffix.lower() != ".png":
@@ -743,7 +743,7 @@ def _loss(value: float | None) -> str:
 @user_errors
 def history(runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP)) -> None:
     """Browse past runs: curves, config; resume or delete."""
-    from .app import run_history_app
+    from ..app import run_history_app
 
     raise typer.Exit(run_history_app(runs_dir))
 
@@ -755,7 +755,7 @@ def watch(
     runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
 ) -> None:
     """Open the dashboard on a run another process is training; p, c, q reach it."""
-    from .app import run_watch
+    from ..app import run_watch
 
     raise typer.Exit(run_watch(run, runs_dir))
 
