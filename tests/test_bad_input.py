@@ -11,12 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwm_core.runs.inbox import CommandInbox
-from hwm_core.events.types import EventBus
-from hwm_core.training.session import TrainRequest, prepare
-from hwm_core.training.trainer import Trainer
 
-from conftest import hwm, set_args, tiny_sets, write_split_by_hand
+from tests.helpers import hwm, make_run, set_args, tiny_sets, write_split_by_hand
 
 
 def tree_digest(*roots: Path) -> str:
@@ -29,16 +25,6 @@ def tree_digest(*roots: Path) -> str:
             h.update(str(path).encode())
             h.update(path.read_bytes())
     return h.hexdigest()
-
-
-def make_run(runs: Path, *extra: str) -> Path:
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(runs), max_steps=2,
-                                   overrides=tiny_sets("eval.eval_steps=0", *extra)))
-    bus = EventBus(session.folder.metrics)
-    Trainer(session, bus, CommandInbox(session.folder.path)).run()
-    bus.close()
-    session.close()
-    return session.folder.path
 
 
 def expect_one_line_error(result, needle: str) -> None:

@@ -17,7 +17,7 @@ from hwm_core.runs.history import list_runs
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
 
-from conftest import tiny_sets
+from tests.helpers import tiny_sets
 
 
 def resumable(**tensors: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:
@@ -226,7 +226,7 @@ def test_a_real_io_error_while_saving_is_survived(tmp_path):
     import sys
 
     from hwm_core.data import synthetic_split
-    from conftest import REPO, read_metrics, set_args
+    from tests.helpers import REPO, read_metrics, set_args
 
     for role in ("train", "val"):  # the data cache is written before the limit applies
         synthetic_split(role, shards=1, frames=1020, seed=0)
@@ -252,7 +252,7 @@ def test_a_real_io_error_while_saving_is_survived(tmp_path):
 
 
 def test_resume_passes_over_a_header_without_samples_seen(tmp_path):
-    from test_bad_input import make_run
+    from tests.helpers import make_run
 
     runs = tmp_path / "runs"
     run = make_run(runs, "checkpoint.save_steps=1")

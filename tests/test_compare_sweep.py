@@ -23,9 +23,8 @@ from hwm_tui.screens.history_screen import HistoryScreen
 from hwm_tui.screens.train_screen import TrainScreen
 from hwm_tui.widgets.loss_chart import LossChart
 
-from conftest import REPO, hwm, set_args, tiny_sets
-from test_trainer import run_steps
-from tui_fakes import T0, FakeLink, fixed_clock, scripted_events, write_fake_run
+from tests.helpers import REPO, hwm, run_steps, set_args, tiny_sets
+from tests.tui_fakes import T0, FakeLink, fixed_clock, scripted_events, write_fake_run
 
 
 def lr_runs(runs: Path) -> list[str]:

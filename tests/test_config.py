@@ -7,7 +7,7 @@ import pytest
 from hwm_core.config.schema import Config, config_from_toml_file, load_config, preset_names
 from hwm_core.errors import ConfigError
 
-from conftest import hwm
+from tests.helpers import hwm
 
 
 def test_all_presets_load_and_validate():

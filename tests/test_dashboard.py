@@ -26,8 +26,8 @@ from hwm_tui.widgets.status_bar import StatusBar
 from hwm_tui.widgets.summary_bar import SummaryBar
 from hwm_tui.widgets.warnings_panel import WarningsPanel
 
-from conftest import tiny_sets
-from tui_fakes import T0, FakeLink, fixed_clock, scripted_events
+from tests.helpers import tiny_sets
+from tests.tui_fakes import T0, FakeLink, fixed_clock, scripted_events
 
 
 def real_app(runs_dir: Path, steps: int = 400, *extra: str) -> tuple[HwmApp, TrainingRunner]:

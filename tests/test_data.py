@@ -14,7 +14,7 @@ from hwm_core.data.split import ANGULAR_VELOCITY_DIM, LINEAR_VELOCITY_DIM
 from hwm_core.data.synth import write_split
 from hwm_core.errors import DataError
 
-from conftest import hwm, write_split_by_hand
+from tests.helpers import hwm, write_split_by_hand
 
 
 @pytest.mark.parametrize("flat", [False, True])

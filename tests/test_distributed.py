@@ -16,7 +16,7 @@ from hwm_tui.screens.confirm_screen import ConfirmScreen
 from hwm_tui.screens.train_screen import TrainScreen
 from hwm_tui.watch_link import open_watch_link
 
-from conftest import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
+from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
 
 STEPS = 20
 SETS = tiny_sets("train.warmup_steps=3", "eval.eval_steps=10", "checkpoint.save_steps=10",

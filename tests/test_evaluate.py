@@ -22,7 +22,7 @@ from hwm_core.predictions.samples import latest_samples, load_samples
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
 
-from conftest import hwm, tiny_sets, write_split_by_hand
+from tests.helpers import hwm, tiny_sets, write_split_by_hand
 
 
 def fresh_model(*sets: str) -> tuple[TrainedModel, object]:
@@ -153,7 +153,7 @@ def test_training_keeps_predictions_and_the_png_has_the_size_of_its_layout(runs_
 def test_the_samples_view_opens_from_the_dashboard_and_pages_through_samples(runs_dir):
     from hwm_tui.app import HwmApp
     from hwm_tui.screens.samples_screen import SamplePanel, SamplesScreen
-    from tui_fakes import FakeLink, scripted_events
+    from tests.tui_fakes import FakeLink, scripted_events
 
     run = trained_run(runs_dir)
     link = FakeLink(scripted_events(10, run_id=run.name), run_dir=run)

@@ -9,7 +9,7 @@ import pytest
 
 from hwm_core.runs.checkpoint import list_checkpoints
 
-from conftest import hwm, only_run, read_metrics, set_args, tiny_sets
+from tests.helpers import hwm, only_run, read_metrics, set_args, tiny_sets
 
 STEP_KEYS = {"type", "step", "loss", "lr", "grad_norm_pre_clip", "grad_norm_post_clip", "grad_max_abs",
              "grad_min_abs", "clipped", "samples_per_s", "tokens_per_s", "step_time_s", "memory_bytes", "time"}

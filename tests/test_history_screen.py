@@ -17,19 +17,8 @@ from hwm_tui.screens.confirm_screen import ConfirmScreen
 from hwm_tui.screens.history_screen import HistoryScreen
 from hwm_tui.screens.train_screen import TrainScreen
 
-from conftest import read_metrics, tiny_sets
-from tui_fakes import T0, write_fake_run
-
-
-def prepared_runs(runs: Path) -> None:
-    write_fake_run(runs, "20261120-090000-cpu", status="completed", started=T0, steps=600, ended=T0 + 240)
-    write_fake_run(runs, "20261121-090000-cpu", status="failed", started=T0 + 86400, steps=210,
-                   ended=T0 + 86400 + 90)
-    write_fake_run(runs, "20261122-090000-cpu", status="interrupted", started=T0 + 2 * 86400, steps=300,
-                   ended=T0 + 2 * 86400 + 120)
-    broken = runs / "20261123-090000-cpu"
-    broken.mkdir()
-    (broken / "run.json").write_text("{torn")
+from tests.helpers import read_metrics, tiny_sets
+from tests.tui_fakes import T0, prepared_runs, write_fake_run
 
 
 def interrupted_real_run(runs: Path) -> str:

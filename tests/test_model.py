@@ -15,7 +15,7 @@ from hwm_core.data.masking import corrupt_sample, sample_rng
 from hwm_core.model.masked_hwm import MaskedHWM, masked_token_loss
 from hwm_core.training.session import TrainRequest, prepare
 
-from conftest import tiny_sets
+from tests.helpers import tiny_sets
 
 GROUPINGS = {1: [[0, 1, 2, 3, 4, 5]], 2: [[0, 1, 2], [3, 4, 5]], 3: [[0, 3], [1, 4], [2, 5]]}
 

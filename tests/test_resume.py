@@ -14,7 +14,7 @@ import pytest
 
 from hwm_core.runs.checkpoint import list_checkpoints
 
-from conftest import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
+from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
 
 STEPS = 12
 SETS = tiny_sets("train.batch_size=2", "train.grad_accum_steps=2", "eval.eval_steps=4",

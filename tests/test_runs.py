@@ -19,8 +19,7 @@ from hwm_core.events.types import EventBus, StepEvent
 from hwm_core.runs.folder import RunFolder, RunLock, create_run_folder, effective_status
 from hwm_core.runs.history import list_runs, summarize
 
-from conftest import hwm
-from test_bad_input import make_run
+from tests.helpers import hwm, make_run
 
 
 def test_runs_list_and_show_give_the_same_facts(tmp_path):
@@ -179,7 +178,7 @@ def test_a_run_json_of_the_wrong_shape_lists_as_broken(tmp_path):
 def test_watch_link_reads_a_long_history_in_parts(tmp_path):
     from hwm_core.events.types import event_to_json
     from hwm_tui.watch_link import READ_AT_MOST_BYTES, WatchLink
-    from tui_fakes import scripted_events
+    from tests.tui_fakes import scripted_events
 
     run = tmp_path / "run"
     run.mkdir()

@@ -12,8 +12,7 @@ import pytest
 
 from hwm_tui.app import HwmApp
 
-from test_history_screen import prepared_runs
-from tui_fakes import FakeLink, fixed_clock, scripted_events
+from tests.tui_fakes import FakeLink, fixed_clock, prepared_runs, scripted_events
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +41,7 @@ def test_dashboard_finished(snap_compare):
     async def finish(pilot):
         await settle(pilot)
         from hwm_core.events.types import StateEvent
-        from tui_fakes import T0
+        from tests.tui_fakes import T0
         pilot.app.link.pending.append(StateEvent("completed", 600, time=T0 + 240))
         await settle(pilot)
 

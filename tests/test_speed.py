@@ -27,7 +27,7 @@ from hwm_core.events.run_state import RunState
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
 
-from conftest import hwm, only_run, read_metrics, set_args, tiny_sets
+from tests.helpers import hwm, only_run, read_metrics, set_args, tiny_sets
 
 
 def train(overrides: list[str], steps: int, runs_dir=None, resume: str | None = None):

@@ -15,7 +15,7 @@ import pytest
 from hwm_core.runs.checkpoint import list_checkpoints
 from hwm_tui.bench.tmux import EXIT_MARK, TmuxSession
 
-from conftest import REPO, only_run, set_args, tiny_sets
+from tests.helpers import REPO, only_run, set_args, tiny_sets
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -111,7 +111,7 @@ def test_bench_step_follower_reads_only_the_new_tail(tmp_path):
     from hwm_core.events.types import event_to_json
     from hwm_tui.bench.dashboard import StepFollower as _StepFollower
 
-    from tui_fakes import scripted_events
+    from tests.tui_fakes import scripted_events
 
     lines = [event_to_json(e) + "\n" for e in scripted_events(30)]
     metrics = tmp_path / "metrics.jsonl"

@@ -17,7 +17,7 @@ from hwm_core.training.schedule import lr_at
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
 
-from conftest import tiny_sets
+from tests.helpers import run_steps, tiny_sets
 
 
 def reference_lr(step: int, peak: float, warmup: int, total: int) -> float:
@@ -71,20 +71,6 @@ def test_health_verdicts():
     assert judge(float("nan"), 5.0, health).kind == "nonfinite"
     assert judge(1.0, float("inf"), health).kind == "nonfinite"
     assert "lower lr or check data" in judge(150.0, 5.0, health).message
-
-
-def run_steps(overrides: list[str], steps: int, **patch) -> tuple[object, list]:
-    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(*overrides, "eval.eval_steps=0",
-                                                                     f"train.max_steps={steps}")),
-                      create_run=False)
-    bus = EventBus(None)
-    events = bus.subscribe()
-    trainer = Trainer(session, bus, CommandInbox())
-    status = trainer.run()
-    out = []
-    while not events.empty():
-        out.append(events.get())
-    return session, status, out
 
 
 def test_accumulation_4x1_equals_one_batch_of_4():

@@ -99,3 +99,15 @@ def write_fake_run(runs: Path, run_id: str, *, status: str, started: float, step
             "host": "elsewhere"}
     (run / "run.json").write_text(__import__("json").dumps(meta))
     return run
+
+
+def prepared_runs(runs: Path) -> None:
+    """Three finished runs and a broken one, for the history screen."""
+    write_fake_run(runs, "20261120-090000-cpu", status="completed", started=T0, steps=600, ended=T0 + 240)
+    write_fake_run(runs, "20261121-090000-cpu", status="failed", started=T0 + 86400, steps=210,
+                   ended=T0 + 86400 + 90)
+    write_fake_run(runs, "20261122-090000-cpu", status="interrupted", started=T0 + 2 * 86400, steps=300,
+                   ended=T0 + 2 * 86400 + 120)
+    broken = runs / "20261123-090000-cpu"
+    broken.mkdir()
+    (broken / "run.json").write_text("{torn")

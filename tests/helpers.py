@@ -1,0 +1,118 @@
+"""What many tests share: the real CLI in a subprocess, tiny configs, hand-written splits, run files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A model small enough that a CPU step takes milliseconds; the shapes still cover
+# every code path (3 factors, state conditioning, spatial + temporal attention).
+TINY = [
+    "model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.shared_from=2",
+    "data.synthetic_shards=1", "data.synthetic_frames=1020",
+    "train.batch_size=2", "train.grad_accum_steps=1", "train.warmup_steps=2",
+    "eval.eval_samples=2",
+]
+
+
+def tiny_sets(*extra: str) -> list[str]:
+    return [*TINY, *extra]
+
+
+def set_args(overrides: list[str]) -> list[str]:
+    out = []
+    for item in overrides:
+        out += ["--set", item]
+    return out
+
+
+def hwm(*args: str, timeout: float = 300, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess, as a user would."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "hwm_tui", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=kwargs.pop("cwd", REPO), **kwargs)
+
+
+def write_split_by_hand(root: Path, shard_frames: list[int], *, flat: bool = False,
+                        segments: list[np.ndarray] | None = None, seed: int = 0) -> Path:
+    """A v2.0 split written with plain numpy, independent of the synthetic generator."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    dirs = {"video": "videos", "states": "robot_states", "segments": "segment_indices", "metadata": "metadata"}
+    for sub in dirs.values():
+        if not flat:
+            (root / sub).mkdir(exist_ok=True)
+
+    def place(kind: str, name: str) -> Path:
+        return root / name if flat else root / dirs[kind] / name
+
+    for s, frames in enumerate(shard_frames):
+        windows = math.ceil(frames / 17)
+        rng.integers(0, 64000, size=(windows, 3, 32, 32), dtype=np.int32).tofile(place("video", f"video_{s}.bin"))
+        rng.standard_normal((frames, 25)).astype(np.float32).tofile(place("states", f"states_{s}.bin"))
+        seg = segments[s] if segments is not None else np.zeros(frames, dtype=np.int32)
+        np.asarray(seg, dtype=np.int32).tofile(place("segments", f"segment_idx_{s}.bin"))
+        place("metadata", f"metadata_{s}.json").write_text(json.dumps({"shard_num_frames": frames}))
+    (root / "metadata.json").write_text(json.dumps({"num_shards": len(shard_frames),
+                                                    "num_images": sum(shard_frames), "hz": 30}))
+    return root
+
+
+def read_metrics(run_path: Path) -> list[dict]:
+    out = []
+    for line in (run_path / "metrics.jsonl").read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def only_run(runs: Path) -> Path:
+    found = [p for p in runs.iterdir() if p.is_dir()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def run_steps(overrides: list[str], steps: int, **patch) -> tuple[object, str, list]:
+    """A tiny run of `steps` steps in this process, no run folder: its session, status and events."""
+    from hwm_core.events.types import EventBus
+    from hwm_core.runs.inbox import CommandInbox
+    from hwm_core.training.session import TrainRequest, prepare
+    from hwm_core.training.trainer import Trainer
+
+    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(*overrides, "eval.eval_steps=0",
+                                                                     f"train.max_steps={steps}")),
+                      create_run=False)
+    bus = EventBus(None)
+    events = bus.subscribe()
+    trainer = Trainer(session, bus, CommandInbox())
+    status = trainer.run()
+    out = []
+    while not events.empty():
+        out.append(events.get())
+    return session, status, out
+
+
+def make_run(runs: Path, *extra: str) -> Path:
+    """A real 2-step run of the tiny model in `runs`, trained in this process."""
+    from hwm_core.events.types import EventBus
+    from hwm_core.runs.inbox import CommandInbox
+    from hwm_core.training.session import TrainRequest, prepare
+    from hwm_core.training.trainer import Trainer
+
+    session = prepare(TrainRequest(preset="cpu", runs_dir=str(runs), max_steps=2,
+                                   overrides=tiny_sets("eval.eval_steps=0", *extra)))
+    bus = EventBus(session.folder.metrics)
+    Trainer(session, bus, CommandInbox(session.folder.path)).run()
+    bus.close()
+    session.close()
+    return session.folder.path
