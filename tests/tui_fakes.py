@@ -86,7 +86,7 @@ def fixed_clock() -> float:
 def write_fake_run(runs: Path, run_id: str, *, status: str, started: float, steps: int, max_steps: int = 600,
                    ended: float | None = None, sets: list[str] | None = None) -> Path:
     """A run folder in the on-disk format, with scripted metrics (no checkpoint)."""
-    from hwm_core.config.schema import load_config
+    from hwm_core.config.loading import load_config
     from hwm_core.events.types import event_to_json
 
     run = runs / run_id

@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.schema import SECTIONS, config_from_toml_file
+from ..config.loading import config_from_toml_file
+from ..config.schema import SECTIONS
 from ..errors import UserError
 from ..runs.folder import RunFolder
 from ..runs.history import RunSummary, safe_summarize

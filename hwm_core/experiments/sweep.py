@@ -20,7 +20,7 @@ from typing import Any
 
 from ..runs import checkpoint as ckpt
 from ..runtime.atomic import write_json_atomic
-from ..config.schema import load_config
+from ..config.loading import load_config
 from ..errors import ConfigError, RunError
 from ..training.request import TrainRequest
 from ..runs.folder import RunFolder, effective_status, new_run_id

@@ -16,7 +16,8 @@ import torch
 
 from ..runs import checkpoint as ckpt
 from ..runs.checkpoint_contents import load_model_weights, model_shape, shape_text
-from ..config.schema import Config, config_from_dict
+from ..config.loading import config_from_dict
+from ..config.schema import Config
 from ..data import SYNTHETIC, Split, StateStats, WindowDataset, synthetic_split
 from ..data.sources import train_dir, val_dir
 from ..runtime.device import resolve_device

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..runs.inbox import CommandInbox
-from ..config.schema import preset_names
+from ..config.presets import preset_names
 from ..runtime.device import GIB, describe_device, effective_precision, peak_memory_bytes
 from ..events.types import CompileEvent, EventBus, StepEvent
 from ..model.flops import train_flops_per_step

@@ -260,7 +260,7 @@ def bench_train(
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s, compile time."""
     from hwm_core.training.bench import bench_presets, run_bench
-    from hwm_core.config.schema import load_config
+    from hwm_core.config.loading import load_config
 
     results = []
     for name in bench_presets(preset):
@@ -565,7 +565,8 @@ def data_inspect(
 @user_errors
 def presets_list() -> None:
     """Every preset with its model size and batch."""
-    from hwm_core.config.schema import load_config, preset_names
+    from hwm_core.config.loading import load_config
+    from hwm_core.config.presets import preset_names
 
     table = Table("preset", "model", "batch x accum", "lr", "data", "description")
     for name in preset_names():
@@ -580,7 +581,7 @@ def presets_list() -> None:
 @user_errors
 def presets_show(name: str = typer.Argument(..., help="Preset name or TOML path.")) -> None:
     """The fully resolved preset, as TOML."""
-    from hwm_core.config.schema import load_config
+    from hwm_core.config.loading import load_config
 
     print(load_config(name).to_toml(), end="")
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import hwm_core.training.trainer as trainer_module
 from hwm_core.runs.checkpoint import load_checkpoint, list_checkpoints
 from hwm_core.runs.inbox import CommandInbox
-from hwm_core.config.schema import load_config
+from hwm_core.config.loading import load_config
 from hwm_core.errors import ConfigError
 from hwm_core.events.types import CompileEvent, EventBus, StateEvent, StepEvent
 from hwm_core.runtime.gpu_health import GpuSampler
