@@ -1,0 +1,126 @@
+"""`hwm-tui evaluate` and `hwm-tui samples`: what a checkpoint predicts, scored or drawn."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .console import console, err_console
+from .options import JSON_HELP, RUNS_DIR_HELP, device_overrides
+from .user_errors import user_errors
+
+
+@user_errors
+def evaluate(
+    run: str = typer.Argument(..., help="Run id, unique prefix or path (its newest good checkpoint), or a "
+                              "checkpoint file."),
+    data: Optional[str] = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
+                                       "run's own val split)."),
+    train_data: Optional[str] = typer.Option(None, "--train-data", help="Train split for the unigram baseline "
+                                             "(default: the run's own)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per forward pass."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N valid samples."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per target frame."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature "
+                                      "(0: each factor's argmax)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Score a checkpoint on a whole split: teacher-forced CE and accuracy per target frame, MaskGIT
+    generation, and the uniform, unigram and copy-last baselines on the same samples."""
+    from rich.progress import Progress
+
+    from hwm_core.data import Split
+    from hwm_core.predictions.evaluate import EvalOptions, evaluate as run_evaluation, factor_unigram
+    from hwm_core.predictions.evaluation_store import save_evaluation
+    from hwm_core.predictions.inference import load_trained, open_samples, split_path
+    from hwm_core.runs.folder import default_runs_dir
+
+    device_overrides(device, [])  # cpu or cuda, or one line
+    trained = load_trained(run, default_runs_dir(runs_dir), device=device)
+    samples = open_samples(trained, split_path(trained, data, "val"))
+    train_split = Split.open(split_path(trained, train_data, "train"), role="train")
+    options = EvalOptions(batch_size=batch_size, limit=limit, maskgit_steps=maskgit_steps, temperature=temperature)
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("unigram of the train split", total=None)
+        unigram = factor_unigram(train_split, trained.factors)
+        bar.update(task, description=f"evaluating step {trained.step}", total=1)
+        result = run_evaluation(trained, samples, unigram, options,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    saved = save_evaluation(trained.folder, result) if trained.folder is not None else None
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    console.print(evaluation_table(result))
+    if saved is not None:
+        console.print(f"saved to {saved}", style="dim")
+
+
+def evaluation_table(result: dict) -> Table:
+    tf, base, gen = result["teacher_forced"], result["baselines"], result["maskgit"]
+    frames = len(tf["ce_nats_per_frame"])
+    table = Table(title=f"step {result['step']} on {result['samples']} samples of {result['split']}")
+    table.add_column("")
+    table.add_column("all target frames", justify="right")
+    if frames > 1:
+        for k in range(frames):
+            table.add_column(f"frame {k + 1}", justify="right")
+
+    def row(label: str, overall: float, per_frame: list[float], fmt: str) -> None:
+        cells = [fmt.format(overall)] + ([fmt.format(v) for v in per_frame] if frames > 1 else [])
+        table.add_row(label, *cells)
+
+    row("teacher-forced CE (nats)", tf["ce_nats"], tf["ce_nats_per_frame"], "{:.3f}")
+    row("unigram CE (nats)", base["unigram_ce_nats"], base["unigram_ce_nats_per_frame"], "{:.3f}")
+    row("uniform CE (nats)", base["uniform_ce_nats"], [base["uniform_ce_nats"]] * frames, "{:.3f}")
+    row("token accuracy, argmax", tf["token_accuracy"], tf["token_accuracy_per_frame"], "{:.1%}")
+    row(f"token accuracy, MaskGIT ({result['maskgit_steps']} steps, T={result['temperature']:g})",
+        gen["token_accuracy"], gen["token_accuracy_per_frame"], "{:.1%}")
+    row("copy-last accuracy", base["copy_last_accuracy"], base["copy_last_accuracy_per_frame"], "{:.1%}")
+    table.add_row("factor accuracy", " ".join(f"{v:.1%}" for v in tf["factor_accuracy"]),
+                  *([""] * (frames if frames > 1 else 0)))
+    return table
+
+
+@user_errors
+def samples(
+    run: str = typer.Argument(..., help="Run id, unique prefix or path (its newest good checkpoint), or a "
+                              "checkpoint file."),
+    png: Path = typer.Option(..., "--png", help="Write the panels to this PNG file."),
+    data: Optional[str] = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
+                                       "run's own val split)."),
+    count: int = typer.Option(4, "--count", min=1, help="Val samples, the first ones validation takes."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per target frame."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+) -> None:
+    """Draw what a checkpoint predicts for a few val samples (context, truth, argmax, MaskGIT, errors) as a PNG."""
+    from hwm_core.data.batches import val_sample_order
+    from hwm_core.errors import DataError
+    from hwm_core.predictions.inference import load_trained, open_samples, split_path
+    from hwm_core.predictions.predict import predict_samples
+    from hwm_core.runs.folder import default_runs_dir
+
+    from ..sample_png import write_png
+
+    device_overrides(device, [])
+    if png.suffix.lower() != ".png":
+        raise DataError(f"--png {png}: give a file name ending in .png")
+    trained = load_trained(run, default_runs_dir(runs_dir), device=device)
+    val = open_samples(trained, split_path(trained, data, "val"))
+    indices = [int(i) for i in val_sample_order(len(val), trained.config.train.seed)[:count]]
+    record = predict_samples(trained, val, indices, step=trained.step, maskgit_steps=maskgit_steps,
+                             temperature=temperature)
+    name = trained.folder.id if trained.folder is not None else trained.checkpoint.name
+    try:
+        width, height = write_png(record, png, title=f"{name} · step {trained.step} · {val.split.root.name} · "
+                                                     f"MaskGIT {maskgit_steps} steps, T={temperature:g}")
+    except OSError as exc:
+        raise DataError(f"cannot write {png} ({exc.strerror}): choose a writable path") from None
+    console.print(f"wrote {png} ({width}x{height}, {len(indices)} samples)")

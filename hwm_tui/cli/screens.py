@@ -1,0 +1,30 @@
+"""`hwm-tui history` and `hwm-tui watch`: the app on past runs, or on a run another process trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .options import RUNS_DIR_HELP
+from .user_errors import user_errors
+
+
+@user_errors
+def history(runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP)) -> None:
+    """Browse past runs: curves, config; resume or delete."""
+    from ..app import run_history_app
+
+    raise typer.Exit(run_history_app(runs_dir))
+
+
+@user_errors
+def watch(
+    run: Optional[str] = typer.Argument(None, help="Run id or path (default: the newest running run)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+) -> None:
+    """Open the dashboard on a run another process is training; p, c, q reach it."""
+    from ..app import run_watch
+
+    raise typer.Exit(run_watch(run, runs_dir))
