@@ -173,14 +173,14 @@ class Config:
         return out
 
     def to_toml(self) -> str:
-        lines = [f"preset = {_toml_value(self.preset)}",
-                 f"description = {_toml_value(self.description)}",
-                 f"memory_budget_gib = {_toml_value(self.memory_budget_gib)}"]
+        lines = [f"preset = {toml_value(self.preset)}",
+                 f"description = {toml_value(self.description)}",
+                 f"memory_budget_gib = {toml_value(self.memory_budget_gib)}"]
         for name in SECTIONS:
             lines.append("")
             lines.append(f"[{name}]")
             for key, value in dataclasses.asdict(getattr(self, name)).items():
-                lines.append(f"{key} = {_toml_value(value)}")
+                lines.append(f"{key} = {toml_value(value)}")
         return "\n".join(lines) + "\n"
 
     def get(self, dotted: str) -> Any:
@@ -188,7 +188,7 @@ class Config:
         return getattr(getattr(self, section), key)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -202,15 +202,38 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a valid TOML basic string
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def describe_schema() -> list[tuple[str, str, str]]:
-    """(dotted key, type, doc) for every key, for `presets show --schema` and docs."""
+@dataclass(frozen=True)
+class SchemaRow:
+    """One key of the schema as `hwm-tui presets show --schema` lists it."""
+
+    key: str      # dotted: section.key
+    type: str
+    default: Any
+    allowed: str  # bounds and choices, as the error lines state them ("" when any value of the type goes)
+    doc: str
+
+
+def describe_schema() -> list[SchemaRow]:
+    """Every key of every section, in the order a preset lists them."""
     rows = []
     for name, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
-            type_name = f.type if isinstance(f.type, str) else f.type.__name__
-            rows.append((f"{name}.{f.name}", type_name, f.metadata.get("doc", "")))
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            rows.append(SchemaRow(key=f"{name}.{f.name}", type=str(f.type), default=default,
+                                  allowed=_allowed(f.metadata), doc=f.metadata.get("doc", "")))
     return rows
+
+
+def _allowed(meta: Any) -> str:
+    parts = []
+    if meta.get("lo") is not None:
+        parts.append(f"{'>' if meta.get('lo_open') else '>='} {meta['lo']:g}")
+    if meta.get("hi") is not None:
+        parts.append(f"{'<' if meta.get('hi_open') else '<='} {meta['hi']:g}")
+    if meta.get("choices"):
+        parts.append(" | ".join(meta["choices"]))
+    return ", ".join(parts)

@@ -127,3 +127,22 @@ def test_cli_presets_list_and_show():
     shown = hwm("presets", "show", "12gb")
     assert shown.returncode == 0
     assert "lr = 5e-05" in shown.stdout and "grad_accum_steps = 4" in shown.stdout
+
+
+def test_presets_show_schema_lists_every_key_with_its_type_default_bounds_and_doc():
+    from hwm_core.config.schema import SECTIONS, describe_schema
+
+    rows = {row.key: row for row in describe_schema()}
+    assert len(rows) == sum(len(cls.__dataclass_fields__) for cls in SECTIONS.values())
+    assert (rows["train.lr"].type, rows["train.lr"].default, rows["train.lr"].allowed) == ("float", 5e-5, "> 0")
+    assert rows["train.batch_size"].allowed == ">= 1, auto"
+    assert rows["model.dropout"].allowed == ">= 0, < 1"
+    assert rows["model.factor_groups"].default == [[0, 3], [1, 4], [2, 5]]
+    shown = hwm("presets", "show", "cpu", "--schema")
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split("│")[1].strip(): line for line in shown.stdout.splitlines() if line.count("│") > 2}
+    assert set(rows) <= set(lines)
+    cells = [cell.strip() for cell in lines["model.d_model"].split("│")[1:-1]]
+    assert cells == ["model.d_model", "int", "192", ">= 8", "64", "width of every token's hidden state"]
+    missing = hwm("presets", "show")  # without --schema a preset must be named, as before
+    assert missing.returncode == 2 and "Missing argument" in missing.stderr
