@@ -128,7 +128,7 @@ class SweepDriver:
 
     def overlays(self) -> list:
         """The sweep's other runs that have trained (some or all of their steps)."""
-        from hwm_core.events.types import read_events
+        from hwm_core.events.log import read_events
         from hwm_core.runs.folder import RunFolder
         from hwm_core.events.run_state import RunState
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from hwm_core.runs.inbox import send_to_run
 from hwm_core.errors import RunError
-from hwm_core.events.types import Event, read_events
+from hwm_core.events.log import read_events
+from hwm_core.events.types import Event
 from hwm_core.runs.folder import RunFolder, effective_status
 from hwm_core.runs.history import newest_running, resolve_run
 from hwm_core.status import RUNNING

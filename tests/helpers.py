@@ -84,7 +84,7 @@ def only_run(runs: Path) -> Path:
 
 def run_steps(overrides: list[str], steps: int, **patch) -> tuple[object, str, list]:
     """A tiny run of `steps` steps in this process, no run folder: its session, status and events."""
-    from hwm_core.events.types import EventBus
+    from hwm_core.events.bus import EventBus
     from hwm_core.runs.inbox import CommandInbox
     from hwm_core.training.session import TrainRequest, prepare
     from hwm_core.training.trainer import Trainer
@@ -104,7 +104,7 @@ def run_steps(overrides: list[str], steps: int, **patch) -> tuple[object, str, l
 
 def make_run(runs: Path, *extra: str) -> Path:
     """A real 2-step run of the tiny model in `runs`, trained in this process."""
-    from hwm_core.events.types import EventBus
+    from hwm_core.events.bus import EventBus
     from hwm_core.runs.inbox import CommandInbox
     from hwm_core.training.session import TrainRequest, prepare
     from hwm_core.training.trainer import Trainer

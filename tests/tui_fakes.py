@@ -87,7 +87,7 @@ def write_fake_run(runs: Path, run_id: str, *, status: str, started: float, step
                    ended: float | None = None, sets: list[str] | None = None) -> Path:
     """A run folder in the on-disk format, with scripted metrics (no checkpoint)."""
     from hwm_core.config.loading import load_config
-    from hwm_core.events.types import event_to_json
+    from hwm_core.events.log import event_to_json
 
     run = runs / run_id
     (run / "checkpoints").mkdir(parents=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 from .checkpoint import latest_readable
 from ..errors import RunError
-from ..events.types import Event, read_events
+from ..events.log import read_events
+from ..events.types import Event
 from .folder import RunFolder, effective_status
 from ..events.run_state import RunState, RunTotals
 from ..status import BROKEN, RESUMABLE, RUNNING

@@ -15,7 +15,7 @@ from ..runtime.atomic import append_bytes_durable, write_bytes_atomic, write_tex
 from ..runs.checkpoint_contents import model_shape, shape_text
 from ..config.schema import Config
 from ..errors import CheckpointError, ConfigError, RunError
-from ..events.types import parse_line
+from ..events.log import parse_line
 from .request import TrainRequest, resumed_config
 from ..runs.folder import RunFolder
 

@@ -7,7 +7,8 @@ import queue
 import threading
 
 from ..runs.inbox import CommandInbox
-from ..events.types import Event, EventBus
+from ..events.bus import EventBus
+from ..events.types import Event
 from .session import TrainingSession
 from .trainer import Trainer
 

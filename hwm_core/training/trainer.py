@@ -24,8 +24,9 @@ from .divergence import Divergence, DivergenceGuard
 from ..runs.inbox import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox, decode_commands, encode_commands
 from ..runtime.device import autocast, describe_device, peak_memory_bytes
 from ..runtime.distributed import all_reduce_sum, barrier
-from ..events.types import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, EvalEvent, EventBus, SamplesEvent,
-                     StartEvent, StateEvent, StepEvent, WarningEvent, read_events)
+from ..events.bus import EventBus
+from ..events.log import read_events
+from ..events.types import CheckpointEvent, CheckpointFailedEvent, CompileEvent, EvalEvent, SamplesEvent, StartEvent, StateEvent, StepEvent, WarningEvent
 from ..fsq import CODEBOOK_SIZE
 from ..runtime.gpu_health import GpuSampler
 from .grad_health import grad_stats, judge

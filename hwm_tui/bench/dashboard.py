@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwm_core.errors import UserError
-from hwm_core.events.types import StepEvent, iter_events, read_events
+from hwm_core.events.log import iter_events, read_events
+from hwm_core.events.types import StepEvent
 from hwm_core.training.request import TrainRequest, request_config
 
 from .tmux import TmuxSession, pinned_env, require_tmux

@@ -149,7 +149,8 @@ def runs_export(
     import dataclasses
 
     from hwm_core.errors import ConfigError
-    from hwm_core.events.types import EvalEvent, StepEvent, iter_events
+    from hwm_core.events.log import iter_events
+    from hwm_core.events.types import EvalEvent, StepEvent
     from hwm_core.runs.folder import default_runs_dir
     from hwm_core.runs.history import resolve_run
 

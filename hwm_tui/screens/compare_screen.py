@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from hwm_core.experiments.comparison import Comparison, compare, format_value, short_key
-from hwm_core.events.types import read_events
+from hwm_core.events.log import read_events
 from hwm_core.figures import format_duration
 from hwm_core.runs.folder import RunFolder
 from hwm_core.events.run_state import RunState

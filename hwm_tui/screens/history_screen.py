@@ -27,7 +27,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from hwm_core.experiments.comparison import MAX_RUNS
 from hwm_core.errors import UserError
-from hwm_core.events.types import read_events
+from hwm_core.events.log import read_events
 from hwm_core.figures import format_duration
 from hwm_core.runs.folder import RunFolder, delete_run
 from hwm_core.runs.history import RunSummary, list_runs

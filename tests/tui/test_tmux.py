@@ -108,7 +108,7 @@ def test_bench_alternates_live_and_frozen_blocks_in_whole_pairs(monkeypatch):
 
 
 def test_bench_step_follower_reads_only_the_new_tail(tmp_path):
-    from hwm_core.events.types import event_to_json
+    from hwm_core.events.log import event_to_json
     from hwm_tui.bench.dashboard import StepFollower as _StepFollower
 
     from tests.tui_fakes import scripted_events

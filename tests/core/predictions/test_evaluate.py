@@ -14,7 +14,7 @@ from hwm_core.runs import checkpoint as ckpt
 from hwm_core.runs.inbox import CommandInbox
 from hwm_core.data import Split
 from hwm_core.predictions.evaluate import EvalOptions, deterministic, evaluate, factor_unigram
-from hwm_core.events.types import EventBus
+from hwm_core.events.bus import EventBus
 from hwm_core.fsq import CODEBOOK_SIZE
 from hwm_core.predictions.inference import TrainedModel, open_samples, sample_batch, split_path
 from hwm_core.predictions.predict import maskgit_sample, teacher_forced

@@ -15,7 +15,8 @@ import pytest
 
 import hwm_core.runs.folder as run_folder
 from hwm_core.runs.inbox import STOP, CommandInbox, process_start_time, send_to_run
-from hwm_core.events.types import EventBus, StepEvent
+from hwm_core.events.bus import EventBus
+from hwm_core.events.types import StepEvent
 from hwm_core.runs.folder import RunFolder, RunLock, create_run_folder, effective_status
 from hwm_core.runs.history import list_runs, summarize
 
@@ -107,7 +108,7 @@ def step_event(step: int) -> StepEvent:
 
 
 def test_event_bus_sync_puts_the_metrics_on_disk(tmp_path, monkeypatch):
-    import hwm_core.events.types as events
+    import hwm_core.events.bus as events
 
     synced = []
     monkeypatch.setattr(events.os, "fsync", synced.append)
@@ -176,7 +177,7 @@ def test_a_run_json_of_the_wrong_shape_lists_as_broken(tmp_path):
 
 
 def test_watch_link_reads_a_long_history_in_parts(tmp_path):
-    from hwm_core.events.types import event_to_json
+    from hwm_core.events.log import event_to_json
     from hwm_tui.watch_link import READ_AT_MOST_BYTES, WatchLink
     from tests.tui_fakes import scripted_events
 
@@ -198,7 +199,7 @@ def test_watch_link_reads_a_long_history_in_parts(tmp_path):
 
 
 def test_a_metrics_line_with_fields_of_the_wrong_type_is_skipped(tmp_path):
-    from hwm_core.events.types import read_events
+    from hwm_core.events.log import read_events
 
     path = tmp_path / "metrics.jsonl"
     good = '{"type":"state","state":"running","step":3,"time":1.0}\n'

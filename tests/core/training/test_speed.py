@@ -19,7 +19,8 @@ from hwm_core.runs.checkpoint import load_checkpoint, list_checkpoints
 from hwm_core.runs.inbox import CommandInbox
 from hwm_core.config.loading import load_config
 from hwm_core.errors import ConfigError
-from hwm_core.events.types import CompileEvent, EventBus, StateEvent, StepEvent
+from hwm_core.events.bus import EventBus
+from hwm_core.events.types import CompileEvent, StateEvent, StepEvent
 from hwm_core.runtime.gpu_health import GpuSampler
 from hwm_core.training.micro_batch import choose_micro_batch, resolve_auto_batch
 from hwm_core.model.masked_hwm import masked_token_loss

@@ -10,7 +10,8 @@ import torch
 import hwm_core.model.masked_hwm as model_module
 import hwm_core.training.trainer as trainer_module
 from hwm_core.runs.inbox import CommandInbox
-from hwm_core.events.types import EventBus, StepEvent, WarningEvent
+from hwm_core.events.bus import EventBus
+from hwm_core.events.types import StepEvent, WarningEvent
 from hwm_core.training.grad_health import grad_stats, judge
 from hwm_core.config.schema import HealthConfig
 from hwm_core.training.schedule import lr_at

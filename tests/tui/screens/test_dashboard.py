@@ -288,7 +288,7 @@ def test_interrupted_message_says_where_a_resume_starts():
 def test_watch_link_starts_over_when_metrics_is_replaced_even_if_longer(tmp_path):
     import os
 
-    from hwm_core.events.types import event_to_json
+    from hwm_core.events.log import event_to_json
     from hwm_core.runs.folder import RunFolder
     from hwm_tui.watch_link import WatchLink
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from textual.widgets import DataTable, Static
 
 from hwm_core.runs.inbox import CommandInbox, STOP
-from hwm_core.events.types import EventBus
+from hwm_core.events.bus import EventBus
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
 from hwm_tui.app import HwmApp
@@ -215,7 +215,8 @@ def test_a_damaged_run_shows_its_error_and_the_app_lives_on(tmp_path, monkeypatc
 
 
 def test_a_refresh_keeps_the_selection_and_reads_only_what_is_new(tmp_path, monkeypatch):
-    from hwm_core.events.types import StepEvent, event_to_json
+    from hwm_core.events.log import event_to_json
+    from hwm_core.events.types import StepEvent
     from hwm_core.runs.history import list_runs
     from hwm_tui.screens import history_screen
 
