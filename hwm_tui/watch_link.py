@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hwm_core.runs.inbox import send_to_run
 from hwm_core.errors import RunError
-from hwm_core.events.log import read_events
+from hwm_core.events.follow import MetricsFollower
 from hwm_core.events.types import Event
 from hwm_core.runs.folder import RunFolder, effective_status
 from hwm_core.runs.history import newest_running, resolve_run
@@ -28,39 +28,17 @@ class WatchLink:
     def __init__(self, folder: RunFolder):
         self.folder = folder
         self.run_dir = folder.path
-        self._offset = 0
-        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the metrics.jsonl being followed
+        self._metrics = MetricsFollower(folder.metrics)
         self._alive = True
         self._next_status_check = 0.0
         self.generation = 0  # bumps when metrics.jsonl was rewritten (a resume rewound it)
 
     def poll(self) -> list[Event]:
-        file = self._stat()
-        if file is None:
-            return []
-        identity, size = file
-        # A resume replaces the file (a new inode) and may have written past our offset
-        # before we look: a size check alone would read the new file from mid-line.
-        if size < self._offset or (self._file is not None and identity != self._file):
-            self._offset = 0
-            self.generation += 1
-        self._file = identity
-        if size == self._offset:
-            return []
         # In parts: a 60,000-step file is ~17 MB, and the screen must stay live while it loads.
-        events, offset = read_events(self.folder.metrics, self._offset, max_bytes=READ_AT_MOST_BYTES)
-        after = self._stat()
-        if after is None or after[0] != identity:
-            return []  # replaced while we read: the next poll starts the new file from its beginning
-        self._offset = offset
-        return events
-
-    def _stat(self) -> tuple[tuple[int, int], int] | None:
-        try:
-            st = self.folder.metrics.stat()
-        except OSError:
-            return None
-        return (st.st_dev, st.st_ino), st.st_size
+        read = self._metrics.poll(max_bytes=READ_AT_MOST_BYTES)
+        if read.rewound:
+            self.generation += 1
+        return read.events
 
     def send(self, command: str) -> None:
         send_to_run(self.folder.path, command)

@@ -14,6 +14,7 @@ from typing import Any
 
 from .checkpoint import latest_readable
 from ..errors import RunError
+from ..events.follow import MetricsFollower
 from ..events.log import read_events
 from ..events.types import Event
 from .folder import RunFolder, effective_status
@@ -24,14 +25,12 @@ from ..status import BROKEN, RESUMABLE, RUNNING
 def accumulate(folder: RunFolder, cached: RunTotals | None = None) -> RunState:
     """The run's figures, reading metrics.jsonl only past what `cached` covers."""
     state = RunState(curves=False, totals=cached)
-    try:
-        size = folder.metrics.stat().st_size
-    except OSError:
-        size = 0
-    if state.totals.metrics_offset > size:  # metrics were rewound on resume: start over
+    metrics = MetricsFollower(folder.metrics, state.totals.metrics_offset)
+    read = metrics.poll()
+    if read.rewound:  # metrics were rewound on resume: start over
         state = RunState(curves=False)
-    events, state.totals.metrics_offset = read_events(folder.metrics, state.totals.metrics_offset)
-    state.add_all(events)
+    state.add_all(read.events)
+    state.totals.metrics_offset = metrics.offset
     return state
 
 

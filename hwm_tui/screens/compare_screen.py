@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from hwm_core.experiments.comparison import Comparison, compare, format_value, short_key
-from hwm_core.events.log import read_events
+from hwm_core.events.follow import MetricsFollower
 from hwm_core.figures import format_duration
 from hwm_core.runs.folder import RunFolder
 from hwm_core.events.run_state import RunState
@@ -39,22 +39,14 @@ class _Followed:
     def __init__(self, folder: RunFolder):
         self.folder = folder
         self.state = RunState()
-        self.offset = 0
-        self.file: tuple[int, int] | None = None
+        self.metrics = MetricsFollower(folder.metrics)
 
     def read(self) -> bool:
-        try:
-            st = self.folder.metrics.stat()
-        except OSError:
+        read = self.metrics.poll()
+        if not read.events and not read.rewound:
             return False
-        identity = (st.st_dev, st.st_ino)
-        if identity != self.file or st.st_size < self.offset:  # a resume rewound it: start over
-            self.state, self.offset, self.file = RunState(), 0, identity
-        if st.st_size == self.offset:
-            return False
-        events, self.offset = read_events(self.folder.metrics, self.offset)
-        state = self.state.copy()  # the screen may be drawing the old one
-        state.add_all(events)
+        state = RunState() if read.rewound else self.state.copy()  # the screen may be drawing the old one
+        state.add_all(read.events)
         self.state = state
         return True
 

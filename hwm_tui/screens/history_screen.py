@@ -1,100 +1,39 @@
 """History: every run in the runs dir, sortable; the selected run's curves and config.
 
-Reads only the run folders (through hwm_core.run_history), so it works during
+Reads only the run folders (through hwm_core.runs.history), so it works during
 training, with no run at all, and with a broken run among good ones. A run's
 metrics are read in a worker thread: a 60,000-step file must not freeze the keys.
+The table's columns are in run_table.py, what was read of each run in
+run_details.py, and the lower half is a RunDetailView.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
-from rich.syntax import Syntax
-from rich.text import Text
 from textual import work
-from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer
+from textual.worker import get_current_worker
 
-from hwm_core.experiments.comparison import MAX_RUNS
 from hwm_core.errors import UserError
-from hwm_core.events.log import read_events
-from hwm_core.figures import format_duration
+from hwm_core.experiments.comparison import MAX_RUNS
 from hwm_core.runs.folder import RunFolder, delete_run
 from hwm_core.runs.history import RunSummary, list_runs
-from hwm_core.events.run_state import RunState
+
 from ..messages import CompareRuns, ShowSamples
-from ..style import STATUS_STYLES
 from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings
-from ..widgets.grad_chart import GradChart
-from ..widgets.loss_chart import LossChart
-from ..widgets.lr_chart import LrChart
+from ..widgets.run_detail_view import RunDetailView
 from .confirm_screen import ConfirmScreen
 from .from_worker import show_from_worker
 from .help_screen import HelpScreen
+from .run_details import RunDetail, RunDetails
+from .run_table import COLUMNS, NEWEST_FIRST, SORT_DEFAULT, row_cells
 
 REFRESH_S = 2.0
-DETAILS_KEPT = 8  # runs whose parsed metrics stay in memory (a 60,000-step run is ~10 MB)
-
-# (column label, key, sort value); status early, so it shows in 80 columns
-COLUMNS = [
-    ("id", "id", lambda s: s.id),
-    ("status", "status", lambda s: s.status),
-    ("preset", "preset", lambda s: s.preset),
-    ("started", "started", lambda s: s.started or 0.0),
-    ("duration", "duration", lambda s: s.duration_s or 0.0),
-    ("steps", "steps", lambda s: s.step),
-    ("last val", "last_val", lambda s: _sortable(s.last_val_loss)),
-    ("best val", "best_val", lambda s: _sortable(s.best_val_loss)),
-    ("warn", "warnings", lambda s: s.warning_count),
-]
-NEWEST_FIRST = {"started", "duration", "steps", "warnings"}  # columns whose natural order is descending
-SORT_DEFAULT = 3
-
-
-def _sortable(value: float | None) -> float:
-    return value if value is not None and math.isfinite(value) else math.inf
-
-
-def _loss(value: float | None) -> str:
-    return f"{value:.4f}" if value is not None and math.isfinite(value) else "-"
-
-
-def _started(value: float | None) -> str:
-    return time.strftime("%m-%d %H:%M", time.localtime(value)) if value else "-"
-
-
-@dataclass(frozen=True)
-class _Detail:
-    """What was read of one run: a refresh reads only what metrics.jsonl gained.
-    Its view is never changed once made; a newer one starts from a copy."""
-
-    file: tuple[int, int]    # (st_dev, st_ino): a resume replaces the file
-    stamp: tuple[int, int]   # (st_size, st_mtime_ns)
-    offset: int
-    view: RunState
-    config: str
-
-
-def _row_cells(s: RunSummary, current_run: str | None, marked: bool = False) -> tuple:
-    name = Text(s.id, style="bold" if s.id == current_run else "")
-    if s.id == current_run:
-        name.append(" ◀", style="bold cyan")
-    if marked:
-        name.stylize("reverse")
-        name.append(" ●", style="bold magenta")
-    return (name, Text(s.status, style=STATUS_STYLES.get(s.status, "")), s.preset, _started(s.started),
-            format_duration(s.duration_s), f"{s.step}/{s.max_steps}", _loss(s.last_val_loss),
-            _loss(s.best_val_loss), Text(str(s.warning_count), style="yellow" if s.warning_count else ""))
 
 
 class HistoryScreen(ChartControls, Screen):
@@ -111,13 +50,6 @@ class HistoryScreen(ChartControls, Screen):
     DEFAULT_CSS = """
     HistoryScreen #runs { height: auto; max-height: 45%; border: round $panel-lighten-2; }
     HistoryScreen #detail { height: 1fr; min-height: 12; }
-    HistoryScreen #curves { layout: grid; grid-size: 3 1; height: 1fr; }
-    HistoryScreen #empty { padding: 1 2; color: $text-muted; }
-    HistoryScreen #detail-error { display: none; padding: 0 1; color: $error; }
-    HistoryScreen #detail-error.-shown { display: block; }
-    HistoryScreen #gpu-line { display: none; padding: 0 1; color: $text-muted; }
-    HistoryScreen #gpu-line.-shown { display: block; }
-    HistoryScreen #config-scroll { height: 1fr; }
     """
 
     BINDINGS = [
@@ -142,11 +74,8 @@ class HistoryScreen(ChartControls, Screen):
         self.sort_column = SORT_DEFAULT  # newest first
         self.sort_reverse = True
         self.selected: str | None = None
-        self.detail_config = ""  # the config text shown for the selected run
-        self.detail_error = ""   # why the selected run's detail could not be read
         self._shown_cells: dict[str, tuple] = {}
-        self._details: OrderedDict[str, _Detail] = OrderedDict()
-        self._details_lock = threading.Lock()  # a superseded detail worker may still be finishing
+        self._details = RunDetails()
         self.chart_settings = ChartSettings()
         self.marked: list[str] = []  # runs selected for a comparison, in the order selected
 
@@ -154,19 +83,7 @@ class HistoryScreen(ChartControls, Screen):
         table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         table.border_title = f"Runs in {self.runs_dir}"
         yield table
-        with Vertical(id="detail"):
-            yield Static("", id="empty")
-            yield Static("", id="detail-error")
-            yield Static("", id="gpu-line")
-            with TabbedContent(id="tabs"):
-                with TabPane("Curves", id="tab-curves"):
-                    with Container(id="curves"):
-                        yield LossChart(id="h-loss", settings=self.chart_settings)
-                        yield LrChart(id="h-lr", settings=self.chart_settings)
-                        yield GradChart(id="h-grad", settings=self.chart_settings)
-                with TabPane("Config", id="tab-config"):
-                    with VerticalScroll(id="config-scroll"):
-                        yield Static("", id="config")
+        yield RunDetailView(id="detail", settings=self.chart_settings)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -194,13 +111,8 @@ class HistoryScreen(ChartControls, Screen):
     def _show_runs(self, summaries: list[RunSummary]) -> None:
         previous, self.summaries = self.summaries, {s.id: s for s in summaries}
         self._fill_table()
-        empty = self.query_one("#empty", Static)
-        tabs = self.query_one(TabbedContent)
-        if not summaries:
-            empty.update(f"No runs in {self.runs_dir} yet. Start one with: hwm-tui train --preset cpu")
-            empty.display, tabs.display = True, False
-        else:
-            empty.display, tabs.display = False, True
+        self.detail_view.show_no_runs(None if summaries else
+                                      f"No runs in {self.runs_dir} yet. Start one with: hwm-tui train --preset cpu")
         selected = self.summaries.get(self.selected or "")
         if selected is not None and selected.id in previous and selected != previous[selected.id]:
             self.load_detail(selected.id)  # a live run: read what its metrics gained
@@ -212,7 +124,7 @@ class HistoryScreen(ChartControls, Screen):
         key = COLUMNS[self.sort_column][2]
         rows = sorted(self.summaries.values(), key=key, reverse=self.sort_reverse)
         order = [s.id for s in rows]
-        cells = {s.id: _row_cells(s, self.current_run, s.id in self.marked) for s in rows}
+        cells = {s.id: row_cells(s, self.current_run, s.id in self.marked) for s in rows}
         # Filling the table moves its cursor; the selection is ours to restore, not a user's pick.
         with self.prevent(DataTable.RowHighlighted):
             if order == [row.key.value for row in table.ordered_rows]:
@@ -258,92 +170,37 @@ class HistoryScreen(ChartControls, Screen):
         if summary is None:
             return
         try:
-            detail = self._read_detail(run_id, summary)
+            detail = self._details.read(run_id, summary)
         except Exception as exc:  # noqa: BLE001 - a damaged run must not end the app (nor a run it trains)
             show_from_worker(self, self._show_detail_error, run_id, summary, f"{type(exc).__name__}: {exc}")
             return
         if not get_current_worker().is_cancelled:  # a newer read of this run may already be shown
             show_from_worker(self, self._show_detail, run_id, summary, detail)
 
-    def _read_detail(self, run_id: str, summary: RunSummary) -> _Detail:
-        """The run's curves and config, reading only the part of metrics.jsonl not read before."""
-        folder = RunFolder(Path(summary.path))
-        try:
-            st = folder.metrics.stat()
-            file, stamp = (st.st_dev, st.st_ino), (st.st_size, st.st_mtime_ns)
-        except OSError:
-            file, stamp = (0, 0), (0, 0)
-        with self._details_lock:
-            cached = self._details.get(run_id)
-        if cached is not None and cached.stamp == stamp:
-            return cached
-        if cached is not None and cached.file == file and cached.offset <= stamp[0]:
-            view, offset, config = cached.view.copy(), cached.offset, cached.config
-        else:
-            view, offset, config = RunState(), 0, _read_config(folder)
-        events, offset = read_events(folder.metrics, offset)
-        view.add_all(events)
-        if _file_of(folder.metrics) not in (None, file):
-            return self._read_detail(run_id, summary)  # replaced while we read it (a resume): again
-        if view.start is None and summary.max_steps:
-            view.progress.max_steps = summary.max_steps
-        detail = _Detail(file, stamp, offset, view, config)
-        with self._details_lock:
-            self._details[run_id] = detail
-            self._details.move_to_end(run_id)
-            while len(self._details) > DETAILS_KEPT:
-                self._details.popitem(last=False)
-        return detail
+    @property
+    def detail_view(self) -> RunDetailView:
+        return self.query_one(RunDetailView)
 
-    def _show_detail(self, run_id: str, summary: RunSummary, detail: _Detail) -> None:
-        if run_id != self.selected:
-            return
-        view = detail.view
-        for chart in (self.query_one("#h-loss", LossChart), self.query_one("#h-lr", LrChart),
-                      self.query_one("#h-grad", GradChart)):
-            chart.show(view)
-        self._show_error("")
-        self._show_gpu(view)
-        self._show_config(summary, detail.config)
+    @property
+    def detail_config(self) -> str:
+        """The config text shown for the selected run."""
+        return self.detail_view.config_text
+
+    @property
+    def detail_error(self) -> str:
+        """Why the selected run's detail could not be read ("" when it was)."""
+        return self.detail_view.error
+
+    def _show_detail(self, run_id: str, summary: RunSummary, detail: RunDetail) -> None:
+        if run_id == self.selected:
+            self.detail_view.show(summary, detail.view, detail.config)
 
     def redraw_charts_now(self) -> None:
-        for chart in (self.query_one("#h-loss", LossChart), self.query_one("#h-lr", LrChart),
-                      self.query_one("#h-grad", GradChart)):
-            if chart.view is not None:
-                chart.show(chart.view, force=True)
+        self.detail_view.redraw_charts_now()
 
     def _show_detail_error(self, run_id: str, summary: RunSummary, error: str) -> None:
-        if run_id != self.selected:
-            return
-        empty = RunState()
-        for chart in (self.query_one("#h-loss", LossChart), self.query_one("#h-lr", LrChart),
-                      self.query_one("#h-grad", GradChart)):
-            chart.show(empty)
-        self._show_error(f"run {run_id} cannot be shown: {error}")
-        self._show_gpu(empty)
-        self._show_config(summary, f"# cannot be read: {error}")
-
-    def _show_gpu(self, view: RunState) -> None:
-        widget = self.query_one("#gpu-line", Static)
-        widget.update(gpu_summary(view) or "")
-        widget.set_class(view.gpu.samples > 0, "-shown")
-
-    def _show_error(self, error: str) -> None:
-        self.detail_error = error
-        widget = self.query_one("#detail-error", Static)
-        widget.update(error)
-        widget.set_class(bool(error), "-shown")
-
-    def _show_config(self, summary: RunSummary, config: str) -> None:
-        header = f"# run {summary.id} · {summary.status}"
-        if summary.error:
-            header += f"\n# {summary.error}"
-        if summary.latest_checkpoint:
-            header += f"\n# latest good checkpoint: {summary.latest_checkpoint}"
-        text = header + "\n" + config
-        if text != self.detail_config:  # an unchanged config keeps its scroll position
-            self.detail_config = text
-            self.query_one("#config", Static).update(Syntax(text, "toml", theme="ansi_dark", word_wrap=True))
+        if run_id == self.selected:
+            self.detail_view.show_error(summary, run_id, error)
 
     # ------------------------------------------------------------------ keys
 
@@ -425,32 +282,6 @@ class HistoryScreen(ChartControls, Screen):
             self.notify(str(exc), severity="error", timeout=8)
             return
         self.notify(f"deleted run {summary.id}")
-        with self._details_lock:
-            self._details.pop(summary.id, None)
+        self._details.forget(summary.id)
         self.selected = None
         self.refresh_runs()
-
-
-def gpu_summary(view: RunState) -> str | None:
-    """The run's GPUs over its whole length, in one line; None if NVML never read them."""
-    g = view.gpu
-    if not g.samples:
-        return None
-    return (f"{g.gpus} GPU{'s' if g.gpus > 1 else ''}: utilisation {g.mean_utilization:.0f}% on average · memory "
-            f"up to {g.memory_used_max / 2**30:.1f} of {g.memory_total / 2**30:.0f} GiB · {g.mean_power_w:.0f} W "
-            f"on average · up to {g.temperature_max_c:.0f}°C ({g.samples} readings)")
-
-
-def _file_of(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _read_config(folder: RunFolder) -> str:
-    try:
-        return folder.config_toml.read_text()
-    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 (a damaged or binary file)
-        return f"# config.toml cannot be read: {getattr(exc, 'strerror', None) or exc}"

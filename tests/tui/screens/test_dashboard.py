@@ -302,7 +302,7 @@ def test_watch_link_starts_over_when_metrics_is_replaced_even_if_longer(tmp_path
     # A resume writes the file anew and swaps it in; it is longer than what we read
     # before the next poll, and our old offset falls mid-line in it.
     replacement = "x" * 7 + "".join(lines)
-    assert len(replacement) > link._offset
+    assert len(replacement) > link._metrics.offset
     (run / "metrics.new").write_text(replacement)
     os.replace(run / "metrics.new", run / "metrics.jsonl")
     events = link.poll()

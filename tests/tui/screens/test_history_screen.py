@@ -190,7 +190,8 @@ def test_a_resumed_run_brings_its_earlier_metrics_to_the_dashboard(tmp_path):
 
 
 def test_a_damaged_run_shows_its_error_and_the_app_lives_on(tmp_path, monkeypatch):
-    from hwm_tui.screens import history_screen
+    from hwm_core.events.follow import MetricsFollower
+    from hwm_tui.screens import run_details
 
     prepared_runs(tmp_path)
     odd = write_fake_run(tmp_path, "20261124-090000-cpu", status="interrupted", started=T0 + 3 * 86400, steps=50)
@@ -203,7 +204,11 @@ def test_a_damaged_run_shows_its_error_and_the_app_lives_on(tmp_path, monkeypatc
         await wait_for(pilot, lambda: screen.selected == odd.name and "cannot be read" in screen.detail_config)
         await wait_for(pilot, lambda: "step 50" in str(screen.query_one("#h-loss").border_title))
         # anything else a damaged run can raise while it is read is shown, not fatal
-        monkeypatch.setattr(history_screen, "read_events", lambda *a, **k: 1 / 0)
+        class Failing(MetricsFollower):
+            def _read(self, max_bytes):
+                return 1 / 0
+
+        monkeypatch.setattr(run_details, "MetricsFollower", Failing)
         await pilot.press("down")
         await wait_for(pilot, lambda: "ZeroDivisionError" in screen.detail_error)
         assert screen.query_one("#detail-error").display
@@ -218,13 +223,18 @@ def test_a_refresh_keeps_the_selection_and_reads_only_what_is_new(tmp_path, monk
     from hwm_core.events.log import event_to_json
     from hwm_core.events.types import StepEvent
     from hwm_core.runs.history import list_runs
-    from hwm_tui.screens import history_screen
+    from hwm_core.events.follow import MetricsFollower
+    from hwm_tui.screens import run_details
 
     prepared_runs(tmp_path)
     reads: list[int] = []
-    real_read = history_screen.read_events
-    monkeypatch.setattr(history_screen, "read_events", lambda path, offset=0: reads.append(offset) or
-                        real_read(path, offset))
+
+    class Recording(MetricsFollower):
+        def _read(self, max_bytes):
+            reads.append(self.offset)
+            return super()._read(max_bytes)
+
+    monkeypatch.setattr(run_details, "MetricsFollower", Recording)
 
     async def scenario(pilot, screen):
         await pilot.press("down")
