@@ -23,7 +23,8 @@ from ..runtime.atomic import write_json_atomic
 from ..config.loading import load_config
 from ..errors import ConfigError, RunError
 from ..training.request import TrainRequest
-from ..runs.folder import RunFolder, effective_status, new_run_id
+from ..runs.folder import new_run_id, RunFolder
+from ..runs.liveness import effective_status
 from ..status import COMPLETED, DIVERGED, RUNNING
 
 SWEEPS_DIR = "sweeps"

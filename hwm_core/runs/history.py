@@ -17,7 +17,8 @@ from ..errors import RunError
 from ..events.follow import MetricsFollower
 from ..events.log import read_events
 from ..events.types import Event
-from .folder import RunFolder, effective_status
+from .folder import RunFolder
+from .liveness import effective_status
 from ..events.run_state import RunState, RunTotals
 from ..status import BROKEN, RESUMABLE, RUNNING
 

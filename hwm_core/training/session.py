@@ -31,7 +31,9 @@ from ..model.masked_hwm import MaskedHWM, forward_loss
 from .optimizer import build_optimizer
 from .request import TrainRequest, request_config
 from .resume import find_resume_point, rewind_folder
-from ..runs.folder import RunFolder, RunLock, create_run_folder, new_meta, resumed_meta
+from ..runs.folder import create_run_folder, RunFolder
+from ..runs.lock import RunLock
+from ..runs.record import new_meta, resumed_meta
 from ..runs.history import resolve_run
 
 __all__ = ["TrainRequest", "TrainingSession", "TrainingState", "prepare", "prepare_distributed"]

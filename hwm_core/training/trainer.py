@@ -33,7 +33,7 @@ from .grad_health import grad_stats, judge
 from ..predictions.inference import TrainedModel
 from ..model.masked_hwm import SPATIAL_POSITIONS, forward_loss, masked_token_loss
 from ..predictions.predict import predict_samples
-from ..runs.folder import RunRecord
+from ..runs.record import RunRecord
 from ..events.run_state import RunState
 from ..predictions.samples import save_samples
 from .schedule import lr_at

@@ -17,7 +17,9 @@ import hwm_core.runs.folder as run_folder
 from hwm_core.runs.inbox import STOP, CommandInbox, process_start_time, send_to_run
 from hwm_core.events.bus import EventBus
 from hwm_core.events.types import StepEvent
-from hwm_core.runs.folder import RunFolder, RunLock, create_run_folder, effective_status
+from hwm_core.runs.folder import create_run_folder, RunFolder
+from hwm_core.runs.liveness import effective_status
+from hwm_core.runs.lock import RunLock
 from hwm_core.runs.history import list_runs, summarize
 
 from tests.helpers import hwm, make_run
