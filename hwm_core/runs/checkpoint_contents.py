@@ -8,7 +8,7 @@ the model's shape, which a resume or an evaluation must match.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,9 +16,6 @@ import torch
 from .checkpoint import Checkpoint
 from ..config.schema import Config
 from ..errors import CheckpointError
-
-if TYPE_CHECKING:
-    from ..training.session import TrainingSession
 
 # What must match between a checkpoint and the model it is loaded into.
 SHAPE_KEYS = ("d_model", "n_layers", "n_heads", "mlp_ratio", "shared_from", "factor_groups", "positions")
@@ -40,27 +37,29 @@ def shape_text(shape: Any) -> str:
     return ", ".join(f"{k}={shape[k]}" for k in sorted(shape))
 
 
-def checkpoint_payload(session: "TrainingSession") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Everything a resume needs, split into tensors and JSON."""
-    tensors: dict[str, torch.Tensor] = {f"{MODEL_PREFIX}{k}": v for k, v in session.model.state_dict().items()}
-    opt = session.optimizer.state_dict()
+def checkpoint_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, *,
+                       config: Config, samples_seen: int, consecutive_nonfinite: int, world_size: int,
+                       global_batch: int, run_id: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Everything a resume needs, split into tensors and JSON; `restore` puts it back."""
+    tensors: dict[str, torch.Tensor] = {f"{MODEL_PREFIX}{k}": v for k, v in model.state_dict().items()}
+    opt = optimizer.state_dict()
     for pid, values in opt["state"].items():
         for key, value in values.items():
             tensors[f"optim.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
     tensors["rng.torch"] = torch.get_rng_state()
-    if session.device.type == "cuda":
+    if device.type == "cuda":
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
     py_state = random.getstate()
     np_state = np.random.get_state()
     meta = {
-        "samples_seen": session.state.samples_seen,
-        "consecutive_nonfinite": session.state.consecutive_nonfinite,
-        "model_shape": model_shape(session.config),
-        "config": session.config.to_dict(),
-        "world_size": session.dist.world_size,
-        "global_batch": session.global_batch,
-        "run_id": session.folder.id if session.folder else None,
+        "samples_seen": samples_seen,
+        "consecutive_nonfinite": consecutive_nonfinite,
+        "model_shape": model_shape(config),
+        "config": config.to_dict(),
+        "world_size": world_size,
+        "global_batch": global_batch,
+        "run_id": run_id,
         "optimizer": {"param_groups": opt["param_groups"]},
         "rng": {"python": [py_state[0], list(py_state[1]), py_state[2]],
                 "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]),

@@ -401,7 +401,10 @@ class Trainer:
         step = s.state.step
         self._publish(StateEvent("checkpointing", step))
         started = time.perf_counter()
-        tensors, meta = checkpoint_payload(s)
+        tensors, meta = checkpoint_payload(
+            s.model, s.optimizer, s.device, config=s.config, samples_seen=s.state.samples_seen,
+            consecutive_nonfinite=s.state.consecutive_nonfinite, world_size=s.dist.world_size,
+            global_batch=s.global_batch, run_id=s.folder.id)
         try:
             self.bus.sync()  # a checkpoint never stands on disk ahead of the metrics it follows
             path, size = ckpt.save_checkpoint(s.folder.checkpoints, step, tensors, meta)
