@@ -1,8 +1,10 @@
 """The training loop: micro-batches, accumulation, clipping, health, events.
 
 A step is one optimizer step. Commands (pause, checkpoint, stop) are applied
-between steps. The loop publishes every figure as an event and never prints:
-the headless line and the dashboard are both just readers of those events.
+between steps (controls.py). The loop publishes every figure as an event and never
+prints: the headless line and the dashboard are both just readers of those events.
+Validation, checkpoints and the run.json record are parts of their own
+(validation.py, checkpointing.py, bookkeeping.py); this module is the step.
 """
 
 from __future__ import annotations
@@ -16,29 +18,25 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..runs import checkpoint as ckpt
 from ..data.batches import DataCursor, MicroBatch, Prefetcher, micro_batch_samples
-from ..runs.checkpoint_contents import checkpoint_payload
-from .compile import CompiledStep
-from .divergence import Divergence, DivergenceGuard
-from ..runs.inbox import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox, decode_commands, encode_commands
-from ..runtime.device import autocast, describe_device, peak_memory_bytes
-from ..runtime.distributed import all_reduce_sum, barrier
 from ..events.bus import EventBus
-from ..events.log import read_events
-from ..events.types import CheckpointEvent, CheckpointFailedEvent, CompileEvent, EvalEvent, SamplesEvent, StartEvent, StateEvent, StepEvent, WarningEvent
+from ..events.types import CompileEvent, Event, StartEvent, StateEvent, StepEvent, WarningEvent
 from ..fsq import CODEBOOK_SIZE
+from ..model.masked_hwm import SPATIAL_POSITIONS, forward_loss
+from ..runs.inbox import CommandInbox, decode_commands
+from ..runtime.device import describe_device, peak_memory_bytes
+from ..runtime.distributed import all_reduce_sum, barrier
 from ..runtime.gpu_health import GpuSampler
+from ..status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
+from .bookkeeping import RunBookkeeping
+from .checkpointing import Checkpointer
+from .compile import CompiledStep
+from .controls import Controls
+from .divergence import Divergence, DivergenceGuard
 from .grad_health import grad_stats, judge
-from ..predictions.inference import TrainedModel
-from ..model.masked_hwm import SPATIAL_POSITIONS, forward_loss, masked_token_loss
-from ..predictions.predict import predict_samples
-from ..runs.record import RunRecord
-from ..events.run_state import RunState
-from ..predictions.samples import save_samples
 from .schedule import lr_at
 from .session import TrainingSession
-from ..status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
+from .validation import predict_for_samples_view, validate
 
 
 @dataclass
@@ -66,14 +64,11 @@ class Trainer:
         self.model = session.model
         self.train_model: torch.nn.Module = session.train_model  # the DDP wrapper when distributed
         self.parameters = [p for p in session.model.parameters() if p.requires_grad]
-        self.paused = False
-        self.stop_requested = False
-        self.agreed_commands: list[str] = []  # from rank 0, for every rank's next boundary
-        self.last_checkpoint_step: int | None = session.resumed_from
         self.status = INTERRUPTED
         self.error: str | None = None
-        self.summary = RunState(curves=False)  # what run.json caches, as written to metrics.jsonl
-        self.record: RunRecord | None = None
+        self.checkpoints = Checkpointer(session, bus, self._publish)
+        self.controls = Controls(session, inbox, self._publish, self._checkpoint)
+        self.bookkeeping = RunBookkeeping(session, bus)
         self.tokens_per_sample = session.config.latent_frames * SPATIAL_POSITIONS
         self.cursor = DataCursor(session.state.step, session.state.samples_seen, session.global_batch)
         self.step_fn = CompiledStep(forward_loss, session.config.train.compile)
@@ -88,7 +83,7 @@ class Trainer:
         prefetcher: Prefetcher | None = None
         gpus: GpuSampler | None = None
         try:
-            self._open_record()
+            self.guard.replay(self.bookkeeping.open())
             prefetcher = self._start_prefetch()
             if s.dist.is_main:
                 gpus = GpuSampler.start_for(s.device, self._publish, lambda: s.state.step)
@@ -132,9 +127,9 @@ class Trainer:
     def _loop(self, prefetcher: Prefetcher) -> str:
         s, t = self.session, self.config.train
         while s.state.step < t.max_steps:
-            self._apply_commands()
-            if self.stop_requested:
-                self._checkpoint_if_new()
+            self.controls.apply_at_boundary()
+            if self.controls.stop_requested:
+                self.checkpoints.save_if_new(paused=self.controls.paused)
                 return INTERRUPTED
             finite = self._train_step(prefetcher)
             step = s.state.step
@@ -161,7 +156,7 @@ class Trainer:
         and a resume goes on from the last checkpoint before."""
         s = self.session
         resume = (f"; `hwm-tui train --resume {s.folder.id} --set train.lr=...` goes on from step "
-                  f"{self.last_checkpoint_step}" if s.folder is not None and self.last_checkpoint_step else
+                  f"{self.checkpoints.last_step}" if s.folder is not None and self.checkpoints.last_step else
                   "; no checkpoint was written before: start a new run with a lower train.lr")
         self.error = divergence.message + resume
         self._publish(WarningEvent(step=divergence.step, kind="divergence", value=float(divergence.step),
@@ -173,7 +168,7 @@ class Trainer:
         if self._checkpoint():
             return COMPLETED
         s = self.session
-        resume_step = self.last_checkpoint_step or 0
+        resume_step = self.checkpoints.last_step or 0
         run = s.folder.id if s.folder else ""
         self.error = (f"the final checkpoint (step {s.state.step}) could not be written: free disk space, "
                       f"then `hwm-tui train --resume {run}` continues from step {resume_step}")
@@ -200,7 +195,7 @@ class Trainer:
         data_wait = time.perf_counter() - started
         loss_sum = self._accumulate_gradients(batches, step)
         figures = self._measure(loss_sum)
-        self.agreed_commands.extend(figures.commands)
+        self.controls.agreed.extend(figures.commands)
         self._update_weights(figures.finite)
         self._advance_to(step)
         self._report(step, lr, figures, time.perf_counter() - started, data_wait)
@@ -267,7 +262,7 @@ class Trainer:
         global loss, rank 0's commands (riding along with the loss, so every rank learns
         them here) and every gradient figure together."""
         s = self.session
-        command_code = float(encode_commands(self.inbox.poll())) if s.dist.enabled and s.dist.is_main else 0.0
+        command_code = self.controls.outgoing_code()
         # new_full fills on the device; torch.tensor(..., device=cuda) would copy from the host and sync.
         shared = all_reduce_sum(torch.stack([loss_sum, loss_sum.new_full((), command_code)]), s.dist)
         health = grad_stats(self.parameters, self.config.train.max_grad_norm)
@@ -310,155 +305,28 @@ class Trainer:
                 message += f" ({s.state.consecutive_nonfinite}/{t.max_nonfinite_steps} in a row)"
             self._publish(WarningEvent(step=step, kind=verdict.kind, value=verdict.value, message=message))
 
-    # ------------------------------------------------------------------ validation
+    # ------------------------------------------------------------------ between steps
 
-    @torch.no_grad()
     def _evaluate(self) -> None:
-        s = self.session
-        b = self.config.train.batch_size
-        # A fixed set of eval_samples val samples striped over the ranks: the same set
-        # however many processes train and however the batch is split.
-        mine = list(range(s.dist.rank, self.config.eval.eval_samples, s.dist.world_size))
-        totals = torch.zeros(4, device=s.device)  # loss sum, samples, correct tokens, tokens
-        self.model.eval()
-        for first in range(0, len(mine), b):
-            batch = s.builder.val_batch(mine[first: first + b]).to(s.device)
-            with autocast(s.device, self.config.train.precision):
-                logits = self.model(batch.factor_ids, batch.states, batch.target_frames)
-            per_sample, correct = masked_token_loss(logits, batch.targets, batch.target_mask)
-            # all on the device: read back once, after the loop
-            totals += torch.stack([per_sample.sum(), totals.new_full((), float(batch.num_samples)),
-                                   (correct & batch.target_mask).sum().float(), batch.target_mask.sum().float()])
-        self.model.train()
-        loss_sum, samples, correct, tokens = all_reduce_sum(totals, s.dist).tolist()
-        val_loss = loss_sum / max(samples, 1)
-        self._publish(EvalEvent(step=s.state.step, val_loss=val_loss, val_token_acc=correct / max(tokens, 1)))
+        evaluation = validate(self.session, self.config.train.batch_size)
+        self._publish(evaluation)
         if self.divergence is None:
-            self.divergence = self.guard.evaluation(s.state.step, val_loss)
-        if s.folder is not None and self.config.eval.sample_count:
-            self._predict_samples()
-
-    def _predict_samples(self) -> None:
-        """The samples view's predictions, for the first val samples validation takes."""
-        s = self.session
-        trained = TrainedModel(model=self.model, config=self.config, stats=s.builder.val_set.stats,
-                               step=s.state.step, checkpoint=None, folder=s.folder, device=s.device)
-        count = min(self.config.eval.sample_count, len(s.builder.val_set))
-        indices = [int(i) for i in s.builder.val_order[:count]]
-        record = predict_samples(trained, s.builder.val_set, indices, step=s.state.step,
-                                 maskgit_steps=self.config.eval.maskgit_steps, temperature=0.0)
-        try:
-            path = save_samples(s.folder, record)
-        except OSError as exc:  # the samples view misses one refresh; training goes on
-            self._publish(WarningEvent(step=s.state.step, kind="disk", value=0.0,
-                                       message=f"cannot write the samples view's predictions ({exc.strerror})"))
-            return
-        self._publish(SamplesEvent(step=s.state.step, path=str(path), count=count))
-
-    # ------------------------------------------------------------------ commands
-
-    def _apply_commands(self) -> None:
-        s = self.session
-        if not s.dist.enabled:
-            for command in self.inbox.poll():
-                self._apply(command)
-            while self.paused and not self.stop_requested:
-                for command in self.inbox.wait(0.5):
-                    self._apply(command)
-            return
-        commands, self.agreed_commands = self.agreed_commands, []
-        for command in commands:
-            self._apply(command)
-        while self.paused and not self.stop_requested:
-            # Every rank waits here together; rank 0 hands out what arrives.
-            local = self.inbox.wait(0.5) if s.dist.is_main else []
-            code = torch.full((), float(encode_commands(local)), device=s.device)
-            for command in decode_commands(int(all_reduce_sum(code, s.dist).item())):
-                self._apply(command)
-
-    def _apply(self, command: str) -> None:
-        step = self.session.state.step
-        if command in (PAUSE, RESUME):
-            # Answered even when nothing changes (p pressed twice quickly), so a viewer
-            # showing "pausing…" or "resuming…" always learns where the trainer stands.
-            self.paused = command == PAUSE
-            self._publish(StateEvent("paused" if self.paused else "running", step))
-        elif command == CHECKPOINT:
-            self._checkpoint()
-        elif command == STOP:
-            self.stop_requested = True
-
-    # ------------------------------------------------------------------ checkpoints
-
-    def _checkpoint_if_new(self) -> None:
-        if self.session.state.step != self.last_checkpoint_step and self.session.state.step > 0:
-            self._checkpoint()
+            self.divergence = self.guard.evaluation(evaluation.step, evaluation.val_loss)
+        if self.config.eval.sample_count:
+            predict_for_samples_view(self.session, self._publish)
 
     def _checkpoint(self) -> bool:
-        s = self.session
-        if s.folder is None:  # not rank 0
-            return True
-        step = s.state.step
-        self._publish(StateEvent("checkpointing", step))
-        started = time.perf_counter()
-        tensors, meta = checkpoint_payload(
-            s.model, s.optimizer, s.device, config=s.config, samples_seen=s.state.samples_seen,
-            consecutive_nonfinite=s.state.consecutive_nonfinite, world_size=s.dist.world_size,
-            global_batch=s.global_batch, run_id=s.folder.id)
-        try:
-            self.bus.sync()  # a checkpoint never stands on disk ahead of the metrics it follows
-            path, size = ckpt.save_checkpoint(s.folder.checkpoints, step, tensors, meta)
-            ckpt.prune_checkpoints(s.folder.checkpoints, self.config.checkpoint.keep_checkpoints,
-                                   just_written=path)
-        except OSError as exc:
-            # Disk full or similar: the older checkpoints are intact; say so and train on.
-            reason = exc.strerror or str(exc)
-            self._publish(CheckpointFailedEvent(step=step, error=reason))
-            self._publish(WarningEvent(step=step, kind="checkpoint", value=float(step),
-                                       message=f"checkpoint at step {step} failed ({reason}): "
-                                               "free disk space; older checkpoints are intact"))
-            ok = False
-        else:
-            self.last_checkpoint_step = step
-            self._publish(CheckpointEvent(step=step, path=str(path), seconds=time.perf_counter() - started,
-                                          bytes=size))
-            ok = True
-        self._publish(StateEvent("paused" if self.paused else "running", step))
-        return ok
+        return self.checkpoints.save(paused=self.controls.paused)
 
-    # ------------------------------------------------------------------ run record
+    @property
+    def last_checkpoint_step(self) -> int | None:
+        return self.checkpoints.last_step
 
-    def _open_record(self) -> None:
-        s = self.session
-        if s.folder is None:
-            return
-        events, offset = read_events(s.folder.metrics)  # a resumed run's history, rewound to its checkpoint
-        self.summary.add_all(events)
-        self.summary.totals.metrics_offset = offset
-        self.guard.replay(events)
-        self.bus.on_written = self._on_written
-        self.record = RunRecord(s.folder, s.meta, live_fields=self._live_fields)
-        self.record.save()
-        self.record.start_heartbeat()
-
-    def _on_written(self, event, end_offset: int) -> None:
-        self.summary.add(event)
-        self.summary.totals.metrics_offset = end_offset
-
-    def _live_fields(self) -> dict:
-        summary = self.bus.under_lock(lambda: self.summary.totals.to_json())
-        return {"step": self.session.state.step, "summary": summary}
-
-    def _publish(self, event) -> None:
+    def _publish(self, event: Event) -> None:
         self.bus.publish(event)
 
     def _finish(self) -> None:
         s = self.session
         final = StateEvent(self.status, s.state.step, message=self.error or "")
         self._publish(final)
-        if self.record is not None:
-            self.record.stop_heartbeat()
-            fields = {"status": self.status, "ended": time.time()}
-            if self.error:
-                fields["error"] = self.error
-            self.record.update(**fields)
+        self.bookkeeping.close(self.status, self.error)

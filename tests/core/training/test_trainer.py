@@ -218,14 +218,16 @@ def test_weight_decay_applies_to_linear_weights_only():
 
 
 def test_a_run_whose_final_checkpoint_fails_is_not_completed(tmp_path, monkeypatch):
-    real_save = trainer_module.ckpt.save_checkpoint
+    import hwm_core.runs.checkpoint as ckpt
+
+    real_save = ckpt.save_checkpoint
 
     def disk_full_at_the_end(directory, step, *args, **kwargs):
         if step == 4:
             raise OSError(28, "No space left on device")
         return real_save(directory, step, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_module.ckpt, "save_checkpoint", disk_full_at_the_end)
+    monkeypatch.setattr(ckpt, "save_checkpoint", disk_full_at_the_end)
     session = prepare(TrainRequest(preset="cpu", runs_dir=str(tmp_path / "runs"), overrides=tiny_sets(
         "eval.eval_steps=0", "checkpoint.save_steps=2", "train.max_steps=4")))
     bus = EventBus(session.folder.metrics)

@@ -1,0 +1,62 @@
+"""The trainer's checkpoints: written at its cadence, on request, and at the end.
+
+A failed save (disk full) keeps the older checkpoints, says so, and training goes on;
+metrics.jsonl is on disk first, so a checkpoint never stands ahead of its metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ..events.bus import EventBus
+from ..events.types import CheckpointEvent, CheckpointFailedEvent, Event, StateEvent, WarningEvent
+from ..runs import checkpoint as ckpt
+from ..runs.checkpoint_contents import checkpoint_payload
+from .session import TrainingSession
+
+
+class Checkpointer:
+    def __init__(self, session: TrainingSession, bus: EventBus, publish: Callable[[Event], None]):
+        self.session = session
+        self.bus = bus
+        self.publish = publish
+        self.last_step: int | None = session.resumed_from  # of the newest checkpoint written
+
+    def save_if_new(self, *, paused: bool) -> None:
+        if self.session.state.step != self.last_step and self.session.state.step > 0:
+            self.save(paused=paused)
+
+    def save(self, *, paused: bool) -> bool:
+        """A checkpoint of the current step; False if it could not be written. `paused`:
+        the state the trainer is in once it is done."""
+        s = self.session
+        if s.folder is None:  # not rank 0
+            return True
+        step = s.state.step
+        self.publish(StateEvent("checkpointing", step))
+        started = time.perf_counter()
+        tensors, meta = checkpoint_payload(
+            s.model, s.optimizer, s.device, config=s.config, samples_seen=s.state.samples_seen,
+            consecutive_nonfinite=s.state.consecutive_nonfinite, world_size=s.dist.world_size,
+            global_batch=s.global_batch, run_id=s.folder.id)
+        try:
+            self.bus.sync()  # a checkpoint never stands on disk ahead of the metrics it follows
+            path, size = ckpt.save_checkpoint(s.folder.checkpoints, step, tensors, meta)
+            ckpt.prune_checkpoints(s.folder.checkpoints, s.config.checkpoint.keep_checkpoints,
+                                   just_written=path)
+        except OSError as exc:
+            # Disk full or similar: the older checkpoints are intact; say so and train on.
+            reason = exc.strerror or str(exc)
+            self.publish(CheckpointFailedEvent(step=step, error=reason))
+            self.publish(WarningEvent(step=step, kind="checkpoint", value=float(step),
+                                      message=f"checkpoint at step {step} failed ({reason}): "
+                                              "free disk space; older checkpoints are intact"))
+            ok = False
+        else:
+            self.last_step = step
+            self.publish(CheckpointEvent(step=step, path=str(path), seconds=time.perf_counter() - started,
+                                         bytes=size))
+            ok = True
+        self.publish(StateEvent("paused" if paused else "running", step))
+        return ok
