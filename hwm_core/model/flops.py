@@ -31,7 +31,6 @@ def forward_flops_per_sample(config: Config) -> float:
     return m.n_layers * per_layer + states + heads
 
 
-def train_flops_per_step(config: Config, world_size: int = 1) -> float:
+def train_flops_per_step(config: Config, global_batch: int) -> float:
     """Forward + backward (3x forward) over the global batch of one optimizer step."""
-    t = config.train
-    return 3 * forward_flops_per_sample(config) * t.batch_size * t.grad_accum_steps * world_size
+    return 3 * forward_flops_per_sample(config) * global_batch

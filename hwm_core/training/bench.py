@@ -123,7 +123,7 @@ def run_bench(preset: str, *, steps: int = 5, device: str | None = None, warmup:
     precision = effective_precision(session.device, session.config.train.precision)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     matmul = measure_matmul_flops(session.device, dtype)
-    flops = train_flops_per_step(session.config, session.dist.world_size)
+    flops = train_flops_per_step(session.config, session.global_batch)
     tokens_per_sample = session.config.latent_frames * 1024
     t = session.config.train
     budget = session.config.memory_budget_gib
@@ -139,7 +139,7 @@ def run_bench(preset: str, *, steps: int = 5, device: str | None = None, warmup:
         peak_memory_kind="CUDA allocator peak" if session.device.type == "cuda" else "process peak RSS",
         model_flops_per_step=flops, achieved_flops_per_s=flops / step_time, matmul_flops_per_s=matmul,
         flops_share=(flops / step_time) / matmul if matmul else 0.0,
-        micro_batch=int(t.batch_size), grad_accum_steps=t.grad_accum_steps, compile=t.compile,
+        micro_batch=session.batch.micro_batch, grad_accum_steps=session.batch.grad_accum_steps, compile=t.compile,
         compile_s=compiled, compile_error=compile_error,
         data_wait_share=sum(e.data_wait_s for e in timed) / sum(e.step_time_s for e in timed),
         memory_limit_gib=t.memory_limit_gib, memory_budget_gib=budget,

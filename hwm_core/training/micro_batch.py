@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..config.batch import BatchSplit, given_split
 from ..config.schema import AUTO, Config
 from ..errors import ConfigError
 
@@ -33,14 +34,14 @@ def choose_micro_batch(effective: int, fits: Callable[[int], bool]) -> int | Non
 
 
 def resolve_auto_batch(config: Config, fits: Callable[[int], bool] | None, *, agree: Callable[[int], int],
-                       notices: list[str], device_name: str) -> None:
-    """Replace batch_size = auto in `config` with the chosen micro-batch and the
-    accumulation that keeps the effective batch. `fits` is None where nothing can be
-    tried (CPU): the preset's own split is kept. `agree` makes every rank take the
-    smallest choice."""
+                       notices: list[str], device_name: str) -> BatchSplit:
+    """The split of batch_size = auto: the chosen micro-batch and the accumulation that
+    keeps the effective batch (a config that names its batch_size is its own split).
+    `fits` is None where nothing can be tried (CPU): the preset's own split is kept.
+    `agree` makes every rank take the smallest choice."""
     t = config.train
     if t.batch_size != AUTO:
-        return
+        return given_split(t)
     effective = t.effective_batch
     if fits is None:
         chosen = effective // t.grad_accum_steps if effective % t.grad_accum_steps == 0 else effective
@@ -53,9 +54,10 @@ def resolve_auto_batch(config: Config, fits: Callable[[int], bool] | None, *, ag
                               f"{f' under --memory-limit {t.memory_limit_gib:g} GiB' if t.memory_limit_gib else ''}"
                               ": use a smaller model (model.d_model, model.n_layers) or a larger memory limit")
         how = f"the largest that fits {device_name}:"
-    t.batch_size, t.grad_accum_steps = chosen, effective // chosen
-    notices.append(f"train.batch_size = auto: {how} micro-batch {chosen} x {t.grad_accum_steps} accumulation "
+    split = BatchSplit(chosen, effective // chosen)
+    notices.append(f"train.batch_size = auto: {how} micro-batch {chosen} x {split.grad_accum_steps} accumulation "
                    f"= {effective} samples a step per process")
+    return split
 
 
 def cuda_memory_probe(try_step: Callable[[int], None], device: torch.device, extra_bytes: int,

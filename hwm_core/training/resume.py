@@ -60,16 +60,17 @@ def find_resume_point(request: TrainRequest, folder: RunFolder) -> ResumePoint:
     return ResumePoint(folder, config, checkpoint, damaged)
 
 
-def rewind_folder(point: ResumePoint) -> None:
+def rewind_folder(point: ResumePoint, config: Config) -> None:
     """The run folder as it stood at the checkpoint: partial writes gone, damaged
-    checkpoints set aside, metrics rewound, the resumed config written."""
+    checkpoints set aside, metrics rewound, the resumed `config` written (as recorded,
+    its batch resolved)."""
     folder = point.folder
     try:
         ckpt.remove_partial_writes(folder.checkpoints)
         for path, _ in point.damaged:  # so keep-last-K never counts them as kept checkpoints
             ckpt.set_aside(path)
         rewind_metrics(folder, point.step)
-        write_text_atomic(folder.config_toml, point.config.to_toml())
+        write_text_atomic(folder.config_toml, config.to_toml())
     except OSError as exc:
         raise RunError(f"cannot update run {folder.id} for the resume ({exc.strerror}): free disk "
                        "space or check permissions; its files are as they were") from None

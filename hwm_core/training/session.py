@@ -20,6 +20,7 @@ from ..runtime import distributed
 from ..runtime.atomic import write_text_atomic
 from ..data.batches import BatchBuilder
 from ..runs.checkpoint_contents import restore
+from ..config.batch import BatchSplit, recorded
 from ..config.schema import AUTO, Config
 from ..data import StateStats, WindowDataset
 from ..data.sources import open_splits
@@ -59,6 +60,7 @@ class TrainingSession:
     lock: RunLock | None
     meta: dict[str, Any]
     notices: list[str]
+    batch: BatchSplit              # the micro-batch and accumulation resolved (train.batch_size may say auto)
     resumed_from: int | None = None
     train_model: torch.nn.Module | None = None  # what forward/backward go through (DDP wrapper)
 
@@ -68,7 +70,7 @@ class TrainingSession:
 
     @property
     def global_batch(self) -> int:
-        return global_batch(self.config, self.dist.world_size)
+        return self.batch.global_batch(self.dist.world_size)
 
     @property
     def has_validation(self) -> bool:
@@ -78,11 +80,6 @@ class TrainingSession:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
-
-
-def global_batch(config: Config, world_size: int) -> int:
-    """Samples in one optimizer step, over every process."""
-    return config.train.batch_size * config.train.grad_accum_steps * world_size
 
 
 def prepare(request: TrainRequest, dist: DistInfo | None = None, *, create_run: bool = True) -> TrainingSession:
@@ -117,9 +114,9 @@ def prepare_distributed(request: TrainRequest, dist: DistInfo) -> TrainingSessio
     assert session is not None
     session.train_model = distributed.wrap_ddp(session.model, dist, session.device)
     if dist.is_main:
-        t = session.config.train
+        b = session.batch
         session.notices.append(f"{dist.world_size} processes: global batch {session.global_batch} "
-                               f"= {t.batch_size} x {t.grad_accum_steps} x {dist.world_size}")
+                               f"= {b.micro_batch} x {b.grad_accum_steps} x {dist.world_size}")
     return session
 
 
@@ -131,6 +128,7 @@ class _Parts:
     builder: BatchBuilder
     stats: StateStats
     data: dict[str, str | None]  # the split folders, as run.json records them
+    batch: BatchSplit
 
 
 def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateStats | None = None) -> _Parts:
@@ -147,16 +145,15 @@ def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateSt
     model = MaskedHWM(config.model, config.latent_frames).to(device)
     optimizer = build_optimizer(model, config.train, device)
     builder = BatchBuilder(config, train_set, val_set)
-    if config.train.batch_size == AUTO:
-        fits = None
-        if memory is not None:
-            adam_moments = 2 * sum(p.numel() * 4 for p in model.parameters())  # two fp32 buffers a parameter
-            fits = cuda_memory_probe(partial(_try_micro_batch, model, builder, config, device), device,
-                                     adam_moments, memory)
-        resolve_auto_batch(config, fits, agree=lambda m: distributed.agree_min(m, dist, device), notices=notices,
-                           device_name=describe_device(device))
+    fits = None
+    if config.train.batch_size == AUTO and memory is not None:
+        adam_moments = 2 * sum(p.numel() * 4 for p in model.parameters())  # two fp32 buffers a parameter
+        fits = cuda_memory_probe(partial(_try_micro_batch, model, builder, config, device), device,
+                                 adam_moments, memory)
+    batch = resolve_auto_batch(config, fits, agree=lambda m: distributed.agree_min(m, dist, device), notices=notices,
+                               device_name=describe_device(device))
     return _Parts(device, model, optimizer, builder, stats,
-                  {"train": str(train_split.root), "val": str(val_split.root) if val_split else None})
+                  {"train": str(train_split.root), "val": str(val_split.root) if val_split else None}, batch)
 
 
 def _try_micro_batch(model: MaskedHWM, builder: BatchBuilder, config: Config, device: torch.device, m: int) -> None:
@@ -173,9 +170,10 @@ def _try_micro_batch(model: MaskedHWM, builder: BatchBuilder, config: Config, de
 
 
 def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> TrainingSession:
-    config = request_config(request)
+    requested = request_config(request)
     notices: list[str] = []
-    parts = _assemble(config, dist, notices)
+    parts = _assemble(requested, dist, notices)
+    config = recorded(requested, parts.batch)
     folder = lock = None
     meta: dict[str, Any] = {}
     if dist.is_main and create_run:
@@ -199,7 +197,7 @@ def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> 
                            "free disk space or pass another --runs-dir") from None
     return TrainingSession(config=config, device=parts.device, dist=dist, model=parts.model,
                            optimizer=parts.optimizer, builder=parts.builder, state=TrainingState(),
-                           folder=folder, lock=lock, meta=meta, notices=notices)
+                           folder=folder, lock=lock, meta=meta, notices=notices, batch=parts.batch)
 
 
 def _prepare_resume(request: TrainRequest, dist: DistInfo) -> TrainingSession:
@@ -219,19 +217,19 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
                    lock: RunLock | None) -> TrainingSession:
     meta = folder.read_meta()
     point = find_resume_point(request, folder)
-    config = point.config
     notices: list[str] = []
-    parts = _assemble(config, dist, notices, stats=StateStats.load(folder.state_stats))
-    notices[:0] = point.notices(global_batch(config, dist.world_size))
+    parts = _assemble(point.config, dist, notices, stats=StateStats.load(folder.state_stats))
+    config = recorded(point.config, parts.batch)
+    notices[:0] = point.notices(parts.batch.global_batch(dist.world_size))
     restore(point.checkpoint, parts.model, parts.optimizer, parts.device)
     header = point.checkpoint.meta
     state = TrainingState(step=point.step, samples_seen=int(header["samples_seen"]),
                           consecutive_nonfinite=int(header.get("consecutive_nonfinite", 0)))
     if dist.is_main:
-        rewind_folder(point)
+        rewind_folder(point, config)
         meta = resumed_meta(meta, from_step=point.step, max_steps=config.train.max_steps,
                             device=describe_device(parts.device), world_size=dist.world_size)
     return TrainingSession(config=config, device=parts.device, dist=dist, model=parts.model,
                            optimizer=parts.optimizer, builder=parts.builder, state=state,
                            folder=folder if dist.is_main else None, lock=lock, meta=meta, notices=notices,
-                           resumed_from=point.step)
+                           batch=parts.batch, resumed_from=point.step)

@@ -95,8 +95,8 @@ class Trainer:
                 max_grad_norm=self.config.train.max_grad_norm, global_batch=s.global_batch,
                 world_size=s.dist.world_size, num_parameters=self.model.num_parameters(),
                 tokens_per_sample=self.tokens_per_sample, codebook_size=CODEBOOK_SIZE,
-                resumed=s.resumed_from is not None, micro_batch=self.config.train.batch_size,
-                grad_accum_steps=self.config.train.grad_accum_steps, compile=self.config.train.compile))
+                resumed=s.resumed_from is not None, micro_batch=s.batch.micro_batch,
+                grad_accum_steps=s.batch.grad_accum_steps, compile=self.config.train.compile))
             self._publish(StateEvent("running", s.state.step))
             self.status = self._loop(prefetcher)
             # No rank leaves before rank 0 has written its last checkpoint: torchrun
@@ -178,12 +178,12 @@ class Trainer:
         s, t = self.session, self.config.train
         for step in range(s.state.step + 1, t.max_steps + 1):
             position = self.cursor.first_position(step)
-            for micro in range(t.grad_accum_steps):
-                samples = micro_batch_samples(micro, s.dist.rank, s.dist.world_size, t.batch_size)
+            for micro in range(s.batch.grad_accum_steps):
+                samples = micro_batch_samples(micro, s.dist.rank, s.dist.world_size, s.batch.micro_batch)
                 yield partial(s.builder.train_batch, step, position, samples)
 
     def _start_prefetch(self) -> Prefetcher:
-        return Prefetcher(self._micro_batch_jobs(), depth=2 * self.config.train.grad_accum_steps,
+        return Prefetcher(self._micro_batch_jobs(), depth=2 * self.session.batch.grad_accum_steps,
                           pin=self.session.device.type == "cuda")
 
     def _train_step(self, prefetcher: Prefetcher) -> bool:
@@ -211,7 +211,7 @@ class Trainer:
     def _next_batches(self, prefetcher: Prefetcher) -> list[MicroBatch]:
         """The step's micro-batches, on the device (copies from pinned memory overlap)."""
         device = self.session.device
-        return [prefetcher.next().to(device) for _ in range(self.config.train.grad_accum_steps)]
+        return [prefetcher.next().to(device) for _ in range(self.session.batch.grad_accum_steps)]
 
     def _accumulate_gradients(self, batches: list[MicroBatch], step: int) -> torch.Tensor:
         """Forward and backward over the step's micro-batches; returns the sum of their
@@ -308,7 +308,7 @@ class Trainer:
     # ------------------------------------------------------------------ between steps
 
     def _evaluate(self) -> None:
-        evaluation = validate(self.session, self.config.train.batch_size)
+        evaluation = validate(self.session, self.session.batch.micro_batch)
         self._publish(evaluation)
         if self.divergence is None:
             self.divergence = self.guard.evaluation(evaluation.step, evaluation.val_loss)

@@ -156,10 +156,11 @@ def test_auto_micro_batch_takes_the_largest_divisor_that_fits():
     config = load_config("12gb", ["train.batch_size=auto"])
     assert config.train.effective_batch == 16  # the preset's 4 x 4 is kept
     notices: list[str] = []
-    resolve_auto_batch(config, lambda m: tried.append(m) or m <= 8, agree=lambda m: m, notices=notices,
-                       device_name="a fake 12 GB GPU")
+    split = resolve_auto_batch(config, lambda m: tried.append(m) or m <= 8, agree=lambda m: m, notices=notices,
+                               device_name="a fake 12 GB GPU")
     assert tried == [16, 8]  # from the largest down, stopping at the first that fits
-    assert (config.train.batch_size, config.train.grad_accum_steps) == (8, 2)
+    assert (split.micro_batch, split.grad_accum_steps) == (8, 2)
+    assert config.train.batch_size == "auto"  # what the user asked for stays as asked
     assert "micro-batch 8 x 2" in notices[0]
     none_fit = load_config("12gb", ["train.batch_size=auto"])
     with pytest.raises(ConfigError, match="not even a micro-batch of 1 fits"):
