@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError
 
 
 def presets_dir() -> Path:
-    """The `presets/` folder shipped beside the packages."""
-    return Path(__file__).resolve().parent.parent.parent / "presets"
+    """The presets shipped with the package (hwm_core.presets: presets/ of the repository,
+    which the wheel carries inside hwm_core)."""
+    return Path(str(resources.files("hwm_core.presets")))
 
 
 def preset_names() -> list[str]:
