@@ -8,7 +8,6 @@ becomes e.g. three 40-way ones.
 from __future__ import annotations
 
 import math
-
 from typing import TYPE_CHECKING
 
 import numpy as np

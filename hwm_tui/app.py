@@ -16,31 +16,30 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
+# textual-image asks the terminal what it can draw (pixels, or half blocks) when it is
+# imported, which must happen before the app takes the terminal over.
+import textual_image.widget  # noqa: F401 - imported for that side effect
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from hwm_core.runs.inbox import STOP
 from hwm_core.errors import UserError
 from hwm_core.runs.folder import default_runs_dir
+from hwm_core.runs.inbox import STOP
+from hwm_core.status import DIVERGED, FAILED, INTERRUPTED, exit_code
 from hwm_core.training.runner import TrainingRunner
 from hwm_core.training.session import TrainingSession, TrainRequest, prepare
-from hwm_core.status import DIVERGED, FAILED, INTERRUPTED, exit_code
 
 from .link import LocalLink, RunLink
-from .sweep_runs import SweepDriver, prepare_step
 from .messages import CompareRuns, ShowSamples
 from .screens.compare_screen import CompareScreen
 from .screens.history_screen import HistoryScreen
 from .screens.samples_screen import SamplesScreen
 from .screens.train_screen import TrainScreen
-
-# textual-image asks the terminal what it can draw (pixels, or half blocks) when it is
-# imported, which must happen before the app takes the terminal over.
-import textual_image.widget  # noqa: E402,F401
+from .sweep_runs import SweepDriver, prepare_step
 
 
 class HwmApp(App):

@@ -21,14 +21,21 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from hwm_core.runs.inbox import STOP
-from hwm_core.events.types import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, EvalEvent, StateEvent,
-                             StepEvent, WarningEvent)
-from hwm_core.figures import format_bytes, format_duration, format_rate
 from hwm_core.events.run_state import RunProgress, RunState, compile_message
+from hwm_core.events.types import (
+    CheckpointEvent,
+    CheckpointFailedEvent,
+    CompileEvent,
+    EvalEvent,
+    StateEvent,
+    StepEvent,
+    WarningEvent,
+)
+from hwm_core.figures import format_bytes, format_duration, format_rate
+from hwm_core.runs.inbox import STOP
+from hwm_core.status import COMPLETED, DIVERGED, INTERRUPTED, exit_code
 from hwm_core.training.runner import TrainingRunner
 from hwm_core.training.session import TrainingSession
-from hwm_core.status import COMPLETED, DIVERGED, INTERRUPTED, exit_code
 
 from .style import WARNING_STYLES
 

@@ -16,14 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from hwm_core.runtime.device import resolve_device
-from hwm_core.runs.inbox import STOP, send_to_run
 from hwm_core.errors import RunError, UserError
-from hwm_core.training.request import TrainRequest, request_config
 from hwm_core.runs.folder import default_runs_dir, new_run_id
-from hwm_core.runs.liveness import effective_status
 from hwm_core.runs.history import resolve_run
+from hwm_core.runs.inbox import STOP, send_to_run
+from hwm_core.runs.liveness import effective_status
+from hwm_core.runtime.device import resolve_device
 from hwm_core.status import RUNNING
+from hwm_core.training.request import TrainRequest, request_config
 
 RUN_APPEARS_TIMEOUT_S = 600  # data checks and synthetic data generation come first
 

@@ -53,7 +53,7 @@ class LocalLink:
         self._history = list(history or [])
 
     @classmethod
-    def start(cls, session: TrainingSession) -> "LocalLink":
+    def start(cls, session: TrainingSession) -> LocalLink:
         """Start training `session`; a resumed run brings its earlier metrics along,
         read before the trainer appends a line, so the charts show the whole run."""
         history = read_run_events(session.folder) if session.resumed_from is not None and session.folder else []

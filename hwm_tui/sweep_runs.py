@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from hwm_core.errors import UserError
+from hwm_core.experiments.sweep import Step, Sweep, clear_unstarted, plan
+from hwm_core.status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
 from hwm_core.training.request import TrainRequest
 from hwm_core.training.session import TrainingSession, prepare
-from hwm_core.status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
-from hwm_core.experiments.sweep import Step, Sweep, clear_unstarted, plan
 
 
 def grid_table(sweep: Sweep, steps: list[Step]) -> Table:
@@ -129,8 +129,8 @@ class SweepDriver:
     def overlays(self) -> list:
         """The sweep's other runs that have trained (some or all of their steps)."""
         from hwm_core.events.log import read_events
-        from hwm_core.runs.folder import RunFolder
         from hwm_core.events.run_state import RunState
+        from hwm_core.runs.folder import RunFolder
 
         from .widgets.loss_chart import Overlay
 

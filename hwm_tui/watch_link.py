@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hwm_core.runs.inbox import send_to_run
 from hwm_core.errors import RunError
 from hwm_core.events.follow import MetricsFollower
 from hwm_core.events.types import Event
 from hwm_core.runs.folder import RunFolder
-from hwm_core.runs.liveness import effective_status
 from hwm_core.runs.history import newest_running, resolve_run
+from hwm_core.runs.inbox import send_to_run
+from hwm_core.runs.liveness import effective_status
 from hwm_core.status import RUNNING
 
 STATUS_CHECK_S = 1.0  # how often run.json is read to know if the trainer still lives

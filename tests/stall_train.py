@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import hwm_core.runs.checkpoint as checkpoint_module
 import hwm_core.model.masked_hwm as model_module
+import hwm_core.runs.checkpoint as checkpoint_module
 import hwm_core.training.trainer as trainer_module
 from hwm_tui.cli import main
 

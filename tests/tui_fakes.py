@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from hwm_core.events.types import CheckpointEvent, EvalEvent, StartEvent, StateEvent, StepEvent, WarningEvent
 from hwm_core.runs.inbox import PAUSE, RESUME, STOP
-from hwm_core.events.types import (CheckpointEvent, EvalEvent, StartEvent, StateEvent, StepEvent, WarningEvent)
 
 T0 = 1_790_000_000.0  # a fixed start time, so nothing on screen depends on the clock
 

@@ -99,10 +99,9 @@ def apply_overrides(config: Config, overrides: list[str], *, allowed: frozenset[
             raise ConfigError(f"--set {item!r}: unknown key '{key}' in [{section_name}]: "
                               f"known keys are {', '.join(known)}")
         value = _parse_override_value(text.strip())
-        if allowed is not None and dotted not in allowed:
-            if value != getattr(section, key, object()):
-                raise ConfigError(f"--set {dotted}: cannot change on resume, it would change "
-                                  f"the run; keys that may change: {', '.join(sorted(allowed))}")
+        if allowed is not None and dotted not in allowed and value != getattr(section, key, object()):
+            raise ConfigError(f"--set {dotted}: cannot change on resume, it would change "
+                              f"the run; keys that may change: {', '.join(sorted(allowed))}")
         before = getattr(section, key, None)
         if dotted == "train.batch_size" and value == AUTO and isinstance(before, int) \
                 and not config.train.effective_batch:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from ..config.schema import Config
-from .dataset import WindowDataset
 from ..fsq import FactorSpec
+from .dataset import WindowDataset
 from .masking import TRAIN, VALIDATION, corrupt_sample, sample_rng
 
 
@@ -30,11 +30,11 @@ class MicroBatch:
     targets: torch.Tensor       # [B, N, F] int64: the true factor ids of the target latent frames
     target_mask: torch.Tensor   # [B, N] bool: which of them were masked (only those are scored)
 
-    def to(self, device: torch.device) -> "MicroBatch":
+    def to(self, device: torch.device) -> MicroBatch:
         non_blocking = device.type == "cuda"
         return MicroBatch(*(t.to(device, non_blocking=non_blocking) for t in self.tensors()))
 
-    def pin_memory(self) -> "MicroBatch":
+    def pin_memory(self) -> MicroBatch:
         return MicroBatch(*(t.pin_memory() for t in self.tensors()))
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
@@ -167,7 +167,7 @@ class Prefetcher:
                         continue
                 if self._stop.is_set():
                     return
-        except BaseException as exc:  # surfaced in the training thread by next()
+        except BaseException as exc:  # noqa: BLE001 - surfaced in the training thread by next()
             self._queue.put(exc)
             return
         self._queue.put(self._DONE)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.atomic import write_json_atomic
 from ..errors import DataError
+from ..runtime.atomic import write_json_atomic
 from .split import FRAMES_PER_WINDOW, HAND_CLOSURE_DIMS, STATE_DIM, Split
 
 
@@ -40,7 +40,7 @@ class StateStats:
     std: np.ndarray
 
     @classmethod
-    def from_split(cls, split: Split) -> "StateStats":
+    def from_split(cls, split: Split) -> StateStats:
         mean, std = state_moments(split)
         std[std < 1e-6] = 1.0  # a constant dimension stays at 0 instead of dividing by 0
         for dim in HAND_CLOSURE_DIMS:
@@ -54,14 +54,14 @@ class StateStats:
         return {"mean": [float(x) for x in self.mean], "std": [float(x) for x in self.std]}
 
     @classmethod
-    def from_json(cls, value: dict) -> "StateStats":
+    def from_json(cls, value: dict) -> StateStats:
         return cls(np.asarray(value["mean"], dtype=np.float32), np.asarray(value["std"], dtype=np.float32))
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, self.to_json())
 
     @classmethod
-    def load(cls, path: Path) -> "StateStats":
+    def load(cls, path: Path) -> StateStats:
         try:
             return cls.from_json(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError) as exc:

@@ -86,7 +86,7 @@ class Split:
         self.notices: list[str] = []  # said once when training starts; nothing here stops it
 
     @classmethod
-    def open(cls, root: str | Path, *, role: str = "data") -> "Split":
+    def open(cls, root: str | Path, *, role: str = "data") -> Split:
         root = Path(root).expanduser()
         flag = "--data" if role == "train" else "--val-data" if role == "val" else "the path"
         if not root.exists():

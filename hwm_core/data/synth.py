@@ -19,9 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from ..fsq import FSQ_LEVELS, digits_to_codes
-from .split import (ANGULAR_VELOCITY_DIM, FRAMES_PER_WINDOW, HAND_CLOSURE_DIMS,
-                    LATENT_FRAME_GROUPS, LINEAR_VELOCITY_DIM, NESTED_DIRS, STATE_DIM, TOKENS_SIDE,
-                    shard_file)
+from .split import (
+    ANGULAR_VELOCITY_DIM,
+    FRAMES_PER_WINDOW,
+    HAND_CLOSURE_DIMS,
+    LATENT_FRAME_GROUPS,
+    LINEAR_VELOCITY_DIM,
+    NESTED_DIRS,
+    STATE_DIM,
+    TOKENS_SIDE,
+    shard_file,
+)
 
 GENERATOR_VERSION = 1
 WORLD_SIDE = 256

@@ -7,8 +7,9 @@ import errno
 import os
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from .log import event_to_json
 from .types import Event, WarningEvent
@@ -28,7 +29,7 @@ class EventBus:
         self._subscribers: list[queue.SimpleQueue] = []
         # Unbuffered: a line is with the OS as soon as publish returns, so a killed
         # process loses at most the line being written.
-        self._file = open(log_path, "ab", buffering=0) if log_path is not None else None
+        self._file = open(log_path, "ab", buffering=0) if log_path is not None else None  # noqa: SIM115 - held until close()
         self._offset = os.fstat(self._file.fileno()).st_size if self._file is not None else 0
         self._backlog: list[tuple[Event, bytes]] = []
         self._write_failed = False
@@ -36,7 +37,7 @@ class EventBus:
         # file offset after it; run summaries use it to know what they cover.
         self.on_written: Callable[[Event, int], None] | None = None
 
-    def subscribe(self) -> "queue.SimpleQueue[Event]":
+    def subscribe(self) -> queue.SimpleQueue[Event]:
         q: queue.SimpleQueue = queue.SimpleQueue()
         with self._lock:
             self._subscribers.append(q)

@@ -16,14 +16,26 @@ import copy
 import dataclasses
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
-from .types import (CheckpointEvent, CheckpointFailedEvent, CompileEvent, Event, EvalEvent, GpuEvent,
-                     SamplesEvent, StartEvent, StateEvent, StepEvent, WarningEvent)
 from ..fsq import CODEBOOK_SIZE
-from .step_series import Series, SmoothedSeries
 from ..status import is_final
+from .step_series import Series, SmoothedSeries
+from .types import (
+    CheckpointEvent,
+    CheckpointFailedEvent,
+    CompileEvent,
+    EvalEvent,
+    Event,
+    GpuEvent,
+    SamplesEvent,
+    StartEvent,
+    StateEvent,
+    StepEvent,
+    WarningEvent,
+)
 
 STEP_TIME_SMOOTHING = 0.1  # EMA weight of the newest step time (for the ETA)
 LOSS_SMOOTHING = 0.95      # EMA weight of the past in the smoothed loss curve
@@ -108,7 +120,7 @@ class RunTotals:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, value: Any) -> "RunTotals":
+    def from_json(cls, value: Any) -> RunTotals:
         if not isinstance(value, dict):
             return cls()
         try:
@@ -165,7 +177,7 @@ class RunCurves:
         self.checkpoints: list[CheckpointEvent] = []
         self.version = 0  # bumps whenever a chart has something new to show
 
-    def copy(self) -> "RunCurves":
+    def copy(self) -> RunCurves:
         other = copy.copy(self)
         for name in ("loss", "val_loss", "val_acc", "lr", "grad_pre", "grad_post", "samples", "wall"):
             setattr(other, name, getattr(self, name).copy())
@@ -269,7 +281,7 @@ class RunState:
             except (TypeError, ValueError):  # a hand-edited line ("step": null): skipped like a torn one
                 pass
 
-    def copy(self) -> "RunState":
+    def copy(self) -> RunState:
         """An independent copy: a reader extends it while a screen still draws this one."""
         other = copy.copy(self)
         other.progress = dataclasses.replace(self.progress)

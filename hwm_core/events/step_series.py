@@ -19,7 +19,7 @@ class Series:
     def __len__(self) -> int:
         return self._n
 
-    def copy(self) -> "Series":
+    def copy(self) -> Series:
         other = copy.copy(self)
         other._x, other._y = self._x.copy(), self._y.copy()
         return other
@@ -73,7 +73,7 @@ class SmoothedSeries(Series):
         self.weight = weight
         self._emas: dict[float, _Ema] = {}
 
-    def copy(self) -> "SmoothedSeries":
+    def copy(self) -> SmoothedSeries:
         other = super().copy()
         other._emas = {}  # recomputed on demand: a copy is for a reader that draws it later
         return other

@@ -18,14 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..runs import checkpoint as ckpt
-from ..runtime.atomic import write_json_atomic
 from ..config.loading import load_config
 from ..errors import ConfigError, RunError
-from ..training.request import TrainRequest
-from ..runs.folder import new_run_id, RunFolder
+from ..runs import checkpoint as ckpt
+from ..runs.folder import RunFolder, new_run_id
 from ..runs.liveness import effective_status
+from ..runtime.atomic import write_json_atomic
 from ..status import COMPLETED, DIVERGED, RUNNING
+from ..training.request import TrainRequest
 
 SWEEPS_DIR = "sweeps"
 DONE = (COMPLETED, DIVERGED)  # results: a resumed sweep keeps them
@@ -97,7 +97,7 @@ class Sweep:
         write_json_atomic(self.path, asdict(self))
 
     @classmethod
-    def from_json(cls, value: dict[str, Any]) -> "Sweep":
+    def from_json(cls, value: dict[str, Any]) -> Sweep:
         points = [SweepPoint(**p) for p in value["points"]]
         return cls(**{**value, "points": points})
 

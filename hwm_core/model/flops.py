@@ -12,6 +12,7 @@ from ..data.split import FRAMES_PER_WINDOW, STATE_DIM
 from ..fsq import FactorSpec
 from .masked_hwm import SPATIAL_POSITIONS
 
+
 def forward_flops_per_sample(config: Config) -> float:
     m = config.model
     d, t, s = m.d_model, config.latent_frames, SPATIAL_POSITIONS

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config.schema import ModelConfig
-from ..runtime.device import autocast
-from ..data.split import LATENT_FRAME_GROUPS, FRAMES_PER_WINDOW, STATE_DIM, TOKENS_SIDE
+from ..data.split import FRAMES_PER_WINDOW, LATENT_FRAME_GROUPS, STATE_DIM, TOKENS_SIDE
 from ..fsq import FactorSpec
+from ..runtime.device import autocast
 
 SPATIAL_POSITIONS = TOKENS_SIDE * TOKENS_SIDE
 LINEAR_INIT_STD = 0.02

@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..data import Split, WindowDataset
-from ..runtime.device import describe_device
 from ..fsq import CODEBOOK_SIZE, FactorSpec
+from ..runtime.device import describe_device
 from .inference import TrainedModel, sample_batch
 from .predict import maskgit_sample, teacher_forced
+
 
 @dataclass
 class EvalOptions:

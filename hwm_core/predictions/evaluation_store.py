@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..runtime.atomic import write_json_atomic
 from ..runs.folder import RunFolder
+from ..runtime.atomic import write_json_atomic
 
 EVALUATIONS_DIR = "evaluations"
 

@@ -14,18 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..runs import checkpoint as ckpt
-from ..runs.checkpoint_contents import load_model_weights, model_shape, shape_text
 from ..config.loading import config_from_dict
 from ..config.schema import Config
 from ..data import SYNTHETIC, Split, StateStats, WindowDataset, synthetic_split
 from ..data.sources import train_dir, val_dir
-from ..runtime.device import resolve_device
 from ..errors import CheckpointError, ConfigError, DataError
 from ..fsq import FactorSpec
 from ..model.masked_hwm import MaskedHWM
+from ..runs import checkpoint as ckpt
+from ..runs.checkpoint_contents import load_model_weights, model_shape, shape_text
 from ..runs.folder import RunFolder
 from ..runs.history import resolve_run
+from ..runtime.device import resolve_device
 
 
 @dataclass

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
-from ..data.batches import val_sample_order
 from ..data import WindowDataset
+from ..data.batches import val_sample_order
+from ..model.masked_hwm import token_cross_entropy
+from ..runs.folder import RunFolder
 from ..runtime.device import autocast
 from .inference import TrainedModel, load_trained, open_samples, sample_batch, split_path
 from .maskgit import generate
-from ..model.masked_hwm import token_cross_entropy
-from ..runs.folder import RunFolder
 from .samples import SampleRecord, save_samples
 
 

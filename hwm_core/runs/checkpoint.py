@@ -18,9 +18,10 @@ import os
 import re
 import struct
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError, safe_open
 
@@ -109,7 +110,7 @@ def _verify_written(path: Path, checksum: str) -> None:
             intact = (meta.get("checksum") == checksum
                       and _digest(meta, ((name, fh.get_tensor(name)) for name in names)) == checksum
                       and resume_state_problem(meta, names) is None)
-    except Exception:  # CheckpointError, or safetensors' own error types
+    except Exception:  # noqa: BLE001 - CheckpointError, or safetensors' own error types
         intact = False
     if not intact:
         raise OSError(errno.EIO, "the checkpoint just written does not read back intact; check the disk")
@@ -154,9 +155,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
     try:
         tensors: dict[str, torch.Tensor] = {}
         with safe_open(str(path), framework="pt", device="cpu") as fh:
-            for name in fh.keys():
+            for name in fh.keys():  # noqa: SIM118 - safe_open is no dict: keys() is its API
                 tensors[name] = fh.get_tensor(name)
-    except Exception as exc:  # safetensors raises its own error types
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise CheckpointError(f"checkpoint {path} is unreadable ({exc}): resume from an older one "
                               "or start a new run") from None
     if meta.get("format") != FORMAT_VERSION:
@@ -236,7 +237,7 @@ def latest_readable(directory: Path) -> tuple[int, Path] | None:
 def load_latest_good(directory: Path) -> tuple[Checkpoint | None, list[tuple[Path, str]]]:
     """The newest checkpoint that fully verifies, and the newer ones passed over (with why)."""
     problems: list[tuple[Path, str]] = []
-    for step, path in list_checkpoints(directory):
+    for _step, path in list_checkpoints(directory):
         try:
             return load_checkpoint(path), problems
         except CheckpointError as exc:

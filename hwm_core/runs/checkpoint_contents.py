@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint
 from ..config.schema import Config
 from ..errors import CheckpointError
+from .checkpoint import Checkpoint
 
 # What must match between a checkpoint and the model it is loaded into.
 SHAPE_KEYS = ("d_model", "n_layers", "n_heads", "mlp_ratio", "shared_from", "factor_groups", "positions")

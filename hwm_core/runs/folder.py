@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..runtime.atomic import fsync_dir, write_json_atomic
 from ..errors import RunError
+from ..runtime.atomic import fsync_dir, write_json_atomic
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

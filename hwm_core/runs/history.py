@@ -12,15 +12,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import latest_readable
 from ..errors import RunError
 from ..events.follow import MetricsFollower
 from ..events.log import read_events
+from ..events.run_state import RunState, RunTotals
 from ..events.types import Event
+from ..status import BROKEN, RESUMABLE, RUNNING
+from .checkpoint import latest_readable
 from .folder import RunFolder
 from .liveness import effective_status
-from ..events.run_state import RunState, RunTotals
-from ..status import BROKEN, RESUMABLE, RUNNING
 
 
 def accumulate(folder: RunFolder, cached: RunTotals | None = None) -> RunState:

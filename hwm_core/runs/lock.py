@@ -26,7 +26,7 @@ def _flock_with_retries(fd: int) -> None:
             time.sleep(LOCK_RETRY_S)
 
 
-def lock_held(folder: "RunFolder") -> bool | None:
+def lock_held(folder: RunFolder) -> bool | None:
     """Whether a process holds the run's lock now (a definite answer on this host);
     None when the lock file cannot be opened, and nothing is created or written."""
     try:

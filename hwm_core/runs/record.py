@@ -11,7 +11,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..status import RUNNING
 from .folder import RunFolder

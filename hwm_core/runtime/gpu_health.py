@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -64,7 +65,7 @@ class GpuSampler:
 
     @classmethod
     def start_for(cls, device: torch.device, publish: Callable[[GpuEvent], None],
-                  step: Callable[[], int]) -> "GpuSampler | None":
+                  step: Callable[[], int]) -> GpuSampler | None:
         indices = run_gpus(device)
         nvml = _nvml() if indices else None
         if nvml is None:
@@ -101,5 +102,5 @@ class GpuSampler:
         self._thread.join(timeout=2 * self.interval_s)
         try:
             self.nvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - NVML going away at the end must not fail the run
             pass

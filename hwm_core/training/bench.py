@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..runs.inbox import CommandInbox
 from ..config.presets import preset_names
-from ..runtime.device import GIB, describe_device, effective_precision, peak_memory_bytes
 from ..events.bus import EventBus
 from ..events.types import CompileEvent, StepEvent
 from ..model.flops import train_flops_per_step
+from ..runs.inbox import CommandInbox
+from ..runtime.device import GIB, describe_device, effective_precision, peak_memory_bytes
 from .session import TrainRequest, prepare
 from .trainer import Trainer
 

@@ -7,7 +7,7 @@ metrics.jsonl is on disk first, so a checkpoint never stands ahead of its metric
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..events.bus import EventBus
 from ..events.types import CheckpointEvent, CheckpointFailedEvent, Event, StateEvent, WarningEvent

@@ -12,7 +12,7 @@ shapes, so it compiles once.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -8,7 +8,7 @@ collective of its own that every rank waits in.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

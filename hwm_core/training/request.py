@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.loading import apply_overrides, config_from_toml_file, load_config
-from ..config.schema import Config, RESUME_SAFE_KEYS
+from ..config.schema import RESUME_SAFE_KEYS, Config
 from ..errors import ConfigError, RunError
 from ..runs.folder import RunFolder, default_runs_dir
 from ..runs.history import resolve_run

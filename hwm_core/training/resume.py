@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runs import checkpoint as ckpt
-from ..runtime.atomic import append_bytes_durable, write_bytes_atomic, write_text_atomic
-from ..runs.checkpoint_contents import model_shape, shape_text
 from ..config.schema import Config
 from ..errors import CheckpointError, ConfigError, RunError
 from ..events.log import parse_line
-from .request import TrainRequest, resumed_config
+from ..runs import checkpoint as ckpt
+from ..runs.checkpoint_contents import model_shape, shape_text
 from ..runs.folder import RunFolder
+from ..runtime.atomic import append_bytes_durable, write_bytes_atomic, write_text_atomic
+from .request import TrainRequest, resumed_config
 
 
 @dataclass

@@ -6,9 +6,9 @@ from __future__ import annotations
 import queue
 import threading
 
-from ..runs.inbox import CommandInbox
 from ..events.bus import EventBus
 from ..events.types import Event
+from ..runs.inbox import CommandInbox
 from .session import TrainingSession
 from .trainer import Trainer
 
@@ -29,14 +29,14 @@ class TrainingRunner:
     def run_id(self) -> str:
         return self.session.folder.id if self.session.folder is not None else ""
 
-    def start(self) -> "TrainingRunner":
+    def start(self) -> TrainingRunner:
         self._thread.start()
         return self
 
     def _run(self) -> None:
         try:
             self.status = self.trainer.run()
-        except BaseException as exc:  # the status is already 'failed' on disk; keep the error
+        except BaseException as exc:  # noqa: BLE001 - the status is already 'failed' on disk; keep the error
             self.status = "failed"
             self.error = exc
         finally:

@@ -16,26 +16,26 @@ from typing import Any
 
 import torch
 
-from ..runtime import distributed
-from ..runtime.atomic import write_text_atomic
-from ..data.batches import BatchBuilder
-from ..runs.checkpoint_contents import restore
 from ..config.batch import BatchSplit, recorded
 from ..config.schema import AUTO, Config
 from ..data import StateStats, WindowDataset
+from ..data.batches import BatchBuilder
 from ..data.sources import open_splits
+from ..errors import RunError, UserError
+from ..model.masked_hwm import MaskedHWM, forward_loss
+from ..runs.checkpoint_contents import restore
+from ..runs.folder import RunFolder, create_run_folder
+from ..runs.history import resolve_run
+from ..runs.lock import RunLock
+from ..runs.record import new_meta, resumed_meta
+from ..runtime import distributed
+from ..runtime.atomic import write_text_atomic
 from ..runtime.device import configure_cpu_threads, describe_device, limit_memory, resolve_device, seed_everything
 from ..runtime.distributed import DistInfo
-from ..errors import RunError, UserError
 from .micro_batch import cuda_memory_probe, resolve_auto_batch
-from ..model.masked_hwm import MaskedHWM, forward_loss
 from .optimizer import build_optimizer
 from .request import TrainRequest, request_config
 from .resume import find_resume_point, rewind_folder
-from ..runs.folder import create_run_folder, RunFolder
-from ..runs.lock import RunLock
-from ..runs.record import new_meta, resumed_meta
-from ..runs.history import resolve_run
 
 __all__ = ["TrainRequest", "TrainingSession", "TrainingState", "prepare", "prepare_distributed"]
 

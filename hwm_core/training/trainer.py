@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterator
 
 import torch
 
@@ -257,7 +257,7 @@ class Trainer:
             loss_sum += per_sample.detach().sum()
         return loss_sum
 
-    def _measure(self, loss_sum: torch.Tensor) -> "StepFigures":
+    def _measure(self, loss_sum: torch.Tensor) -> StepFigures:
         """Clip, and read the step's figures back in the one host sync of the step: the
         global loss, rank 0's commands (riding along with the loss, so every rank learns
         them here) and every gradient figure together."""
@@ -286,7 +286,7 @@ class Trainer:
         self.session.state.step = step
         self.session.state.samples_seen = self.cursor.first_position(step + 1)
 
-    def _report(self, step: int, lr: float, figures: "StepFigures", elapsed: float, data_wait: float) -> None:
+    def _report(self, step: int, lr: float, figures: StepFigures, elapsed: float, data_wait: float) -> None:
         s, t = self.session, self.config.train
         self._publish(StepEvent(
             step=step, loss=figures.loss, lr=lr, grad_norm_pre_clip=figures.grad_norm_pre_clip,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -19,14 +18,14 @@ bench_app = typer.Typer(help="Benchmarks: training steps, the dashboard's charts
 @user_errors
 def bench(
     ctx: typer.Context,
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Same as `bench train --preset`."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Same as the subcommand's --steps."),
-    device: Optional[str] = typer.Option(None, "--device", help="Same as the subcommand's --device."),
+    preset: str | None = typer.Option(None, "--preset", "-p", help="Same as `bench train --preset`."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Same as the subcommand's --steps."),
+    device: str | None = typer.Option(None, "--device", help="Same as the subcommand's --device."),
     set_: list[str] = typer.Option([], "--set", help="Same as the subcommand's --set."),
     as_json: bool = typer.Option(False, "--json", help="Same as the subcommand's --json."),
     ui: bool = typer.Option(False, "--ui", help="Same as `bench ui`."),
     dashboard: bool = typer.Option(False, "--dashboard", help="Same as `bench dashboard`."),
-    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Same as `bench dashboard --repeats`."),
+    repeats: int | None = typer.Option(None, "--repeats", min=1, help="Same as `bench dashboard --repeats`."),
     side_by_side: bool = typer.Option(False, "--side-by-side", help="Same as `bench dashboard --side-by-side`."),
 ) -> None:
     """Time training steps (train), the dashboard's charts (ui) or the dashboard against headless
@@ -71,15 +70,15 @@ def _refuse(given: list[str], *, allowed: set[str], what: str) -> None:
 def bench_train(
     preset: str = typer.Option("cpu", "--preset", "-p", help=PRESET_HELP + " `all`: every preset, one after another."),
     steps: int = typer.Option(5, "--steps", min=1, help=STEPS_HELP),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    memory_limit: Optional[float] = typer.Option(None, "--memory-limit", min=0, help="Cap CUDA memory at this "
+    memory_limit: float | None = typer.Option(None, "--memory-limit", min=0, help="Cap CUDA memory at this "
                                                  "many GiB (with --preset all: each preset's own budget)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s, compile time."""
-    from hwm_core.training.bench import bench_presets, run_bench
     from hwm_core.config.loading import load_config
+    from hwm_core.training.bench import bench_presets, run_bench
 
     results = []
     for name in bench_presets(preset):
@@ -101,7 +100,7 @@ def bench_train(
     console.print(table)
 
 
-def _on_cuda(device: Optional[str]) -> bool:
+def _on_cuda(device: str | None) -> bool:
     if device == "cpu":
         return False
     import torch
@@ -163,7 +162,7 @@ DASHBOARD_STEPS = 100
 def bench_dashboard(
     preset: str = typer.Option("cpu", "--preset", "-p", help=PRESET_HELP),
     steps: int = typer.Option(DASHBOARD_STEPS, "--steps", min=1, help="Optimizer steps in each run."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Runs of each kind (alternating pairs)."),
     side_by_side: bool = typer.Option(False, "--side-by-side", help="Run each pair at the same time, each on a "
@@ -172,7 +171,8 @@ def bench_dashboard(
 ) -> None:
     """Samples/s headless vs under the dashboard (in tmux), the dashboard's drawing live vs frozen (f)
     in blocks within each run, and key-press-to-screen latency."""
-    from ..bench.dashboard import TrainCommand, dashboard_vs_headless, side_by_side as run_side_by_side
+    from ..bench.dashboard import TrainCommand, dashboard_vs_headless
+    from ..bench.dashboard import side_by_side as run_side_by_side
 
     train = TrainCommand(preset, steps, device_overrides(device, set_))
     if side_by_side:

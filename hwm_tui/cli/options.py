@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 RUNS_DIR_HELP = "Folder of runs (default: $HWM_RUNS_DIR, else ./runs)."
 PRESET_HELP = "Preset to benchmark."
 STEPS_HELP = "Timed optimizer steps (after warm-up)."
@@ -11,7 +9,7 @@ SET_HELP = "Override a preset key: section.key=value (repeatable)."
 JSON_HELP = "Print one JSON object."
 
 
-def device_overrides(device: Optional[str], set_: list[str]) -> list[str]:
+def device_overrides(device: str | None, set_: list[str]) -> list[str]:
     from hwm_core.errors import ConfigError
 
     if device not in (None, "cpu", "cuda"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -18,17 +17,17 @@ from .user_errors import user_errors
 def evaluate(
     run: str = typer.Argument(..., help="Run id, unique prefix or path (its newest good checkpoint), or a "
                               "checkpoint file."),
-    data: Optional[str] = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
+    data: str | None = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
                                        "run's own val split)."),
-    train_data: Optional[str] = typer.Option(None, "--train-data", help="Train split for the unigram baseline "
+    train_data: str | None = typer.Option(None, "--train-data", help="Train split for the unigram baseline "
                                              "(default: the run's own)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per forward pass."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N valid samples."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N valid samples."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per target frame."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature "
                                       "(0: each factor's argmax)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score a checkpoint on a whole split: teacher-forced CE and accuracy per target frame, MaskGIT
@@ -36,7 +35,8 @@ def evaluate(
     from rich.progress import Progress
 
     from hwm_core.data import Split
-    from hwm_core.predictions.evaluate import EvalOptions, evaluate as run_evaluation, factor_unigram
+    from hwm_core.predictions.evaluate import EvalOptions, factor_unigram
+    from hwm_core.predictions.evaluate import evaluate as run_evaluation
     from hwm_core.predictions.evaluation_store import save_evaluation
     from hwm_core.predictions.inference import load_trained, open_samples, split_path
     from hwm_core.runs.folder import default_runs_dir
@@ -92,13 +92,13 @@ def samples(
     run: str = typer.Argument(..., help="Run id, unique prefix or path (its newest good checkpoint), or a "
                               "checkpoint file."),
     png: Path = typer.Option(..., "--png", help="Write the panels to this PNG file."),
-    data: Optional[str] = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
+    data: str | None = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
                                        "run's own val split)."),
     count: int = typer.Option(4, "--count", min=1, help="Val samples, the first ones validation takes."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per target frame."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
 ) -> None:
     """Draw what a checkpoint predicts for a few val samples (context, truth, argmax, MaskGIT, errors) as a PNG."""
     from hwm_core.data.batches import val_sample_order

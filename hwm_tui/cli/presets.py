@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ def presets_list() -> None:
 @user_errors
 def presets_show(
     ctx: typer.Context,
-    name: Optional[str] = typer.Argument(None, help="Preset name or TOML path."),
+    name: str | None = typer.Argument(None, help="Preset name or TOML path."),
     schema: bool = typer.Option(False, "--schema", help="Every key a preset may hold: type, default, allowed "
                                 "values, what it does (with NAME: that preset's value too)."),
 ) -> None:
@@ -54,7 +54,7 @@ def presets_show(
     print(load_config(name).to_toml(), end="")
 
 
-def _schema_table(preset: Optional[Config]) -> Table:
+def _schema_table(preset: Config | None) -> Table:
     from hwm_core.config.schema import describe_schema, toml_value
 
     table = Table("key", "type", "default", "allowed", *([preset.preset] if preset else []), "what it does",

@@ -7,7 +7,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich import box
@@ -25,7 +24,7 @@ runs_app = typer.Typer(no_args_is_help=True, help="Runs in the runs dir, for scr
 @runs_app.command("list")
 @user_errors
 def runs_list(
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """Every run: id, preset, status, steps, val loss, latest good checkpoint."""
@@ -69,14 +68,13 @@ def _table_width(columns: list, rows: list[list[str]]) -> int:
 @user_errors
 def runs_show(
     run: str = typer.Argument(..., help="Run id, unique prefix, or path."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """One run's facts, as on the history screen."""
+    from hwm_core.predictions.evaluation_store import latest_evaluation
     from hwm_core.runs.folder import default_runs_dir
     from hwm_core.runs.history import resolve_run, safe_summarize
-
-    from hwm_core.predictions.evaluation_store import latest_evaluation
 
     folder = resolve_run(default_runs_dir(runs_dir), run)
     summary = safe_summarize(folder, time.time())
@@ -99,13 +97,13 @@ def runs_show(
 @user_errors
 def runs_compare(
     runs: list[str] = typer.Argument(..., help="2 to 8 runs (ids, unique prefixes or paths)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """The comparison table: the config values in which the runs differ, and each run's steps, best and last
     val loss, warnings and status."""
-    from hwm_core.experiments.comparison import compare, format_value, short_key
     from hwm_core.errors import ConfigError
+    from hwm_core.experiments.comparison import compare, format_value, short_key
     from hwm_core.runs.folder import default_runs_dir
     from hwm_core.runs.history import resolve_run
 
@@ -141,8 +139,8 @@ EXPORT_COLUMNS = ("type", "step", "time", "loss", "lr", "grad_norm_pre_clip", "g
 def runs_export(
     run: str = typer.Argument(..., help="Run id, unique prefix or path."),
     csv_: bool = typer.Option(False, "--csv", help="As CSV (the one format so far): one row per step and eval."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of standard output."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    out: Path | None = typer.Option(None, "--out", help="Write to this file instead of standard output."),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
 ) -> None:
     """Every step and eval row of a run's metrics.jsonl, for a spreadsheet or a script."""
     import csv
@@ -157,7 +155,7 @@ def runs_export(
     if not csv_:
         raise ConfigError("runs export needs a format: --csv")
     folder = resolve_run(default_runs_dir(runs_dir), run)
-    handle = open(out, "w", newline="") if out is not None else sys.stdout
+    handle = open(out, "w", newline="") if out is not None else sys.stdout  # noqa: SIM115 - or stdout; closed below
     try:
         writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
         writer.writeheader()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,7 +11,7 @@ from .user_errors import user_errors
 
 
 @user_errors
-def history(runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP)) -> None:
+def history(runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP)) -> None:
     """Browse past runs: curves, config; resume or delete."""
     from ..app import run_history_app
 
@@ -21,8 +20,8 @@ def history(runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUN
 
 @user_errors
 def watch(
-    run: Optional[str] = typer.Argument(None, help="Run id or path (default: the newest running run)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    run: str | None = typer.Argument(None, help="Run id or path (default: the newest running run)."),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
 ) -> None:
     """Open the dashboard on a run another process is training; p, c, q reach it."""
     from ..app import run_watch

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,23 +14,23 @@ from .user_errors import user_errors
 
 @user_errors
 def sweep(
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset name or TOML path. Default: cpu."),
-    data: Optional[str] = typer.Option(None, "--data", help="Train split folder (1X v2.0), or 'synthetic'."),
-    val_data: Optional[str] = typer.Option(None, "--val-data", help="Val split folder, or 'synthetic'."),
+    preset: str | None = typer.Option(None, "--preset", "-p", help="Preset name or TOML path. Default: cpu."),
+    data: str | None = typer.Option(None, "--data", help="Train split folder (1X v2.0), or 'synthetic'."),
+    val_data: str | None = typer.Option(None, "--val-data", help="Val split folder, or 'synthetic'."),
     set_: list[str] = typer.Option([], "--set", help="section.key=a,b,c: a grid axis (values split at commas "
                                    "outside brackets); section.key=value: for every run. Repeatable."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps of every run."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps of every run."),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: one progress line per run."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a sweep (its id): finish its interrupted "
+    resume: str | None = typer.Option(None, "--resume", help="Continue a sweep (its id): finish its interrupted "
                                          "run from its checkpoint, skip the completed ones, train the rest."),
 ) -> None:
     """Train a grid of runs one after another (e.g. --set train.lr=3e-5,5e-5,1e-4), each a normal run carrying
     the sweep's id; the grid and its order are printed first."""
     from hwm_core.errors import ConfigError
-    from hwm_core.training.request import TrainRequest, request_overrides
-    from hwm_core.runs.folder import default_runs_dir
     from hwm_core.experiments.sweep import load_sweep, new_sweep, plan
+    from hwm_core.runs.folder import default_runs_dir
+    from hwm_core.training.request import TrainRequest, request_overrides
 
     from ..sweep_runs import grid_table, run_sweep_headless
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,20 +14,20 @@ from .user_errors import user_errors
 
 @user_errors
 def train(
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset name (cpu, 12gb, 24gb, 48gb, "
+    preset: str | None = typer.Option(None, "--preset", "-p", help="Preset name (cpu, 12gb, 24gb, 48gb, "
                                          "80gb) or path to a TOML file. Default: cpu."),
-    data: Optional[str] = typer.Option(None, "--data", help="Train split folder (1X v2.0), or 'synthetic'."),
-    val_data: Optional[str] = typer.Option(None, "--val-data", help="Val split folder, or 'synthetic'."),
+    data: str | None = typer.Option(None, "--data", help="Train split folder (1X v2.0), or 'synthetic'."),
+    val_data: str | None = typer.Option(None, "--val-data", help="Val split folder, or 'synthetic'."),
     set_: list[str] = typer.Option([], "--set", help="Override a preset key: section.key=value (repeatable)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps in the whole run."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a run (id or path) from its latest "
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps in the whole run."),
+    resume: str | None = typer.Option(None, "--resume", help="Continue a run (id or path) from its latest "
                                          "good checkpoint."),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: one progress line (servers, scripts)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (GPUs) to train on, launched with torchrun."),
-    memory_limit: Optional[float] = typer.Option(None, "--memory-limit", min=0, help="Cap this process's CUDA "
+    memory_limit: float | None = typer.Option(None, "--memory-limit", min=0, help="Cap this process's CUDA "
                                                  "memory at this many GiB (emulate a smaller card)."),
-    run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True, help="Name the new run (launchers)."),
+    run_id: str | None = typer.Option(None, "--run-id", hidden=True, help="Name the new run (launchers)."),
 ) -> None:
     """Train a Masked-HWM: the dashboard by default, or --headless."""
     from hwm_core.errors import ConfigError

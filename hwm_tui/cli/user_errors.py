@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import typer
 from rich.markup import escape

@@ -18,16 +18,15 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from hwm_core.experiments.comparison import Comparison, compare, format_value, short_key
 from hwm_core.events.follow import MetricsFollower
+from hwm_core.events.run_state import RunState
+from hwm_core.experiments.comparison import Comparison, compare, format_value, short_key
 from hwm_core.figures import format_duration
 from hwm_core.runs.folder import RunFolder
-from hwm_core.events.run_state import RunState
 
 from ..style import STATUS_STYLES
 from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings
-from ..widgets.compare_charts import (RUN_MARKUP, CompareGradChart, CompareLossChart, CompareLrChart,
-                                      ComparedView)
+from ..widgets.compare_charts import RUN_MARKUP, ComparedView, CompareGradChart, CompareLossChart, CompareLrChart
 from .from_worker import show_from_worker
 
 REFRESH_S = 2.0

@@ -22,8 +22,8 @@ from textual.worker import get_current_worker
 from hwm_core.errors import UserError
 from hwm_core.experiments.comparison import MAX_RUNS
 from hwm_core.runs.folder import RunFolder
-from hwm_core.runs.lock import delete_run
 from hwm_core.runs.history import RunSummary, list_runs
+from hwm_core.runs.lock import delete_run
 
 from ..messages import CompareRuns, ShowSamples
 from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings

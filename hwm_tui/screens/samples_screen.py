@@ -23,8 +23,8 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from hwm_core.runs.folder import RunFolder
 from hwm_core.predictions.samples import SampleRecord, accuracy, latest_samples, load_samples, panels
+from hwm_core.runs.folder import RunFolder
 
 from .from_worker import show_from_worker
 

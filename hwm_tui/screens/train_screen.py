@@ -12,10 +12,10 @@ status says so ("pausing…") until it has.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from enum import Enum
-from pathlib import Path
 from functools import partial
-from typing import Callable
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -24,9 +24,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from hwm_core.runs.inbox import CHECKPOINT, PAUSE, RESUME, STOP
-from hwm_core.events.types import CheckpointEvent, CheckpointFailedEvent, CompileEvent, StartEvent, StateEvent
 from hwm_core.events.run_state import RunState, compile_message
+from hwm_core.events.types import CheckpointEvent, CheckpointFailedEvent, CompileEvent, StartEvent, StateEvent
+from hwm_core.runs.inbox import CHECKPOINT, PAUSE, RESUME, STOP
 from hwm_core.status import FAILED, is_final
 
 from ..link import RunLink
@@ -106,7 +106,7 @@ class TrainScreen(ChartControls, Screen):
     class RunEnded(Message):
         """The run reached a final state (the app may start a sweep's next run)."""
 
-        def __init__(self, state: str, dashboard: "TrainScreen"):
+        def __init__(self, state: str, dashboard: TrainScreen):
             super().__init__()
             self.state = state
             self.dashboard = dashboard

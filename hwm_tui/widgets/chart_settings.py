@@ -7,8 +7,8 @@ their footers and the help: [ and ] smoothing, l log y, z window, x the x axis.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from textual.binding import Binding
 
@@ -62,7 +62,7 @@ class ChartControls:
     """Mixed into a screen with charts: the keys change `chart_settings` and redraw."""
 
     chart_settings: ChartSettings
-    redraw_charts_now: "Callable[[], None]"  # each screen draws its own charts
+    redraw_charts_now: Callable[[], None]  # each screen draws its own charts
 
     def _settings_changed(self) -> None:
         self.notify(self.chart_settings.describe(), timeout=2)

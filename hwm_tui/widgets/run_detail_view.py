@@ -39,14 +39,12 @@ class RunDetailView(Vertical):
         yield Static("", id="detail-error")
         yield Static("", id="gpu-line")
         with TabbedContent(id="tabs"):
-            with TabPane("Curves", id="tab-curves"):
-                with Container(id="curves"):
-                    yield LossChart(id="h-loss", settings=self.settings)
-                    yield LrChart(id="h-lr", settings=self.settings)
-                    yield GradChart(id="h-grad", settings=self.settings)
-            with TabPane("Config", id="tab-config"):
-                with VerticalScroll(id="config-scroll"):
-                    yield Static("", id="config")
+            with TabPane("Curves", id="tab-curves"), Container(id="curves"):
+                yield LossChart(id="h-loss", settings=self.settings)
+                yield LrChart(id="h-lr", settings=self.settings)
+                yield GradChart(id="h-grad", settings=self.settings)
+            with TabPane("Config", id="tab-config"), VerticalScroll(id="config-scroll"):
+                yield Static("", id="config")
 
     def show_no_runs(self, message: str | None) -> None:
         """`message` in place of the tabs while there is no run to show; None: the tabs."""

@@ -9,9 +9,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from hwm_core.events.run_state import RunProgress
 from hwm_core.events.types import GpuEvent
 from hwm_core.figures import format_bytes, format_duration, format_rate
-from hwm_core.events.run_state import RunProgress
 
 from ..style import STATE_STYLES
 
@@ -57,7 +57,8 @@ class StatusBar(Static):
         figures.append(f" · {format_rate(p.tokens_per_s)} tok/s · mem {format_bytes(p.memory_bytes)}")
         figures.append(f" · batch {p.global_batch}")
         if p.micro_batch and p.grad_accum_steps > 1:
-            figures.append(f" = {p.micro_batch}×{p.grad_accum_steps}" + (f"×{p.world_size}" if p.world_size > 1 else ""))
+            ranks = f"×{p.world_size}" if p.world_size > 1 else ""
+            figures.append(f" = {p.micro_batch}×{p.grad_accum_steps}{ranks}")
         elif p.world_size > 1:
             figures.append(f" ({p.world_size} ranks)")
         figures.append(f" · ckpt {format_duration(since)} ago" if since is not None else " · no checkpoint yet")

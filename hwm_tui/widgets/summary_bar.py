@@ -5,9 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from hwm_core.figures import format_duration
 from hwm_core.events.run_state import RunState
-
+from hwm_core.figures import format_duration
 
 OUTCOME_STYLES = {"finished": "bold green", "stopped": "bold yellow", "failed": "bold red", "diverged": "bold red"}
 

@@ -7,8 +7,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from hwm_core.events.types import WarningEvent
 from hwm_core.events.run_state import RunState
+from hwm_core.events.types import WarningEvent
 
 from ..style import WARNING_MARKUP, WARNING_STYLES
 

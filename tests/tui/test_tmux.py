@@ -14,7 +14,6 @@ import pytest
 
 from hwm_core.runs.checkpoint import list_checkpoints
 from hwm_tui.bench.tmux import EXIT_MARK, TmuxSession
-
 from tests.helpers import REPO, only_run, set_args, tiny_sets
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -110,7 +109,6 @@ def test_bench_alternates_live_and_frozen_blocks_in_whole_pairs(monkeypatch):
 def test_bench_step_follower_reads_only_the_new_tail(tmp_path):
     from hwm_core.events.log import event_to_json
     from hwm_tui.bench.dashboard import StepFollower as _StepFollower
-
     from tests.tui_fakes import scripted_events
 
     lines = [event_to_json(e) + "\n" for e in scripted_events(30)]

@@ -8,7 +8,6 @@ from hwm_core.config.loading import config_from_toml_file, load_config
 from hwm_core.config.presets import preset_names
 from hwm_core.config.schema import Config
 from hwm_core.errors import ConfigError
-
 from tests.helpers import hwm
 
 

@@ -13,7 +13,6 @@ from hwm_core.data import Split, StateStats, WindowDataset
 from hwm_core.data.split import ANGULAR_VELOCITY_DIM, LINEAR_VELOCITY_DIM
 from hwm_core.data.synth import write_split
 from hwm_core.errors import DataError
-
 from tests.helpers import hwm, write_split_by_hand
 
 

@@ -6,7 +6,6 @@ import os
 
 from hwm_core.events.follow import MetricsFollower
 from hwm_core.events.log import event_to_json
-
 from tests.tui_fakes import scripted_events
 
 

@@ -13,16 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-
 from hwm_core.config.schema import HealthConfig
-from hwm_core.training.divergence import DivergenceGuard
 from hwm_core.events.types import StepEvent, WarningEvent
+from hwm_core.training.divergence import DivergenceGuard
 from hwm_tui.app import HwmApp
 from hwm_tui.screens.compare_screen import CompareScreen
 from hwm_tui.screens.history_screen import HistoryScreen
 from hwm_tui.screens.train_screen import TrainScreen
 from hwm_tui.widgets.loss_chart import LossChart
-
 from tests.helpers import REPO, hwm, run_steps, set_args, tiny_sets
 from tests.tui_fakes import T0, FakeLink, fixed_clock, scripted_events, write_fake_run
 

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from hwm_core.config.schema import Config, ModelConfig
-from hwm_core.fsq import CODEBOOK_SIZE, FSQ_LEVELS, FactorSpec, codes_to_digits, digits_to_codes
 from hwm_core.data.masking import corrupt_sample, sample_rng
+from hwm_core.fsq import CODEBOOK_SIZE, FSQ_LEVELS, FactorSpec, codes_to_digits, digits_to_codes
 from hwm_core.model.masked_hwm import MaskedHWM, masked_token_loss
 from hwm_core.training.session import TrainRequest, prepare
-
 from tests.helpers import tiny_sets
 
 GROUPINGS = {1: [[0, 1, 2, 3, 4, 5]], 2: [[0, 1, 2], [3, 4, 5]], 3: [[0, 3], [1, 4], [2, 5]]}

@@ -10,18 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from hwm_core.runs import checkpoint as ckpt
-from hwm_core.runs.inbox import CommandInbox
 from hwm_core.data import Split
-from hwm_core.predictions.evaluate import EvalOptions, deterministic, evaluate, factor_unigram
 from hwm_core.events.bus import EventBus
 from hwm_core.fsq import CODEBOOK_SIZE
+from hwm_core.predictions.evaluate import EvalOptions, deterministic, evaluate, factor_unigram
 from hwm_core.predictions.inference import TrainedModel, open_samples, sample_batch, split_path
 from hwm_core.predictions.predict import maskgit_sample, teacher_forced
 from hwm_core.predictions.samples import latest_samples, load_samples
+from hwm_core.runs import checkpoint as ckpt
+from hwm_core.runs.inbox import CommandInbox
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-
 from tests.helpers import hwm, tiny_sets, write_split_by_hand
 
 

@@ -10,14 +10,13 @@ import torch
 from safetensors.torch import load_file
 
 import hwm_core.runs.checkpoint as ckpt
-from hwm_core.runs.inbox import CommandInbox
 from hwm_core.errors import CheckpointError
 from hwm_core.events.bus import EventBus
 from hwm_core.events.types import CheckpointEvent, CheckpointFailedEvent, WarningEvent
 from hwm_core.runs.history import list_runs
+from hwm_core.runs.inbox import CommandInbox
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-
 from tests.helpers import tiny_sets
 
 

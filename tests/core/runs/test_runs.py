@@ -14,14 +14,13 @@ import time
 import pytest
 
 import hwm_core.runs.folder as run_folder
-from hwm_core.runs.inbox import STOP, CommandInbox, process_start_time, send_to_run
 from hwm_core.events.bus import EventBus
 from hwm_core.events.types import StepEvent
-from hwm_core.runs.folder import create_run_folder, RunFolder
+from hwm_core.runs.folder import RunFolder, create_run_folder
+from hwm_core.runs.history import list_runs, summarize
+from hwm_core.runs.inbox import STOP, CommandInbox, process_start_time, send_to_run
 from hwm_core.runs.liveness import effective_status
 from hwm_core.runs.lock import RunLock
-from hwm_core.runs.history import list_runs, summarize
-
 from tests.helpers import hwm, make_run
 
 
@@ -59,7 +58,8 @@ def test_stale_running_run_reads_as_interrupted(tmp_path):
     assert effective_status({"status": "running", "heartbeat": now, "pid": 1, "host": "elsewhere"}, now) == "running"
     assert effective_status({"status": "running", "heartbeat": now - 3600, "host": "elsewhere"}, now) == "interrupted"
     dead_pid = 2 ** 22 + 12345  # above pid_max on Linux: never alive
-    assert effective_status({"status": "running", "heartbeat": now, "pid": dead_pid, "host": here}, now) == "interrupted"
+    dead = {"status": "running", "heartbeat": now, "pid": dead_pid, "host": here}
+    assert effective_status(dead, now) == "interrupted"
     assert effective_status({"status": "completed"}, now) == "completed"
 
 

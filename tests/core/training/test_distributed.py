@@ -15,7 +15,6 @@ from hwm_tui.app import HwmApp
 from hwm_tui.screens.confirm_screen import ConfirmScreen
 from hwm_tui.screens.train_screen import TrainScreen
 from hwm_tui.watch_link import open_watch_link
-
 from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
 
 STEPS = 20

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from hwm_core.runs.checkpoint import list_checkpoints
-
 from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
 
 STEPS = 12

@@ -15,19 +15,18 @@ import torch
 import torch.nn.functional as F
 
 import hwm_core.training.trainer as trainer_module
-from hwm_core.runs.checkpoint import load_checkpoint, list_checkpoints
-from hwm_core.runs.inbox import CommandInbox
 from hwm_core.config.loading import load_config
 from hwm_core.errors import ConfigError
 from hwm_core.events.bus import EventBus
+from hwm_core.events.run_state import RunState
 from hwm_core.events.types import CompileEvent, StateEvent, StepEvent
+from hwm_core.model.masked_hwm import masked_token_loss
+from hwm_core.runs.checkpoint import list_checkpoints, load_checkpoint
+from hwm_core.runs.inbox import CommandInbox
 from hwm_core.runtime.gpu_health import GpuSampler
 from hwm_core.training.micro_batch import choose_micro_batch, resolve_auto_batch
-from hwm_core.model.masked_hwm import masked_token_loss
-from hwm_core.events.run_state import RunState
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-
 from tests.helpers import hwm, only_run, read_metrics, set_args, tiny_sets
 
 
@@ -125,7 +124,7 @@ def test_compiled_and_eager_train_alike_and_load_each_others_checkpoints(tmp_pat
     again = tmp_path / "again"
     train(steady, 20, again)
     _, resumed = train([], 30, again, resume=only_run(again).name)
-    after = {s: l for s, l in losses(straight).items() if s > 20}
+    after = {s: loss for s, loss in losses(straight).items() if s > 20}
     # as exact as two compiled runs are to each other (inductor's parallel CPU reductions
     # differ in the last bit now and then); an eager resume is bit for bit (test_resume)
     assert sorted(after) == sorted(losses(resumed))

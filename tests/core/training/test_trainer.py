@@ -9,15 +9,14 @@ import torch
 
 import hwm_core.model.masked_hwm as model_module
 import hwm_core.training.trainer as trainer_module
-from hwm_core.runs.inbox import CommandInbox
+from hwm_core.config.schema import HealthConfig
 from hwm_core.events.bus import EventBus
 from hwm_core.events.types import StepEvent, WarningEvent
+from hwm_core.runs.inbox import CommandInbox
 from hwm_core.training.grad_health import grad_stats, judge
-from hwm_core.config.schema import HealthConfig
 from hwm_core.training.schedule import lr_at
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-
 from tests.helpers import run_steps, tiny_sets
 
 
@@ -152,8 +151,8 @@ def test_repeated_nonfinite_steps_stop_the_run_as_diverged_or_failed_without_the
 def test_pause_and_resume_are_always_answered():
     """p pressed twice quickly can reach the trainer as a lone resume; it must still
     say where it stands, or the dashboard would show 'resuming…' for ever."""
-    from hwm_core.runs.inbox import PAUSE, RESUME, decode_commands, encode_commands
     from hwm_core.events.types import StateEvent
+    from hwm_core.runs.inbox import PAUSE, RESUME, decode_commands, encode_commands
 
     assert decode_commands(encode_commands([PAUSE, RESUME])) == [RESUME]
     assert decode_commands(encode_commands(["checkpoint", RESUME, PAUSE, "stop"])) == \

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 from tests.helpers import hwm, make_run, set_args, tiny_sets, write_split_by_hand
 
 
@@ -47,7 +46,8 @@ PRESET_CASES = {
     "wrong type": ("[train]\nmax_steps = \"lots\"\n", "train.max_steps must be an integer"),
     "zero batch": ("[train]\nbatch_size = 0\n", "train.batch_size must be >= 1, got 0"),
     "negative batch": ("[train]\nbatch_size = -4\n", "train.batch_size must be >= 1, got -4"),
-    "warmup > max": ("[train]\nwarmup_steps = 50\nmax_steps = 10\n", "warmup_steps (50) must be <= train.max_steps (10)"),
+    "warmup > max": ("[train]\nwarmup_steps = 50\nmax_steps = 10\n",
+                     "warmup_steps (50) must be <= train.max_steps (10)"),
 }
 
 

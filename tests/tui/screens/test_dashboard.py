@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from hwm_core.events.types import StateEvent
 from hwm_core.runs.checkpoint import list_checkpoints
 from hwm_core.runs.inbox import STOP
-from hwm_core.events.types import StateEvent
 from hwm_core.training.runner import TrainingRunner
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_tui.app import HwmApp
@@ -25,7 +25,6 @@ from hwm_tui.screens.train_screen import TrainScreen
 from hwm_tui.widgets.status_bar import StatusBar
 from hwm_tui.widgets.summary_bar import SummaryBar
 from hwm_tui.widgets.warnings_panel import WarningsPanel
-
 from tests.helpers import tiny_sets
 from tests.tui_fakes import T0, FakeLink, fixed_clock, scripted_events
 
@@ -257,8 +256,8 @@ def test_a_trainer_that_dies_without_a_word_shows_failed():
 
 
 def test_p_after_c_while_paused_resumes():
-    from hwm_core.runs.inbox import PAUSE, RESUME
     from hwm_core.events.types import StateEvent
+    from hwm_core.runs.inbox import PAUSE, RESUME
 
     link = FakeLink(scripted_events(10))
     app = HwmApp(link=link, runs_dir=Path("/nonexistent"))

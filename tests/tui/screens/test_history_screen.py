@@ -8,15 +8,14 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Static
 
-from hwm_core.runs.inbox import CommandInbox, STOP
 from hwm_core.events.bus import EventBus
+from hwm_core.runs.inbox import STOP, CommandInbox
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
 from hwm_tui.app import HwmApp
 from hwm_tui.screens.confirm_screen import ConfirmScreen
 from hwm_tui.screens.history_screen import HistoryScreen
 from hwm_tui.screens.train_screen import TrainScreen
-
 from tests.helpers import read_metrics, tiny_sets
 from tests.tui_fakes import T0, prepared_runs, write_fake_run
 
@@ -220,10 +219,10 @@ def test_a_damaged_run_shows_its_error_and_the_app_lives_on(tmp_path, monkeypatc
 
 
 def test_a_refresh_keeps_the_selection_and_reads_only_what_is_new(tmp_path, monkeypatch):
+    from hwm_core.events.follow import MetricsFollower
     from hwm_core.events.log import event_to_json
     from hwm_core.events.types import StepEvent
     from hwm_core.runs.history import list_runs
-    from hwm_core.events.follow import MetricsFollower
     from hwm_tui.screens import run_details
 
     prepared_runs(tmp_path)

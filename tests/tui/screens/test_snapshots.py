@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from hwm_tui.app import HwmApp
-
 from tests.tui_fakes import FakeLink, fixed_clock, prepared_runs, scripted_events
 
 
