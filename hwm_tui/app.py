@@ -50,9 +50,16 @@ class HwmApp(App):
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, *, link: RunLink | None = None, runs_dir: Path, watching: bool = False,
-                 clock: Callable[[], float] = time.time, notices: list[str] | None = None,
-                 sweep: SweepDriver | None = None):
+    def __init__(
+        self,
+        *,
+        link: RunLink | None = None,
+        runs_dir: Path,
+        watching: bool = False,
+        clock: Callable[[], float] = time.time,
+        notices: list[str] | None = None,
+        sweep: SweepDriver | None = None,
+    ):
         super().__init__()
         self.sweep = sweep
         self.notices = list(notices or [])
@@ -104,9 +111,13 @@ class HwmApp(App):
 
     def _show_dashboard(self, link: RunLink) -> None:
         sweep = self.sweep
-        self.dashboard = TrainScreen(link, clock=self.clock, watching=self.watching,
-                                     sweep_label=sweep.label if sweep else "",
-                                     overlays=sweep.overlays() if sweep else None)
+        self.dashboard = TrainScreen(
+            link,
+            clock=self.clock,
+            watching=self.watching,
+            sweep_label=sweep.label if sweep else "",
+            overlays=sweep.overlays() if sweep else None,
+        )
         self.push_screen(self.dashboard)
 
     # ------------------------------------------------------------------ what screens ask for
@@ -126,8 +137,11 @@ class HwmApp(App):
         if step is None:
             self.notify(sweep.summary(), title="Sweep done", timeout=30)
             return
-        self.notify(f"next: run {step.point.index + 1} of {len(sweep.sweep.points)} ({sweep.values(step)})…",
-                    title=f"sweep {sweep.sweep.id}", timeout=5)
+        self.notify(
+            f"next: run {step.point.index + 1} of {len(sweep.sweep.points)} ({sweep.values(step)})…",
+            title=f"sweep {sweep.sweep.id}",
+            timeout=5,
+        )
         self._prepare_sweep_step(step)
 
     @work(thread=True, exclusive=True, group="resume")
@@ -137,8 +151,9 @@ class HwmApp(App):
         except (UserError, OSError) as exc:
             self.sweep.finished(FAILED)
             message = str(exc) if isinstance(exc, UserError) else f"{exc.strerror or exc}"
-            self.call_from_thread(self.notify, f"run {step.point.run_id} cannot start: {message}", severity="error",
-                                  timeout=15)
+            self.call_from_thread(
+                self.notify, f"run {step.point.run_id} cannot start: {message}", severity="error", timeout=15
+            )
             nxt = self.sweep.next()
             if nxt is not None:
                 self._prepare_sweep_step(nxt)
@@ -164,8 +179,12 @@ class HwmApp(App):
 
     def resume_run(self, run_id: str) -> None:
         if self.link is not None and self.link.alive:
-            self.notify("a run is training in this window: quit it first, or resume from another terminal "
-                        f"with hwm-tui train --resume {run_id}", severity="warning", timeout=8)
+            self.notify(
+                "a run is training in this window: quit it first, or resume from another terminal "
+                f"with hwm-tui train --resume {run_id}",
+                severity="warning",
+                timeout=8,
+            )
             return
         self.notify(f"resuming run {run_id}…", timeout=3)
         self._prepare_resume(run_id)
@@ -206,8 +225,10 @@ def _finish_training(app: HwmApp) -> int:
         return 128 + app.signal_received if app.signal_received else 0
     if runner.is_alive():
         runner.send(STOP)
-        previous = {sig: signal.signal(sig, lambda signum, frame: os._exit(128 + signum))
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, lambda signum, frame: os._exit(128 + signum))
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
         try:
             runner.join()
@@ -233,8 +254,10 @@ def _interrupted_message(run_id: str, step: int, checkpoint_step: int | None) ->
     if checkpoint_step is None:
         return f"run {run_id} interrupted at step {step} with no checkpoint saved: it cannot be resumed"
     if checkpoint_step != step:
-        return (f"run {run_id} interrupted at step {step}, but its last checkpoint is step {checkpoint_step} "
-                f"(the final save failed); continue from step {checkpoint_step} with: hwm-tui train --resume {run_id}")
+        return (
+            f"run {run_id} interrupted at step {step}, but its last checkpoint is step {checkpoint_step} "
+            f"(the final save failed); continue from step {checkpoint_step} with: hwm-tui train --resume {run_id}"
+        )
     return f"run {run_id} interrupted at step {step}; continue with: hwm-tui train --resume {run_id}"
 
 

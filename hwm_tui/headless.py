@@ -59,10 +59,13 @@ def progress_line(p: RunProgress) -> Table:
 
 
 def plain_line(p: RunProgress) -> str:
-    return (f"step {p.step}/{p.max_steps} loss {p.loss:.4f} lr {p.lr:.2e} "
-            f"grad {_norm(p.grad_norm_pre_clip)}->{_norm(p.grad_norm_post_clip)} "
-            f"{format_rate(p.tokens_per_s)} tok/s mem {format_bytes(p.memory_bytes)} "
-            + (f"{_gpu(p)} " if p.gpu is not None else "") + f"ETA {format_duration(p.eta_s)}")
+    return (
+        f"step {p.step}/{p.max_steps} loss {p.loss:.4f} lr {p.lr:.2e} "
+        f"grad {_norm(p.grad_norm_pre_clip)}->{_norm(p.grad_norm_post_clip)} "
+        f"{format_rate(p.tokens_per_s)} tok/s mem {format_bytes(p.memory_bytes)} "
+        + (f"{_gpu(p)} " if p.gpu is not None else "")
+        + f"ETA {format_duration(p.eta_s)}"
+    )
 
 
 def _gpu(p: RunProgress) -> str:
@@ -103,8 +106,10 @@ class _Signals:
             silence(self.console)
             return
         name = signal.Signals(signum).name
-        self.console.print(f"[yellow]{name}: checkpointing at the end of this step, then exiting "
-                           "(again to exit at once, from the last checkpoint)[/]")
+        self.console.print(
+            f"[yellow]{name}: checkpointing at the end of this step, then exiting "
+            "(again to exit at once, from the last checkpoint)[/]"
+        )
 
 
 def silence(console: Console) -> None:
@@ -120,8 +125,10 @@ def run_headless(session: TrainingSession, console: Console | None = None) -> in
         for notice in session.notices:
             console.print(f"[cyan]{escape(notice)}[/]")
         if session.folder is not None:
-            console.print(f"run [bold]{escape(session.folder.id)}[/] → {escape(str(session.folder.path))}  "
-                          f"(follow it with: hwm-tui watch {session.folder.id})")
+            console.print(
+                f"run [bold]{escape(session.folder.id)}[/] → {escape(str(session.folder.path))}  "
+                f"(follow it with: hwm-tui watch {session.folder.id})"
+            )
     signals = _Signals(runner, console)
     signals.install()
     run = RunState(curves=False)
@@ -196,21 +203,27 @@ def _consume(runner: TrainingRunner, run: RunState, console: Console, *, timeout
         run.add(event)
         if isinstance(event, WarningEvent):
             style = WARNING_STYLES.get(event.kind, "red")
-            console.print(Text(f"warning step {event.step} [{event.kind}] {event.message} "
-                               f"(value {event.value:.3g})", style=style))
+            console.print(
+                Text(f"warning step {event.step} [{event.kind}] {event.message} (value {event.value:.3g})", style=style)
+            )
         elif isinstance(event, EvalEvent):
-            console.print(f"[green]eval step {event.step}: val loss {event.val_loss:.4f}, "
-                          f"token acc {event.val_token_acc:.2%}[/]")
+            console.print(
+                f"[green]eval step {event.step}: val loss {event.val_loss:.4f}, token acc {event.val_token_acc:.2%}[/]"
+            )
         elif isinstance(event, CheckpointEvent):
-            console.print(f"[blue]checkpoint step {event.step} → {escape(event.path)} "
-                          f"({format_bytes(event.bytes)}, {event.seconds:.1f}s)[/]")
+            console.print(
+                f"[blue]checkpoint step {event.step} → {escape(event.path)} "
+                f"({format_bytes(event.bytes)}, {event.seconds:.1f}s)[/]"
+            )
         elif isinstance(event, CheckpointFailedEvent):
             console.print(f"[red]checkpoint at step {event.step} failed: {escape(event.error)}[/]")
         elif isinstance(event, CompileEvent):
             console.print(f"[{'cyan' if event.ok else 'yellow'}]{escape(compile_message(event))}[/]")
         elif isinstance(event, StateEvent) and event.state == "compiling":
-            console.print(f"[cyan]compiling the step (train.compile = {escape(run.progress.compile)}): "
-                          "the first step takes a while[/]")
+            console.print(
+                f"[cyan]compiling the step (train.compile = {escape(run.progress.compile)}): "
+                "the first step takes a while[/]"
+            )
         elif isinstance(event, StateEvent) and event.state == "paused":
             console.print("[yellow]paused (resume from `hwm-tui watch` with p)[/]")
         if isinstance(event, StepEvent) and time.monotonic() >= deadline:
@@ -221,13 +234,16 @@ def _print_outcome(console: Console, status: str | None, state: RunState, sessio
     run = session.folder.id if session.folder else ""
     p, val_loss = state.progress, state.totals.last_val_loss
     if status == COMPLETED:
-        console.print(f"[green]run {run} completed: {p.step} steps, loss {p.loss:.4f}"
-                      + (f", val loss {val_loss:.4f}" if val_loss is not None else "") + "[/]")
+        console.print(
+            f"[green]run {run} completed: {p.step} steps, loss {p.loss:.4f}"
+            + (f", val loss {val_loss:.4f}" if val_loss is not None else "")
+            + "[/]"
+        )
     elif status == INTERRUPTED:
-        where = (f"checkpoint at step {p.last_checkpoint_step}" if p.last_checkpoint_step
-                 else "its last checkpoint")
-        console.print(f"[yellow]run {run} interrupted at step {p.step}; resume from {where} with: "
-                      f"hwm-tui train --resume {run}[/]")
+        where = f"checkpoint at step {p.last_checkpoint_step}" if p.last_checkpoint_step else "its last checkpoint"
+        console.print(
+            f"[yellow]run {run} interrupted at step {p.step}; resume from {where} with: hwm-tui train --resume {run}[/]"
+        )
     elif status == DIVERGED:
         console.print(f"[bold red]run {run} diverged: {escape(p.message)}[/]")
     else:

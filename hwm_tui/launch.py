@@ -29,8 +29,18 @@ RUN_APPEARS_TIMEOUT_S = 600  # data checks and synthetic data generation come fi
 
 
 def torchrun_command(request: TrainRequest, nproc: int, run_id: str | None) -> list[str]:
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-            "-m", "hwm_tui", "train", "--headless"]
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        str(nproc),
+        "-m",
+        "hwm_tui",
+        "train",
+        "--headless",
+    ]
     if request.resume:
         args += ["--resume", request.resume]
     if request.preset:
@@ -136,8 +146,12 @@ def _launch_with_dashboard(request: TrainRequest, nproc: int) -> int:
     run_id = request.resume or new_run_id(request.preset or "cpu")
     log = Path(tempfile.mkstemp(prefix=f"hwm-torchrun-{run_id}-", suffix=".log")[1])
     with open(log, "wb") as out:
-        proc = subprocess.Popen(torchrun_command(request, nproc, None if request.resume else run_id),
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            torchrun_command(request, nproc, None if request.resume else run_id),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     run_json = runs_dir / run_id / "run.json" if not request.resume else None
     deadline = time.monotonic() + RUN_APPEARS_TIMEOUT_S
     while run_json is not None and not _running(run_json):
@@ -155,8 +169,10 @@ def _launch_with_dashboard(request: TrainRequest, nproc: int) -> int:
         except subprocess.TimeoutExpired:
             pass
     if proc.poll() is None:
-        print(f"training goes on in the background (torchrun pid {proc.pid}, log {log}); "
-              f"follow it with: hwm-tui watch {run_id}")
+        print(
+            f"training goes on in the background (torchrun pid {proc.pid}, log {log}); "
+            f"follow it with: hwm-tui watch {run_id}"
+        )
         return code
     print(f"torchrun log: {log}")
     return proc.returncode if proc.returncode else code

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from hwm_core.predictions.samples import SampleRecord, accuracy, panels
 
-SCALE = 4            # pixels a token
+SCALE = 4  # pixels a token
 PANEL = 32 * SCALE
 GAP = 8
-COLUMN_LABEL = 16    # height of the labels over each row's panels
-ROW_LABEL = 150      # width of the labels left of each row
+COLUMN_LABEL = 16  # height of the labels over each row's panels
+ROW_LABEL = 150  # width of the labels left of each row
 TITLE = 28
 BACKGROUND = (18, 18, 18)
 TEXT = (225, 225, 225)
@@ -24,8 +24,7 @@ DIM = (150, 150, 150)
 
 def png_size(columns: int, rows: int) -> tuple[int, int]:
     """(width, height) in pixels of a sheet of `rows` samples with `columns` panels each."""
-    return (ROW_LABEL + columns * (PANEL + GAP) + GAP,
-            TITLE + rows * (COLUMN_LABEL + PANEL + GAP) + GAP)
+    return (ROW_LABEL + columns * (PANEL + GAP) + GAP, TITLE + rows * (COLUMN_LABEL + PANEL + GAP) + GAP)
 
 
 def write_png(record: SampleRecord, out: Path, *, title: str) -> tuple[int, int]:

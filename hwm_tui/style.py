@@ -24,12 +24,26 @@ FINAL_STATE_LABELS = {COMPLETED: "finished", INTERRUPTED: "stopped", FAILED: "fa
 STATE_LABELS = {**FINAL_STATE_LABELS, "compiling": "compiling…"}
 
 STATE_STYLES = {
-    "running": "bold green", "pausing…": "bold yellow", "paused": "bold yellow",
-    "checkpointing": "bold cyan", "compiling…": "bold cyan", "stopping…": "bold yellow",
-    "finished": "bold green", "stopped": "bold yellow", "failed": "bold red", "diverged": "bold red",
-    "starting": "bold cyan", "not running": "bold red",
+    "running": "bold green",
+    "pausing…": "bold yellow",
+    "paused": "bold yellow",
+    "checkpointing": "bold cyan",
+    "compiling…": "bold cyan",
+    "stopping…": "bold yellow",
+    "finished": "bold green",
+    "stopped": "bold yellow",
+    "failed": "bold red",
+    "diverged": "bold red",
+    "starting": "bold cyan",
+    "not running": "bold red",
 }
 
 # A run's status in listings (history, comparison).
-STATUS_STYLES = {"running": "green", "completed": "bold green", "interrupted": "yellow",
-                 "failed": "red", "diverged": "bold red", "broken": "bold red"}
+STATUS_STYLES = {
+    "running": "green",
+    "completed": "bold green",
+    "interrupted": "yellow",
+    "failed": "red",
+    "diverged": "bold red",
+    "broken": "bold red",
+}

@@ -22,13 +22,18 @@ from hwm_core.training.session import TrainingSession, prepare
 
 
 def grid_table(sweep: Sweep, steps: list[Step]) -> Table:
-    table = Table("#", "run", *sweep.keys, "next", title=f"sweep {sweep.id}: {len(steps)} runs of preset "
-                  f"{sweep.preset}, in this order" + (f" (every run: {' '.join(sweep.base)})" if sweep.base else ""))
+    table = Table(
+        "#",
+        "run",
+        *sweep.keys,
+        "next",
+        title=f"sweep {sweep.id}: {len(steps)} runs of preset "
+        f"{sweep.preset}, in this order" + (f" (every run: {' '.join(sweep.base)})" if sweep.base else ""),
+    )
     table.columns[1].no_wrap = True
     for step in steps:
         action = {"new": "train", "resume": f"resume ({step.why})", "skip": f"done ({step.why})"}[step.action]
-        table.add_row(str(step.point.index + 1), step.point.run_id, *(step.point.values[k] for k in sweep.keys),
-                      action)
+        table.add_row(str(step.point.index + 1), step.point.run_id, *(step.point.values[k] for k in sweep.keys), action)
     return table
 
 
@@ -54,8 +59,10 @@ def run_sweep_headless(sweep: Sweep, console: Console) -> int:
         if step.action == "skip":
             statuses.append(step.why)
             continue
-        console.rule(f"sweep {sweep.id}: run {step.point.index + 1} of {len(sweep.points)} · "
-                     + " ".join(f"{k}={v}" for k, v in step.point.values.items()))
+        console.rule(
+            f"sweep {sweep.id}: run {step.point.index + 1} of {len(sweep.points)} · "
+            + " ".join(f"{k}={v}" for k, v in step.point.values.items())
+        )
         try:
             session = prepare_step(sweep, step)
         except UserError as exc:  # this point cannot train (say, its data): the others still can
@@ -66,8 +73,7 @@ def run_sweep_headless(sweep: Sweep, console: Console) -> int:
         status = session.meta.get("status") if session.folder is None else _status(session)
         statuses.append(status)
         if code >= 128:  # a signal: this run stopped with its checkpoint; the sweep stops too
-            console.print(f"[yellow]sweep {sweep.id} stopped; continue it with: hwm-tui sweep --resume "
-                          f"{sweep.id}[/]")
+            console.print(f"[yellow]sweep {sweep.id} stopped; continue it with: hwm-tui sweep --resume {sweep.id}[/]")
             return sweep_exit_code(statuses, code - 128)
     console.print(summary_line(sweep, statuses))
     return sweep_exit_code(statuses, None)
@@ -82,9 +88,12 @@ def _status(session: TrainingSession) -> str:
 
 def summary_line(sweep: Sweep, statuses: list[str]) -> str:
     counts = {s: statuses.count(s) for s in (COMPLETED, DIVERGED, FAILED, INTERRUPTED) if statuses.count(s)}
-    return (f"sweep {sweep.id} done: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-            + "; compare them in hwm-tui history (space to select, v) or: hwm-tui runs compare "
-            + " ".join(p.run_id for p in sweep.points))
+    return (
+        f"sweep {sweep.id} done: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + "; compare them in hwm-tui history (space to select, v) or: hwm-tui runs compare "
+        + " ".join(p.run_id for p in sweep.points)
+    )
 
 
 class SweepDriver:
@@ -123,8 +132,10 @@ class SweepDriver:
     def label(self) -> str:
         if self.current is None:
             return f"sweep {self.sweep.id}"
-        return (f"sweep {self.sweep.id}: {self.current.point.index + 1}/{len(self.sweep.points)} "
-                f"{self.values(self.current)}")
+        return (
+            f"sweep {self.sweep.id}: {self.current.point.index + 1}/{len(self.sweep.points)} "
+            f"{self.values(self.current)}"
+        )
 
     def overlays(self) -> list:
         """The sweep's other runs that have trained (some or all of their steps)."""

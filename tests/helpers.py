@@ -16,9 +16,15 @@ REPO = Path(__file__).resolve().parent.parent
 # A model small enough that a CPU step takes milliseconds; the shapes still cover
 # every code path (3 factors, state conditioning, spatial + temporal attention).
 TINY = [
-    "model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.shared_from=2",
-    "data.synthetic_shards=1", "data.synthetic_frames=1020",
-    "train.batch_size=2", "train.grad_accum_steps=1", "train.warmup_steps=2",
+    "model.d_model=32",
+    "model.n_layers=2",
+    "model.n_heads=2",
+    "model.shared_from=2",
+    "data.synthetic_shards=1",
+    "data.synthetic_frames=1020",
+    "train.batch_size=2",
+    "train.grad_accum_steps=1",
+    "train.warmup_steps=2",
     "eval.eval_samples=2",
 ]
 
@@ -37,12 +43,20 @@ def set_args(overrides: list[str]) -> list[str]:
 def hwm(*args: str, timeout: float = 300, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a user would."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "hwm_tui", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=kwargs.pop("cwd", REPO), **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "hwm_tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=kwargs.pop("cwd", REPO),
+        **kwargs,
+    )
 
 
-def write_split_by_hand(root: Path, shard_frames: list[int], *, flat: bool = False,
-                        segments: list[np.ndarray] | None = None, seed: int = 0) -> Path:
+def write_split_by_hand(
+    root: Path, shard_frames: list[int], *, flat: bool = False, segments: list[np.ndarray] | None = None, seed: int = 0
+) -> Path:
     """A v2.0 split written with plain numpy, independent of the synthetic generator."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -61,8 +75,9 @@ def write_split_by_hand(root: Path, shard_frames: list[int], *, flat: bool = Fal
         seg = segments[s] if segments is not None else np.zeros(frames, dtype=np.int32)
         np.asarray(seg, dtype=np.int32).tofile(place("segments", f"segment_idx_{s}.bin"))
         place("metadata", f"metadata_{s}.json").write_text(json.dumps({"shard_num_frames": frames}))
-    (root / "metadata.json").write_text(json.dumps({"num_shards": len(shard_frames),
-                                                    "num_images": sum(shard_frames), "hz": 30}))
+    (root / "metadata.json").write_text(
+        json.dumps({"num_shards": len(shard_frames), "num_images": sum(shard_frames), "hz": 30})
+    )
     return root
 
 
@@ -89,9 +104,10 @@ def run_steps(overrides: list[str], steps: int, **patch) -> tuple[object, str, l
     from hwm_core.training.session import TrainRequest, prepare
     from hwm_core.training.trainer import Trainer
 
-    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(*overrides, "eval.eval_steps=0",
-                                                                     f"train.max_steps={steps}")),
-                      create_run=False)
+    session = prepare(
+        TrainRequest(preset="cpu", overrides=tiny_sets(*overrides, "eval.eval_steps=0", f"train.max_steps={steps}")),
+        create_run=False,
+    )
     bus = EventBus(None)
     events = bus.subscribe()
     trainer = Trainer(session, bus, CommandInbox())
@@ -109,8 +125,9 @@ def make_run(runs: Path, *extra: str) -> Path:
     from hwm_core.training.session import TrainRequest, prepare
     from hwm_core.training.trainer import Trainer
 
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(runs), max_steps=2,
-                                   overrides=tiny_sets("eval.eval_steps=0", *extra)))
+    session = prepare(
+        TrainRequest(preset="cpu", runs_dir=str(runs), max_steps=2, overrides=tiny_sets("eval.eval_steps=0", *extra))
+    )
     bus = EventBus(session.folder.metrics)
     Trainer(session, bus, CommandInbox(session.folder.path)).run()
     bus.close()

@@ -19,7 +19,7 @@ import hwm_core.training.trainer as trainer_module
 from hwm_tui.cli import main
 
 point, at_step, ready = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-sys.argv = ["hwm-tui", *sys.argv[sys.argv.index("--") + 1:]]
+sys.argv = ["hwm-tui", *sys.argv[sys.argv.index("--") + 1 :]]
 
 
 def stall() -> None:

@@ -16,7 +16,7 @@ from .schema import AUTO, Config, TrainConfig
 
 @dataclass(frozen=True)
 class BatchSplit:
-    micro_batch: int       # samples per forward/backward on each process
+    micro_batch: int  # samples per forward/backward on each process
     grad_accum_steps: int  # micro-batches per optimizer step
 
     @property

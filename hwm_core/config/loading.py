@@ -69,14 +69,14 @@ def config_from_dict(raw: dict[str, Any], *, source: str, preset_name: str = "cu
                 raise ConfigError(f"{source}: 'memory_budget_gib' must be a number >= 0")
             config.memory_budget_gib = float(value)
         else:
-            raise ConfigError(f"{source}: unknown section or key '{key}': "
-                              f"sections are {', '.join(SECTIONS)}")
+            raise ConfigError(f"{source}: unknown section or key '{key}': sections are {', '.join(SECTIONS)}")
     validate(config, source)
     return config
 
 
-def apply_overrides(config: Config, overrides: list[str], *, allowed: frozenset[str] | None = None,
-                    source: str = "--set") -> list[str]:
+def apply_overrides(
+    config: Config, overrides: list[str], *, allowed: frozenset[str] | None = None, source: str = "--set"
+) -> list[str]:
     """Apply `section.key=value` strings; returns the dotted keys that changed.
 
     `source` names where cross-key rules were broken (the preset plus overrides).
@@ -91,20 +91,26 @@ def apply_overrides(config: Config, overrides: list[str], *, allowed: frozenset[
             raise ConfigError(f"--set {item!r}: the key needs its section, e.g. train.{dotted}")
         section_name, key = dotted.split(".", 1)
         if section_name not in SECTIONS:
-            raise ConfigError(f"--set {item!r}: unknown section '{section_name}': "
-                              f"sections are {', '.join(SECTIONS)}")
+            raise ConfigError(f"--set {item!r}: unknown section '{section_name}': sections are {', '.join(SECTIONS)}")
         section = getattr(config, section_name)
         known = [f.name for f in dataclasses.fields(section)]
         if key not in known:
-            raise ConfigError(f"--set {item!r}: unknown key '{key}' in [{section_name}]: "
-                              f"known keys are {', '.join(known)}")
+            raise ConfigError(
+                f"--set {item!r}: unknown key '{key}' in [{section_name}]: known keys are {', '.join(known)}"
+            )
         value = _parse_override_value(text.strip())
         if allowed is not None and dotted not in allowed and value != getattr(section, key, object()):
-            raise ConfigError(f"--set {dotted}: cannot change on resume, it would change "
-                              f"the run; keys that may change: {', '.join(sorted(allowed))}")
+            raise ConfigError(
+                f"--set {dotted}: cannot change on resume, it would change "
+                f"the run; keys that may change: {', '.join(sorted(allowed))}"
+            )
         before = getattr(section, key, None)
-        if dotted == "train.batch_size" and value == AUTO and isinstance(before, int) \
-                and not config.train.effective_batch:
+        if (
+            dotted == "train.batch_size"
+            and value == AUTO
+            and isinstance(before, int)
+            and not config.train.effective_batch
+        ):
             # auto keeps the effective batch the preset (or the run) had
             config.train.effective_batch = before * config.train.grad_accum_steps
         _set_field(section, section_name, key, value, "--set")
@@ -125,8 +131,7 @@ def _parse_override_value(text: str) -> Any:
 def _set_field(section: Any, section_name: str, key: str, value: Any, source: str) -> None:
     fields = {f.name: f for f in dataclasses.fields(section)}
     if key not in fields:
-        raise ConfigError(f"{source}: unknown key '{key}' in [{section_name}]: "
-                          f"known keys are {', '.join(fields)}")
+        raise ConfigError(f"{source}: unknown key '{key}' in [{section_name}]: known keys are {', '.join(fields)}")
     spec = fields[key]
     where = f"{source}: {section_name}.{key}"
     expected = _FIELD_TYPES[spec.type] if isinstance(spec.type, str) else spec.type
@@ -184,36 +189,49 @@ def validate(config: Config, source: str) -> None:
     """Rules that tie several keys together."""
     m, d, t = config.model, config.data, config.train
     if m.d_model % m.n_heads:
-        raise ConfigError(f"{source}: model.d_model ({m.d_model}) must be divisible by "
-                          f"model.n_heads ({m.n_heads})")
+        raise ConfigError(f"{source}: model.d_model ({m.d_model}) must be divisible by model.n_heads ({m.n_heads})")
     if (m.d_model // m.n_heads) % 2:
-        raise ConfigError(f"{source}: model.d_model / model.n_heads must be even, "
-                          f"got {m.d_model // m.n_heads}")
+        raise ConfigError(f"{source}: model.d_model / model.n_heads must be even, got {m.d_model // m.n_heads}")
     if m.positions == "rope" and (m.d_model // m.n_heads) % 4:
-        raise ConfigError(f"{source}: model.positions = rope needs model.d_model / model.n_heads divisible by 4 "
-                          f"(rows and columns take half each), got {m.d_model // m.n_heads}")
+        raise ConfigError(
+            f"{source}: model.positions = rope needs model.d_model / model.n_heads divisible by 4 "
+            f"(rows and columns take half each), got {m.d_model // m.n_heads}"
+        )
     if m.shared_from > m.n_layers:
-        raise ConfigError(f"{source}: model.shared_from ({m.shared_from}) must be <= "
-                          f"model.n_layers ({m.n_layers}); n_layers means no sharing")
+        raise ConfigError(
+            f"{source}: model.shared_from ({m.shared_from}) must be <= "
+            f"model.n_layers ({m.n_layers}); n_layers means no sharing"
+        )
     groups = m.factor_groups
     digits = len(FSQ_LEVELS)
-    if (not groups or not all(isinstance(g, list) and g for g in groups)
-            or not all(isinstance(i, int) and not isinstance(i, bool) for g in groups for i in g)
-            or sorted(i for g in groups for i in g) != list(range(digits))):
-        raise ConfigError(f"{source}: model.factor_groups must split the FSQ digits "
-                          f"0..{digits - 1} into non-empty groups, each digit once, "
-                          f"e.g. [[0,3],[1,4],[2,5]], got {groups!r}")
+    if (
+        not groups
+        or not all(isinstance(g, list) and g for g in groups)
+        or not all(isinstance(i, int) and not isinstance(i, bool) for g in groups for i in g)
+        or sorted(i for g in groups for i in g) != list(range(digits))
+    ):
+        raise ConfigError(
+            f"{source}: model.factor_groups must split the FSQ digits "
+            f"0..{digits - 1} into non-empty groups, each digit once, "
+            f"e.g. [[0,3],[1,4],[2,5]], got {groups!r}"
+        )
     if d.future_latents >= config.latent_frames:
-        raise ConfigError(f"{source}: data.future_latents ({d.future_latents}) must be < "
-                          f"3 * data.windows ({config.latent_frames}) to leave context")
+        raise ConfigError(
+            f"{source}: data.future_latents ({d.future_latents}) must be < "
+            f"3 * data.windows ({config.latent_frames}) to leave context"
+        )
     if t.batch_size == AUTO and t.effective_batch < 1:
-        raise ConfigError(f"{source}: train.batch_size = auto needs train.effective_batch (samples per optimizer "
-                          "step per process), or set it with --set train.batch_size=auto over a preset that "
-                          "gives batch_size and grad_accum_steps")
+        raise ConfigError(
+            f"{source}: train.batch_size = auto needs train.effective_batch (samples per optimizer "
+            "step per process), or set it with --set train.batch_size=auto over a preset that "
+            "gives batch_size and grad_accum_steps"
+        )
     if t.warmup_steps > t.max_steps:
-        raise ConfigError(f"{source}: train.warmup_steps ({t.warmup_steps}) must be <= "
-                          f"train.max_steps ({t.max_steps}): raise --max-steps to at least {t.warmup_steps}, "
-                          "or (for a new run) lower train.warmup_steps")
+        raise ConfigError(
+            f"{source}: train.warmup_steps ({t.warmup_steps}) must be <= "
+            f"train.max_steps ({t.max_steps}): raise --max-steps to at least {t.warmup_steps}, "
+            "or (for a new run) lower train.warmup_steps"
+        )
 
 
 def config_from_toml_file(path: Path) -> Config:

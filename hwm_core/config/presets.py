@@ -24,11 +24,14 @@ def resolve_preset_path(preset: str) -> Path:
     candidate = Path(preset).expanduser()
     if candidate.suffix == ".toml" or "/" in preset:
         if not candidate.is_file():
-            raise ConfigError(f"preset file {preset} does not exist: give a path to a TOML file "
-                              f"or one of: {', '.join(preset_names())}")
+            raise ConfigError(
+                f"preset file {preset} does not exist: give a path to a TOML file "
+                f"or one of: {', '.join(preset_names())}"
+            )
         return candidate
     path = presets_dir() / f"{preset}.toml"
     if not path.is_file():
-        raise ConfigError(f"unknown preset '{preset}': choose one of {', '.join(preset_names())} "
-                          "or give a path to a TOML file")
+        raise ConfigError(
+            f"unknown preset '{preset}': choose one of {', '.join(preset_names())} or give a path to a TOML file"
+        )
     return path

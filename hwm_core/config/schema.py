@@ -15,12 +15,18 @@ from typing import Any
 AUTO = "auto"  # train.batch_size chosen at start (see micro_batch.py)
 
 
-def _spec(default: Any, *, lo: float | None = None, hi: float | None = None,
-          lo_open: bool = False, hi_open: bool = False,
-          choices: tuple[str, ...] | None = None, doc: str = "") -> Any:
+def _spec(
+    default: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    choices: tuple[str, ...] | None = None,
+    doc: str = "",
+) -> Any:
     """A schema field: default, inclusive/exclusive bounds, allowed strings."""
-    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open,
-            "choices": choices, "doc": doc}
+    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices, "doc": doc}
     if isinstance(default, list):
         return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=meta)
     return field(default=default, metadata=meta)
@@ -32,16 +38,19 @@ class ModelConfig:
     n_layers: int = _spec(6, lo=1, doc="number of spatial+temporal blocks")
     n_heads: int = _spec(6, lo=1, doc="attention heads; must divide d_model")
     mlp_ratio: float = _spec(4.0, lo=0, lo_open=True, doc="MLP hidden width / d_model")
-    shared_from: int = _spec(6, lo=0, doc="layers from this index on reuse one block's weights; "
-                                          "n_layers means no sharing")
-    factor_groups: list = _spec([[0, 3], [1, 4], [2, 5]],
-                                doc="FSQ digits predicted together; a partition of 0..5")
+    shared_from: int = _spec(
+        6, lo=0, doc="layers from this index on reuse one block's weights; n_layers means no sharing"
+    )
+    factor_groups: list = _spec([[0, 3], [1, 4], [2, 5]], doc="FSQ digits predicted together; a partition of 0..5")
     init_std: float = _spec(0.02, lo=0, lo_open=True, doc="std of the summed token embedding")
     dropout: float = _spec(0.0, lo=0, hi=1, hi_open=True, doc="dropout on residual branches")
     condition_on_states: bool = _spec(True, doc="add the embedded robot states to the tokens")
-    positions: str = _spec("learned", choices=("learned", "rope"),
-                           doc="learned spatial and temporal position embeddings, or rotary (RoPE: rows and "
-                               "columns in spatial attention, time in temporal attention)")
+    positions: str = _spec(
+        "learned",
+        choices=("learned", "rope"),
+        doc="learned spatial and temporal position embeddings, or rotary (RoPE: rows and "
+        "columns in spatial attention, time in temporal attention)",
+    )
 
 
 @dataclass
@@ -56,29 +65,42 @@ class DataConfig:
 
 @dataclass
 class MaskingConfig:
-    max_corrupt_rate: float = _spec(0.2, lo=0, hi=1, hi_open=True,
-                                    doc="Copilot-4D: up to this share of unmasked tokens "
-                                        "replaced by random codes")
+    max_corrupt_rate: float = _spec(
+        0.2, lo=0, hi=1, hi_open=True, doc="Copilot-4D: up to this share of unmasked tokens replaced by random codes"
+    )
 
 
 @dataclass
 class TrainConfig:
     device: str = _spec("auto", choices=("auto", "cpu", "cuda"), doc="auto picks cuda when present")
     precision: str = _spec("bf16", choices=("bf16", "fp32"), doc="bf16 autocast applies on CUDA only")
-    compile: str = _spec("on", choices=("off", "on", "reduce-overhead", "max-autotune"),
-                         doc="torch.compile the step's forward and loss: on (default mode), reduce-overhead "
-                             "(also CUDA graphs), max-autotune; a failure falls back to eager")
-    batch_size: int | str = _spec(4, lo=1, choices=(AUTO,),
-                                  doc="samples per micro-batch (per process), or auto: the largest that divides "
-                                      "the effective batch and fits the GPU, found by trying real steps")
+    compile: str = _spec(
+        "on",
+        choices=("off", "on", "reduce-overhead", "max-autotune"),
+        doc="torch.compile the step's forward and loss: on (default mode), reduce-overhead "
+        "(also CUDA graphs), max-autotune; a failure falls back to eager",
+    )
+    batch_size: int | str = _spec(
+        4,
+        lo=1,
+        choices=(AUTO,),
+        doc="samples per micro-batch (per process), or auto: the largest that divides "
+        "the effective batch and fits the GPU, found by trying real steps",
+    )
     grad_accum_steps: int = _spec(4, lo=1, doc="micro-batches per optimizer step")
-    effective_batch: int = _spec(0, lo=0, doc="samples per optimizer step per process that batch_size = auto "
-                                             "keeps; 0: batch_size x grad_accum_steps of the preset")
-    memory_limit_gib: float = _spec(0.0, lo=0, doc="cap this process's CUDA memory (GiB), to emulate a smaller "
-                                                   "card; 0: the whole GPU")
+    effective_batch: int = _spec(
+        0,
+        lo=0,
+        doc="samples per optimizer step per process that batch_size = auto "
+        "keeps; 0: batch_size x grad_accum_steps of the preset",
+    )
+    memory_limit_gib: float = _spec(
+        0.0, lo=0, doc="cap this process's CUDA memory (GiB), to emulate a smaller card; 0: the whole GPU"
+    )
     lr: float = _spec(5e-5, lo=0, lo_open=True, doc="peak learning rate")
-    schedule: str = _spec("cosine", choices=("cosine", "constant"),
-                          doc="after warmup: cosine decay to 0 at max_steps, or constant")
+    schedule: str = _spec(
+        "cosine", choices=("cosine", "constant"), doc="after warmup: cosine decay to 0 at max_steps, or constant"
+    )
     warmup_steps: int = _spec(500, lo=0, doc="linear warmup from 0 over this many steps")
     max_steps: int = _spec(60000, lo=1, doc="optimizer steps in the whole run")
     weight_decay: float = _spec(0.01, lo=0, doc="AdamW decoupled weight decay")
@@ -94,8 +116,11 @@ class TrainConfig:
 class EvalConfig:
     eval_steps: int = _spec(500, lo=0, doc="validate every this many steps; 0 never")
     eval_samples: int = _spec(32, lo=1, doc="val samples per validation: one fixed set, split over ranks")
-    sample_count: int = _spec(4, lo=0, doc="val samples whose predictions (argmax, MaskGIT) are kept at each "
-                                          "validation for the samples view; 0: none")
+    sample_count: int = _spec(
+        4,
+        lo=0,
+        doc="val samples whose predictions (argmax, MaskGIT) are kept at each validation for the samples view; 0: none",
+    )
     maskgit_steps: int = _spec(8, lo=1, doc="MaskGIT rounds per target frame for those predictions")
 
 
@@ -107,14 +132,17 @@ class CheckpointConfig:
 
 @dataclass
 class HealthConfig:
-    instability_norm: float = _spec(100.0, lo=0, lo_open=True,
-                                    doc="pre-clip grad norm above this warns 'instability'")
+    instability_norm: float = _spec(100.0, lo=0, lo_open=True, doc="pre-clip grad norm above this warns 'instability'")
     vanishing_norm: float = _spec(0.001, lo=0, doc="pre-clip grad norm below this warns 'vanishing'")
-    divergence_guard: bool = _spec(True, doc="stop a run as 'diverged' when its smoothed loss climbs back above "
-                                             "its starting loss after warm-up, its val loss rises val_rises "
-                                             "evaluations in a row, or non-finite steps repeat")
-    divergence_smoothing: float = _spec(0.95, lo=0, hi=1, hi_open=True,
-                                        doc="EMA weight of the past in the loss the guard watches")
+    divergence_guard: bool = _spec(
+        True,
+        doc="stop a run as 'diverged' when its smoothed loss climbs back above "
+        "its starting loss after warm-up, its val loss rises val_rises "
+        "evaluations in a row, or non-finite steps repeat",
+    )
+    divergence_smoothing: float = _spec(
+        0.95, lo=0, hi=1, hi_open=True, doc="EMA weight of the past in the loss the guard watches"
+    )
     val_rises: int = _spec(3, lo=0, doc="val-loss rises in a row that stop a run; 0: never")
 
 
@@ -131,17 +159,34 @@ SECTIONS: dict[str, type] = {
 # Keys a resumed run may change: none alters the model's shape or the data order.
 # batch_size and grad_accum_steps are here so a run can move to another number of
 # processes with the same global batch (the resume says so if the global batch changes).
-RESUME_SAFE_KEYS = frozenset({
-    "train.max_steps", "train.device", "train.max_nonfinite_steps", "train.compile",
-    "train.batch_size", "train.grad_accum_steps", "train.effective_batch", "train.memory_limit_gib",
-    "eval.eval_steps", "eval.sample_count", "eval.maskgit_steps",
-    "checkpoint.save_steps", "checkpoint.keep_checkpoints",
-    "health.instability_norm", "health.vanishing_norm",
-    "health.divergence_guard", "health.divergence_smoothing", "health.val_rises",
-    # a diverged run goes on with gentler settings
-    "train.lr", "train.warmup_steps", "train.max_grad_norm",
-    "data.train", "data.val",
-})
+RESUME_SAFE_KEYS = frozenset(
+    {
+        "train.max_steps",
+        "train.device",
+        "train.max_nonfinite_steps",
+        "train.compile",
+        "train.batch_size",
+        "train.grad_accum_steps",
+        "train.effective_batch",
+        "train.memory_limit_gib",
+        "eval.eval_steps",
+        "eval.sample_count",
+        "eval.maskgit_steps",
+        "checkpoint.save_steps",
+        "checkpoint.keep_checkpoints",
+        "health.instability_norm",
+        "health.vanishing_norm",
+        "health.divergence_guard",
+        "health.divergence_smoothing",
+        "health.val_rises",
+        # a diverged run goes on with gentler settings
+        "train.lr",
+        "train.warmup_steps",
+        "train.max_grad_norm",
+        "data.train",
+        "data.val",
+    }
+)
 
 
 @dataclass
@@ -166,16 +211,21 @@ class Config:
         return self.latent_frames - self.data.future_latents
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"preset": self.preset, "description": self.description,
-                               "memory_budget_gib": self.memory_budget_gib}
+        out: dict[str, Any] = {
+            "preset": self.preset,
+            "description": self.description,
+            "memory_budget_gib": self.memory_budget_gib,
+        }
         for name in SECTIONS:
             out[name] = dataclasses.asdict(getattr(self, name))
         return out
 
     def to_toml(self) -> str:
-        lines = [f"preset = {toml_value(self.preset)}",
-                 f"description = {toml_value(self.description)}",
-                 f"memory_budget_gib = {toml_value(self.memory_budget_gib)}"]
+        lines = [
+            f"preset = {toml_value(self.preset)}",
+            f"description = {toml_value(self.description)}",
+            f"memory_budget_gib = {toml_value(self.memory_budget_gib)}",
+        ]
         for name in SECTIONS:
             lines.append("")
             lines.append(f"[{name}]")
@@ -210,7 +260,7 @@ def toml_value(value: Any) -> str:
 class SchemaRow:
     """One key of the schema as `hwm-tui presets show --schema` lists it."""
 
-    key: str      # dotted: section.key
+    key: str  # dotted: section.key
     type: str
     default: Any
     allowed: str  # bounds and choices, as the error lines state them ("" when any value of the type goes)
@@ -223,8 +273,15 @@ def describe_schema() -> list[SchemaRow]:
     for name, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            rows.append(SchemaRow(key=f"{name}.{f.name}", type=str(f.type), default=default,
-                                  allowed=_allowed(f.metadata), doc=f.metadata.get("doc", "")))
+            rows.append(
+                SchemaRow(
+                    key=f"{name}.{f.name}",
+                    type=str(f.type),
+                    default=default,
+                    allowed=_allowed(f.metadata),
+                    doc=f.metadata.get("doc", ""),
+                )
+            )
     return rows
 
 

@@ -25,10 +25,10 @@ from .masking import TRAIN, VALIDATION, corrupt_sample, sample_rng
 class MicroBatch:
     """Model inputs of the same shapes at every step of a run (N = future_latents x 1024)."""
 
-    factor_ids: torch.Tensor    # [B, T, S, F] int64, mask id where masked
-    states: torch.Tensor        # [B, 17*W, 25] float32, normalised
-    targets: torch.Tensor       # [B, N, F] int64: the true factor ids of the target latent frames
-    target_mask: torch.Tensor   # [B, N] bool: which of them were masked (only those are scored)
+    factor_ids: torch.Tensor  # [B, T, S, F] int64, mask id where masked
+    states: torch.Tensor  # [B, 17*W, 25] float32, normalised
+    targets: torch.Tensor  # [B, N, F] int64: the true factor ids of the target latent frames
+    target_mask: torch.Tensor  # [B, N] bool: which of them were masked (only those are scored)
 
     def to(self, device: torch.device) -> MicroBatch:
         non_blocking = device.type == "cuda"
@@ -118,13 +118,15 @@ class BatchBuilder:
         # so runs with different corruption rates compare.
         return self._assemble(items, max_corrupt_rate=0.0)
 
-    def _assemble(self, items: list[tuple[np.ndarray, np.ndarray, np.random.Generator]], *,
-                  max_corrupt_rate: float) -> MicroBatch:
+    def _assemble(
+        self, items: list[tuple[np.ndarray, np.ndarray, np.random.Generator]], *, max_corrupt_rate: float
+    ) -> MicroBatch:
         codes_in, masks, originals, states = [], [], [], []
         for tokens, sample_states, rng in items:
             flat = tokens.reshape(tokens.shape[0], -1)
-            corrupted, mask = corrupt_sample(flat, rng, future_latents=self.config.data.future_latents,
-                                             max_corrupt_rate=max_corrupt_rate)
+            corrupted, mask = corrupt_sample(
+                flat, rng, future_latents=self.config.data.future_latents, max_corrupt_rate=max_corrupt_rate
+            )
             codes_in.append(corrupted)
             masks.append(mask)
             originals.append(flat)
@@ -135,9 +137,12 @@ class BatchBuilder:
         factor_ids[mask] = self.factors.mask_ids()
         future = self.config.data.future_latents
         target_codes = np.stack(originals)[:, -future:].reshape(len(items), -1)
-        return MicroBatch(factor_ids=torch.from_numpy(factor_ids), states=torch.from_numpy(np.stack(states)),
-                          targets=torch.from_numpy(self.factors.factor_array(target_codes)),
-                          target_mask=torch.from_numpy(np.ascontiguousarray(mask[:, -future:].reshape(len(items), -1))))
+        return MicroBatch(
+            factor_ids=torch.from_numpy(factor_ids),
+            states=torch.from_numpy(np.stack(states)),
+            targets=torch.from_numpy(self.factors.factor_array(target_codes)),
+            target_mask=torch.from_numpy(np.ascontiguousarray(mask[:, -future:].reshape(len(items), -1))),
+        )
 
 
 class Prefetcher:

@@ -37,8 +37,10 @@ def synthetic_split(role: str, *, shards: int, frames: int, seed: int) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     except OSError as exc:
-        raise DataError(f"cannot write the synthetic data cache {target.parent} ({exc.strerror}): "
-                        "set HWM_CACHE_DIR to a writable folder") from None
+        raise DataError(
+            f"cannot write the synthetic data cache {target.parent} ({exc.strerror}): "
+            "set HWM_CACHE_DIR to a writable folder"
+        ) from None
     try:
         write_split(tmp, shards=shards, frames=frames, seed=seed)
         os.replace(tmp, target)
@@ -46,6 +48,8 @@ def synthetic_split(role: str, *, shards: int, frames: int, seed: int) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         if (target / "metadata.json").is_file():  # another process won the race
             return target
-        raise DataError(f"cannot write the synthetic data cache {target} ({exc.strerror}): "
-                        "free disk space or set HWM_CACHE_DIR to another folder") from None
+        raise DataError(
+            f"cannot write the synthetic data cache {target} ({exc.strerror}): "
+            "free disk space or set HWM_CACHE_DIR to another folder"
+        ) from None
     return target

@@ -65,8 +65,9 @@ class StateStats:
         try:
             return cls.from_json(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{path} cannot be read ({exc}): the run's state statistics are "
-                            "damaged; start a new run") from None
+            raise DataError(
+                f"{path} cannot be read ({exc}): the run's state statistics are damaged; start a new run"
+            ) from None
 
 
 class WindowDataset:
@@ -78,9 +79,11 @@ class WindowDataset:
         self.stats = stats
         self.index = split.sample_index(windows)
         if len(self.index) == 0:
-            raise DataError(f"{role} split {split.root} has no valid sample of {windows} window(s) "
-                            f"({windows * FRAMES_PER_WINDOW} frames in one segment): use longer "
-                            "segments or fewer data.windows")
+            raise DataError(
+                f"{role} split {split.root} has no valid sample of {windows} window(s) "
+                f"({windows * FRAMES_PER_WINDOW} frames in one segment): use longer "
+                "segments or fewer data.windows"
+            )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -89,8 +92,8 @@ class WindowDataset:
         """tokens int64 [3*windows, 32, 32], states float32 [17*windows, 25]."""
         shard_index, start = (int(x) for x in self.index[i])
         shard = self.split.shards[shard_index]
-        video = np.asarray(shard.video[start: start + self.windows], dtype=np.int64)
+        video = np.asarray(shard.video[start : start + self.windows], dtype=np.int64)
         tokens = video.reshape(-1, *video.shape[2:])
         first = start * FRAMES_PER_WINDOW
-        states = np.asarray(shard.states[first: first + self.windows * FRAMES_PER_WINDOW])
+        states = np.asarray(shard.states[first : first + self.windows * FRAMES_PER_WINDOW])
         return tokens, self.stats.normalise(states)

@@ -9,7 +9,11 @@ from .dataset import StateStats, state_moments
 from .split import FRAMES_PER_WINDOW, Split
 
 STATE_NAMES = [f"joint_{i}" for i in range(21)] + [
-    "left_hand_closure", "right_hand_closure", "linear_velocity", "angular_velocity"]
+    "left_hand_closure",
+    "right_hand_closure",
+    "linear_velocity",
+    "angular_velocity",
+]
 
 
 def describe_split(path: str | Path, windows: int = 1) -> dict[str, Any]:
@@ -34,8 +38,14 @@ def describe_split(path: str | Path, windows: int = 1) -> dict[str, Any]:
         "token_max": token_max,
         "synthetic": bool(split.metadata.get("synthetic", False)),
         "state_stats": [
-            {"dim": i, "name": STATE_NAMES[i], "mean": float(raw_mean[i]), "std": float(raw_std[i]),
-             "norm_mean": float(stats.mean[i]), "norm_std": float(stats.std[i])}
+            {
+                "dim": i,
+                "name": STATE_NAMES[i],
+                "mean": float(raw_mean[i]),
+                "std": float(raw_std[i]),
+                "norm_mean": float(stats.mean[i]),
+                "norm_std": float(stats.std[i]),
+            }
             for i in range(len(STATE_NAMES))
         ],
     }

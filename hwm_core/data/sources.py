@@ -13,8 +13,10 @@ from .split import Split
 def train_dir(config: Config) -> Path:
     d = config.data
     if not d.train:
-        raise ConfigError(f"preset {config.preset} names no training data: pass --data DIR "
-                          "(a 1X v2.0 split such as train_v2.0) or --data synthetic")
+        raise ConfigError(
+            f"preset {config.preset} names no training data: pass --data DIR "
+            "(a 1X v2.0 split such as train_v2.0) or --data synthetic"
+        )
     if d.train == SYNTHETIC:
         return synthetic_split("train", shards=d.synthetic_shards, frames=d.synthetic_frames, seed=config.train.seed)
     return Path(d.train)

@@ -30,10 +30,13 @@ ANGULAR_VELOCITY_DIM = 24
 # Cosmos tokenizer is causal in time, so latent 0 is frame 0 alone.
 LATENT_FRAME_GROUPS = ((0, 1), (1, 9), (9, 17))
 
-NESTED_DIRS = {"video": "videos", "states": "robot_states",
-               "segments": "segment_indices", "metadata": "metadata"}
-FILE_NAMES = {"video": "video_{s}.bin", "states": "states_{s}.bin",
-              "segments": "segment_idx_{s}.bin", "metadata": "metadata_{s}.json"}
+NESTED_DIRS = {"video": "videos", "states": "robot_states", "segments": "segment_indices", "metadata": "metadata"}
+FILE_NAMES = {
+    "video": "video_{s}.bin",
+    "states": "states_{s}.bin",
+    "segments": "segment_idx_{s}.bin",
+    "metadata": "metadata_{s}.json",
+}
 
 
 def shard_file(root: Path, layout: str, kind: str, shard: int) -> Path:
@@ -49,9 +52,9 @@ def video_shape(num_frames: int) -> tuple[int, int, int, int]:
 class Shard:
     index: int
     num_frames: int
-    video: np.ndarray      # int32 [ceil(F/17), 3, 32, 32], memory-mapped
-    states: np.ndarray     # float32 [F, 25], memory-mapped
-    segments: np.ndarray   # int32 [F], memory-mapped
+    video: np.ndarray  # int32 [ceil(F/17), 3, 32, 32], memory-mapped
+    states: np.ndarray  # float32 [F, 25], memory-mapped
+    segments: np.ndarray  # int32 [F], memory-mapped
 
     @property
     def num_windows(self) -> int:
@@ -90,17 +93,20 @@ class Split:
         root = Path(root).expanduser()
         flag = "--data" if role == "train" else "--val-data" if role == "val" else "the path"
         if not root.exists():
-            raise DataError(f"{role} split {root} does not exist: pass {flag} with a 1X v2.0 split "
-                            "folder (e.g. train_v2.0), or 'synthetic'")
+            raise DataError(
+                f"{role} split {root} does not exist: pass {flag} with a 1X v2.0 split "
+                "folder (e.g. train_v2.0), or 'synthetic'"
+            )
         if not root.is_dir():
-            raise DataError(f"{role} split {root} is not a folder: pass the split folder that "
-                            "holds metadata.json")
+            raise DataError(f"{role} split {root} is not a folder: pass the split folder that holds metadata.json")
         meta_path = root / "metadata.json"
         metadata = _read_json(meta_path, "split metadata")
         num_shards = metadata.get("num_shards")
         if "num_shards" not in metadata:
-            raise DataError(f"{meta_path} has no 'num_shards' field: the split is incomplete or "
-                            "not a v2.0 split; re-download it or regenerate with `hwm-tui data synth`")
+            raise DataError(
+                f"{meta_path} has no 'num_shards' field: the split is incomplete or "
+                "not a v2.0 split; re-download it or regenerate with `hwm-tui data synth`"
+            )
         if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
             raise DataError(f"{meta_path}: 'num_shards' must be a positive integer, got {num_shards!r}")
         layout = _layout(root)
@@ -136,15 +142,19 @@ class Split:
                 lo, hi = int(shard.video.min()), int(shard.video.max())
                 if lo < 0 or hi >= CODEBOOK_SIZE:
                     bad = lo if lo < 0 else hi
-                    raise DataError(f"{video_path} holds token {bad}, outside the codebook "
-                                    f"0..{CODEBOOK_SIZE - 1}: the file is corrupt or not Cosmos "
-                                    "DV8x8x8 tokens; re-download or regenerate it")
+                    raise DataError(
+                        f"{video_path} holds token {bad}, outside the codebook "
+                        f"0..{CODEBOOK_SIZE - 1}: the file is corrupt or not Cosmos "
+                        "DV8x8x8 tokens; re-download or regenerate it"
+                    )
             states_path = shard_file(self.root, self.layout, "states", shard.index)
             finite = np.isfinite(shard.states)
             if not finite.all():
                 frame = int(np.argwhere(~finite)[0][0])
-                raise DataError(f"{states_path} has a NaN or infinite state at frame {frame}: "
-                                "fix or drop that shard (re-download or regenerate it)")
+                raise DataError(
+                    f"{states_path} has a NaN or infinite state at frame {frame}: "
+                    "fix or drop that shard (re-download or regenerate it)"
+                )
 
     def token_range(self) -> tuple[int, int]:
         los = [int(s.video.min()) for s in self.shards if s.video.size]
@@ -160,9 +170,11 @@ def _layout(root: Path) -> str:
         return "flat"
     for sub in NESTED_DIRS.values():
         if sub not in present:
-            raise DataError(f"{root / sub}/ is missing: the split keeps its shards in sub-folders "
-                            f"({', '.join(s + '/' for s in present)} are there) and needs {sub}/ too; "
-                            "re-download or regenerate it")
+            raise DataError(
+                f"{root / sub}/ is missing: the split keeps its shards in sub-folders "
+                f"({', '.join(s + '/' for s in present)} are there) and needs {sub}/ too; "
+                "re-download or regenerate it"
+            )
     return "nested"
 
 
@@ -174,19 +186,19 @@ def _num_images_notice(meta_path: Path, metadata: dict, shards: list[Shard]) -> 
     total = sum(shard.num_frames for shard in shards)
     if num_images is None or num_images == total:
         return None
-    return (f"{meta_path} says num_images = {num_images!r}, but the shards hold {total} frames: "
-            "if shards are missing, re-download the split")
+    return (
+        f"{meta_path} says num_images = {num_images!r}, but the shards hold {total} frames: "
+        "if shards are missing, re-download the split"
+    )
 
 
 def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
-        raise DataError(f"{path} is missing: {what} is needed; the split is incomplete or not a "
-                        "1X v2.0 split")
+        raise DataError(f"{path} is missing: {what} is needed; the split is incomplete or not a 1X v2.0 split")
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} cannot be read as JSON ({exc}): re-download or regenerate "
-                        "the split") from None
+        raise DataError(f"{path} cannot be read as JSON ({exc}): re-download or regenerate the split") from None
     if not isinstance(value, dict):
         raise DataError(f"{path} must hold a JSON object: re-download or regenerate the split")
     return value
@@ -197,8 +209,10 @@ def _open_shard(root: Path, layout: str, s: int) -> Shard:
     meta = _read_json(meta_path, f"metadata of shard {s}")
     frames = meta.get("shard_num_frames")
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise DataError(f"{meta_path}: 'shard_num_frames' must be a positive integer, "
-                        f"got {frames!r}; re-download or regenerate the split")
+        raise DataError(
+            f"{meta_path}: 'shard_num_frames' must be a positive integer, "
+            f"got {frames!r}; re-download or regenerate the split"
+        )
     expected = {
         "video": (np.int32, video_shape(frames)),
         "states": (np.float32, (frames, STATE_DIM)),
@@ -209,14 +223,17 @@ def _open_shard(root: Path, layout: str, s: int) -> Shard:
         path = shard_file(root, layout, kind, s)
         want = int(np.prod(shape)) * np.dtype(dtype).itemsize
         if not path.is_file():
-            raise DataError(f"{path} is missing (shard {s} of {root}): the split is incomplete; "
-                            "re-download or regenerate it")
+            raise DataError(
+                f"{path} is missing (shard {s} of {root}): the split is incomplete; re-download or regenerate it"
+            )
         have = path.stat().st_size
         if have != want:
             state = "truncated" if have < want else "longer than expected"
-            raise DataError(f"{path} is {state}: {have} bytes, but {meta_path.name} says "
-                            f"{frames} frames, i.e. {want} bytes; re-download or regenerate it")
-        arrays[kind] = (np.memmap(path, dtype=dtype, mode="r", shape=shape) if want
-                        else np.zeros(shape, dtype=dtype))
-    return Shard(index=s, num_frames=frames, video=arrays["video"],
-                 states=arrays["states"], segments=arrays["segments"])
+            raise DataError(
+                f"{path} is {state}: {have} bytes, but {meta_path.name} says "
+                f"{frames} frames, i.e. {want} bytes; re-download or regenerate it"
+            )
+        arrays[kind] = np.memmap(path, dtype=dtype, mode="r", shape=shape) if want else np.zeros(shape, dtype=dtype)
+    return Shard(
+        index=s, num_frames=frames, video=arrays["video"], states=arrays["states"], segments=arrays["segments"]
+    )

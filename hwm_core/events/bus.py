@@ -59,12 +59,15 @@ class EventBus:
         try:
             view = memoryview(data)
             while view:
-                view = view[self._file.write(view):]
+                view = view[self._file.write(view) :]
         except OSError as exc:
             if not self._write_failed:
-                warning = WarningEvent(step=step, kind="disk", value=float(len(self._backlog)),
-                                       message=f"cannot write metrics.jsonl ({exc.strerror}): "
-                                               "free disk space; lines are kept in memory")
+                warning = WarningEvent(
+                    step=step,
+                    kind="disk",
+                    value=float(len(self._backlog)),
+                    message=f"cannot write metrics.jsonl ({exc.strerror}): free disk space; lines are kept in memory",
+                )
                 for q in self._subscribers:
                     q.put(warning)
             self._write_failed = True
@@ -90,8 +93,7 @@ class EventBus:
             if self._backlog:
                 self._write_backlog(getattr(self._backlog[-1][0], "step", 0))
             if self._backlog:
-                raise OSError(errno.EIO, f"{len(self._backlog)} metrics.jsonl lines are not written yet "
-                                         "(disk full?)")
+                raise OSError(errno.EIO, f"{len(self._backlog)} metrics.jsonl lines are not written yet (disk full?)")
             os.fsync(self._file.fileno())
 
     def under_lock(self, fn: Callable[[], T]) -> T:

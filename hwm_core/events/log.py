@@ -39,8 +39,7 @@ def _fits(value: Any, annotation: Any) -> bool:
     if kind == "str":
         return isinstance(value, str)
     if kind == "list":
-        return isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                               for v in value)
+        return isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     return True
 
 

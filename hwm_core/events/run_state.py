@@ -38,7 +38,7 @@ from .types import (
 )
 
 STEP_TIME_SMOOTHING = 0.1  # EMA weight of the newest step time (for the ETA)
-LOSS_SMOOTHING = 0.95      # EMA weight of the past in the smoothed loss curve
+LOSS_SMOOTHING = 0.95  # EMA weight of the past in the smoothed loss curve
 
 
 def compile_message(event: CompileEvent) -> str:
@@ -78,7 +78,7 @@ class RunProgress:
     last_checkpoint_step: int | None = None
     message: str = ""
     gpu: GpuEvent | None = None  # the newest reading of the run's GPUs, if there are any
-    samples_path: str = ""       # the newest predictions of the fixed val samples
+    samples_path: str = ""  # the newest predictions of the fixed val samples
 
     @property
     def fraction(self) -> float:
@@ -134,9 +134,9 @@ class GpuFigures:
     """A run's GPU readings over its whole length, for the history screen."""
 
     samples: int = 0
-    utilization_sum: float = 0.0   # of the mean over the run's GPUs, each sample
-    power_sum_w: float = 0.0       # of the total over the run's GPUs, each sample
-    memory_used_max: int = 0       # of any one GPU
+    utilization_sum: float = 0.0  # of the mean over the run's GPUs, each sample
+    power_sum_w: float = 0.0  # of the total over the run's GPUs, each sample
+    memory_used_max: int = 0  # of any one GPU
     memory_total: int = 0
     temperature_max_c: float = 0.0
     gpus: int = 0
@@ -172,7 +172,7 @@ class RunCurves:
         self.grad_pre = Series()
         self.grad_post = Series()
         self.samples = Series()  # samples seen up to each step (an x axis to compare runs by)
-        self.wall = Series()     # when each step ended (time.time())
+        self.wall = Series()  # when each step ended (time.time())
         self.warnings: list[WarningEvent] = []
         self.checkpoints: list[CheckpointEvent] = []
         self.version = 0  # bumps whenever a chart has something new to show

@@ -31,7 +31,7 @@ class StepEvent:
     step_time_s: float
     memory_bytes: int
     skipped: bool = False
-    data_wait_s: float = 0.0   # of step_time_s, how long the step waited for its micro-batches
+    data_wait_s: float = 0.0  # of step_time_s, how long the step waited for its micro-batches
     time: float = field(default_factory=_now)
     type: str = "step"
 
@@ -48,7 +48,7 @@ class EvalEvent:
 @dataclass
 class WarningEvent:
     step: int
-    kind: str          # instability | vanishing | nonfinite | skipped | checkpoint | data | disk
+    kind: str  # instability | vanishing | nonfinite | skipped | checkpoint | data | disk
     value: float
     message: str
     time: float = field(default_factory=_now)
@@ -103,7 +103,7 @@ class GpuEvent:
     """Each of the run's GPUs as NVML reads it (lists in the order of `index`)."""
 
     step: int
-    index: list       # CUDA device numbers
+    index: list  # CUDA device numbers
     utilization: list  # % of the last sample period a kernel ran
     memory_used: list  # bytes, the whole GPU's (other processes' too)
     memory_total: list
@@ -144,17 +144,37 @@ class StartEvent:
     tokens_per_sample: int
     codebook_size: int
     resumed: bool = False
-    micro_batch: int = 0        # samples per forward/backward on each process (0: not recorded)
+    micro_batch: int = 0  # samples per forward/backward on each process (0: not recorded)
     grad_accum_steps: int = 0
     compile: str = "off"
     time: float = field(default_factory=_now)
     type: str = "start"
 
 
-Event = (StepEvent | EvalEvent | WarningEvent | CheckpointEvent | CheckpointFailedEvent | CompileEvent
-         | SamplesEvent | GpuEvent | StateEvent | StartEvent)
-EVENT_TYPES: dict[str, type] = {cls.__dataclass_fields__["type"].default: cls for cls in
-                                (StepEvent, EvalEvent, WarningEvent, CheckpointEvent, CheckpointFailedEvent,
-                                 CompileEvent, SamplesEvent, GpuEvent, StateEvent, StartEvent)}
-
-
+Event = (
+    StepEvent
+    | EvalEvent
+    | WarningEvent
+    | CheckpointEvent
+    | CheckpointFailedEvent
+    | CompileEvent
+    | SamplesEvent
+    | GpuEvent
+    | StateEvent
+    | StartEvent
+)
+EVENT_TYPES: dict[str, type] = {
+    cls.__dataclass_fields__["type"].default: cls
+    for cls in (
+        StepEvent,
+        EvalEvent,
+        WarningEvent,
+        CheckpointEvent,
+        CheckpointFailedEvent,
+        CompileEvent,
+        SamplesEvent,
+        GpuEvent,
+        StateEvent,
+        StartEvent,
+    )
+}

@@ -41,8 +41,7 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
     keys: list[str] = []
     for config in configs:
         keys += [k for k in config if k not in keys]
-    return [k for k in keys if k not in NOT_COMPARED
-            and len({repr(c.get(k)) for c in configs}) > 1]
+    return [k for k in keys if k not in NOT_COMPARED and len({repr(c.get(k)) for c in configs}) > 1]
 
 
 def format_value(value: Any) -> str:
@@ -70,9 +69,17 @@ class ComparedRun:
 
     def to_json(self) -> dict[str, Any]:
         s = self.summary
-        return {"id": s.id, "status": s.status, "values": self.values, "steps": s.step, "max_steps": s.max_steps,
-                "best_val_loss": _finite(s.best_val_loss), "last_val_loss": _finite(s.last_val_loss),
-                "warnings": s.warning_count, "path": s.path}
+        return {
+            "id": s.id,
+            "status": s.status,
+            "values": self.values,
+            "steps": s.step,
+            "max_steps": s.max_steps,
+            "best_val_loss": _finite(s.best_val_loss),
+            "last_val_loss": _finite(s.last_val_loss),
+            "warnings": s.warning_count,
+            "path": s.path,
+        }
 
 
 @dataclass

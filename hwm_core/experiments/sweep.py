@@ -67,7 +67,7 @@ def parse_grid(sets: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]
 @dataclass
 class SweepPoint:
     index: int
-    values: dict[str, str]   # grid key -> value, as given
+    values: dict[str, str]  # grid key -> value, as given
     run_id: str
 
     def overrides(self) -> list[str]:
@@ -78,7 +78,7 @@ class SweepPoint:
 class Sweep:
     id: str
     preset: str
-    base: list[str]                       # --set for every point (and --data, --max-steps as overrides)
+    base: list[str]  # --set for every point (and --data, --max-steps as overrides)
     keys: list[str]
     points: list[SweepPoint]
     runs_dir: str
@@ -89,8 +89,13 @@ class Sweep:
         return sweep_path(Path(self.runs_dir), self.id)
 
     def request(self, point: SweepPoint) -> TrainRequest:
-        return TrainRequest(preset=self.preset, overrides=[*self.base, *point.overrides()], runs_dir=self.runs_dir,
-                            run_id=point.run_id, sweep={"id": self.id, "index": point.index, "values": point.values})
+        return TrainRequest(
+            preset=self.preset,
+            overrides=[*self.base, *point.overrides()],
+            runs_dir=self.runs_dir,
+            run_id=point.run_id,
+            sweep={"id": self.id, "index": point.index, "values": point.values},
+        )
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,10 +136,16 @@ def load_sweep(runs_dir: Path, ref: str) -> Sweep:
     if not path.is_file():
         matches = sorted((runs_dir / SWEEPS_DIR).glob(f"{ref}*.json")) if (runs_dir / SWEEPS_DIR).is_dir() else []
         if len(matches) != 1:
-            known = ", ".join(p.stem for p in sorted((runs_dir / SWEEPS_DIR).glob("*.json"))[-5:]) \
-                if (runs_dir / SWEEPS_DIR).is_dir() else ""
-            raise RunError(f"no sweep '{ref}' in {runs_dir / SWEEPS_DIR}" + (f" (there are: {known})" if known else "")
-                           + ": give its id, or pass --runs-dir")
+            known = (
+                ", ".join(p.stem for p in sorted((runs_dir / SWEEPS_DIR).glob("*.json"))[-5:])
+                if (runs_dir / SWEEPS_DIR).is_dir()
+                else ""
+            )
+            raise RunError(
+                f"no sweep '{ref}' in {runs_dir / SWEEPS_DIR}"
+                + (f" (there are: {known})" if known else "")
+                + ": give its id, or pass --runs-dir"
+            )
         path = matches[0]
     try:
         return Sweep.from_json(json.loads(path.read_text()))
@@ -147,7 +158,7 @@ class Step:
     """What a sweep does next with one point."""
 
     point: SweepPoint
-    action: str   # "new" | "resume" | "skip"
+    action: str  # "new" | "resume" | "skip"
     why: str
 
 
@@ -163,11 +174,15 @@ def plan(sweep: Sweep) -> list[Step]:
         try:
             status = effective_status(folder.read_meta(), folder=folder)
         except RunError as exc:
-            raise RunError(f"sweep {sweep.id}: run {point.run_id} cannot be read ({exc}): delete it "
-                           "(hwm-tui history, d) to train that point again") from None
+            raise RunError(
+                f"sweep {sweep.id}: run {point.run_id} cannot be read ({exc}): delete it "
+                "(hwm-tui history, d) to train that point again"
+            ) from None
         if status == RUNNING:
-            raise RunError(f"sweep {sweep.id}: run {point.run_id} is being trained by another process: "
-                           "stop it first, or follow it with hwm-tui watch")
+            raise RunError(
+                f"sweep {sweep.id}: run {point.run_id} is being trained by another process: "
+                "stop it first, or follow it with hwm-tui watch"
+            )
         if status in DONE:
             steps.append(Step(point, "skip", status))
         elif ckpt.latest_readable(folder.checkpoints) is not None:

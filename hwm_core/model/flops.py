@@ -19,11 +19,11 @@ def forward_flops_per_sample(config: Config) -> float:
     tokens = t * s
     hidden = round(d * m.mlp_ratio)
     per_layer = (
-        2 * tokens * d * 3 * d * 2          # qkv projections, spatial and temporal
-        + 2 * tokens * d * d * 2            # output projections, spatial and temporal
-        + 2 * tokens * d * hidden * 2       # MLP in and out
-        + 2 * 2 * t * s * s * d             # spatial attention: QKᵀ and AV, per latent frame
-        + 2 * 2 * s * t * t * d / 2         # temporal attention, causal
+        2 * tokens * d * 3 * d * 2  # qkv projections, spatial and temporal
+        + 2 * tokens * d * d * 2  # output projections, spatial and temporal
+        + 2 * tokens * d * hidden * 2  # MLP in and out
+        + 2 * 2 * t * s * s * d  # spatial attention: QKᵀ and AV, per latent frame
+        + 2 * 2 * s * t * t * d / 2  # temporal attention, causal
     )
     frames = config.data.windows * FRAMES_PER_WINDOW
     states = 2 * frames * (STATE_DIM * d + d * d) if m.condition_on_states else 0

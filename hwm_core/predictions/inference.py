@@ -34,7 +34,7 @@ class TrainedModel:
     config: Config
     stats: StateStats
     step: int
-    checkpoint: Path | None   # None: the model a trainer is training
+    checkpoint: Path | None  # None: the model a trainer is training
     folder: RunFolder | None  # the run it belongs to, when it is in one
     device: torch.device
 
@@ -55,8 +55,9 @@ def find_checkpoint(ref: str, runs_dir: Path) -> tuple[ckpt.Checkpoint, RunFolde
         folder = RunFolder(run_dir) if (run_dir / "run.json").exists() else None
         return ckpt.load_checkpoint(path), folder
     folder = resolve_run(runs_dir, ref)
-    checkpoint, _ = ckpt.newest_good(folder.checkpoints, folder.id,
-                                     to_do="train it first (hwm-tui train --resume, or a new run)")
+    checkpoint, _ = ckpt.newest_good(
+        folder.checkpoints, folder.id, to_do="train it first (hwm-tui train --resume, or a new run)"
+    )
     return checkpoint, folder
 
 
@@ -70,24 +71,36 @@ def load_trained(ref: str, runs_dir: Path, *, device: str | None = None) -> Trai
     if device is not None:
         config.train.device = device
     if checkpoint.meta.get("model_shape") != model_shape(config):
-        raise CheckpointError(f"checkpoint {where} says its model is {shape_text(checkpoint.meta.get('model_shape'))}"
-                              f" but its config gives {shape_text(model_shape(config))}: the file is not "
-                              "one hwm-tui wrote as is")
+        raise CheckpointError(
+            f"checkpoint {where} says its model is {shape_text(checkpoint.meta.get('model_shape'))}"
+            f" but its config gives {shape_text(model_shape(config))}: the file is not "
+            "one hwm-tui wrote as is"
+        )
     try:
         torch_device = resolve_device(config.train)
     except ConfigError:
         if device is None:  # the run's own train.device: the generic line names the key
             raise
-        raise ConfigError(f"--device {device} but no CUDA GPU is visible: use --device cpu, "
-                          "or check CUDA_VISIBLE_DEVICES") from None
+        raise ConfigError(
+            f"--device {device} but no CUDA GPU is visible: use --device cpu, or check CUDA_VISIBLE_DEVICES"
+        ) from None
     model = MaskedHWM(config.model, config.latent_frames)
     load_model_weights(checkpoint, model, what_to_do="it is not a checkpoint of the model its config describes")
-    stats_path = (folder.state_stats if folder is not None else checkpoint.path.parent.parent / "state_stats.json")
+    stats_path = folder.state_stats if folder is not None else checkpoint.path.parent.parent / "state_stats.json"
     if not stats_path.is_file():
-        raise CheckpointError(f"{where} has no state_stats.json beside it (its run folder's): evaluate it from "
-                              "inside its run folder, runs/<run>/checkpoints/")
-    return TrainedModel(model=model.to(torch_device).eval(), config=config, stats=StateStats.load(stats_path),
-                        step=checkpoint.step, checkpoint=checkpoint.path, folder=folder, device=torch_device)
+        raise CheckpointError(
+            f"{where} has no state_stats.json beside it (its run folder's): evaluate it from "
+            "inside its run folder, runs/<run>/checkpoints/"
+        )
+    return TrainedModel(
+        model=model.to(torch_device).eval(),
+        config=config,
+        stats=StateStats.load(stats_path),
+        step=checkpoint.step,
+        checkpoint=checkpoint.path,
+        folder=folder,
+        device=torch_device,
+    )
 
 
 def split_path(trained: TrainedModel, data: str | None, role: str) -> Path:
@@ -101,8 +114,7 @@ def split_path(trained: TrainedModel, data: str | None, role: str) -> Path:
         return Path(data)
     path = val_dir(config) if role == "val" else train_dir(config)
     if path is None:
-        raise DataError(f"run's config names no {role} split: pass {'--data' if role == 'val' else '--train-data'} "
-                        "DIR")
+        raise DataError(f"run's config names no {role} split: pass {'--data' if role == 'val' else '--train-data'} DIR")
     return path
 
 
@@ -113,10 +125,13 @@ def open_samples(trained: TrainedModel, path: Path, role: str = "val") -> Window
     return WindowDataset(split, trained.config.data.windows, trained.stats, role=role)
 
 
-def sample_batch(trained: TrainedModel, samples: WindowDataset,
-                 indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(
+    trained: TrainedModel, samples: WindowDataset, indices: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """True factor ids [B, T, S, F] and normalised states [B, 17W, 25], on the device."""
     tokens, states = zip(*(samples.get(i) for i in indices))
-    codes = torch.from_numpy(np.stack(tokens)).flatten(2)                     # [B, T, 1024]
-    return (trained.factors.codes_to_factors(codes).to(trained.device),
-            torch.from_numpy(np.stack(states)).to(trained.device))
+    codes = torch.from_numpy(np.stack(tokens)).flatten(2)  # [B, T, 1024]
+    return (
+        trained.factors.codes_to_factors(codes).to(trained.device),
+        torch.from_numpy(np.stack(states)).to(trained.device),
+    )

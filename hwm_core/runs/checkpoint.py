@@ -77,8 +77,9 @@ def _write_file(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str
         os.close(fd)
 
 
-def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor],
-                    meta: dict[str, Any]) -> tuple[Path, int]:
+def save_checkpoint(
+    directory: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> tuple[Path, int]:
     """Write atomically and verify; returns (path, bytes). On any error, a file that
     does not read back intact included, the temp file is removed and the checkpoints
     already there are untouched."""
@@ -107,9 +108,11 @@ def _verify_written(path: Path, checksum: str) -> None:
         meta = read_meta(path)
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             names = sorted(fh.keys())
-            intact = (meta.get("checksum") == checksum
-                      and _digest(meta, ((name, fh.get_tensor(name)) for name in names)) == checksum
-                      and resume_state_problem(meta, names) is None)
+            intact = (
+                meta.get("checksum") == checksum
+                and _digest(meta, ((name, fh.get_tensor(name)) for name in names)) == checksum
+                and resume_state_problem(meta, names) is None
+            )
     except Exception:  # noqa: BLE001 - CheckpointError, or safetensors' own error types
         intact = False
     if not intact:
@@ -135,8 +138,7 @@ def read_meta(path: Path) -> dict[str, Any]:
             if length > 100 * 1024 * 1024:
                 raise ValueError("header length out of range")
             header = json.loads(fh.read(length))
-            data_end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
-                           default=0)
+            data_end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
             if os.fstat(fh.fileno()).st_size < 8 + length + data_end:
                 raise ValueError("file is truncated")
         meta = json.loads(header["__metadata__"][META_KEY])
@@ -144,8 +146,10 @@ def read_meta(path: Path) -> dict[str, Any]:
             raise ValueError("no hwm-tui metadata")
         return meta
     except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
-        raise CheckpointError(f"checkpoint {path} is unreadable ({exc}): it is damaged or not an "
-                              "hwm-tui checkpoint; resume from an older one or start a new run") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({exc}): it is damaged or not an "
+            "hwm-tui checkpoint; resume from an older one or start a new run"
+        ) from None
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
@@ -158,18 +162,19 @@ def load_checkpoint(path: Path) -> Checkpoint:
             for name in fh.keys():  # noqa: SIM118 - safe_open is no dict: keys() is its API
                 tensors[name] = fh.get_tensor(name)
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        raise CheckpointError(f"checkpoint {path} is unreadable ({exc}): resume from an older one "
-                              "or start a new run") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({exc}): resume from an older one or start a new run"
+        ) from None
     if meta.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format {meta.get('format')}, this hwm-tui "
-                              f"reads format {FORMAT_VERSION}: use the hwm-tui version that wrote it")
+        raise CheckpointError(
+            f"checkpoint {path} has format {meta.get('format')}, this hwm-tui "
+            f"reads format {FORMAT_VERSION}: use the hwm-tui version that wrote it"
+        )
     if checkpoint_checksum(tensors, meta) != meta.get("checksum"):
-        raise CheckpointError(f"checkpoint {path} fails its checksum: the file is damaged; "
-                              "resume from an older one")
+        raise CheckpointError(f"checkpoint {path} fails its checksum: the file is damaged; resume from an older one")
     problem = resume_state_problem(meta, list(tensors))
     if problem:
-        raise CheckpointError(f"checkpoint {path} {problem}: it cannot be resumed; resume from an "
-                              "older one")
+        raise CheckpointError(f"checkpoint {path} {problem}: it cannot be resumed; resume from an older one")
     return Checkpoint(path=path, step=meta["step"], tensors=tensors, meta=meta)
 
 
@@ -179,8 +184,9 @@ def _is_count(value: Any) -> bool:
 
 def _is_rng(value: Any, length: int, kind: type) -> bool:
     """[kind, [state words], ...], as random.getstate / np.random.get_state give them."""
-    return (isinstance(value, list) and len(value) == length and isinstance(value[0], kind)
-            and isinstance(value[1], list))
+    return (
+        isinstance(value, list) and len(value) == length and isinstance(value[0], kind) and isinstance(value[1], list)
+    )
 
 
 # What session.restore and _resume_locked read from the header, and the test each must pass.
@@ -188,11 +194,18 @@ RESUME_FIELDS: dict[str, tuple[str, Any]] = {
     "step": ("a step count", _is_count),
     "samples_seen": ("a sample count", _is_count),
     "model_shape": ("the model's shape", lambda v: isinstance(v, dict)),
-    "optimizer": ("the optimizer's param_groups",
-                  lambda v: isinstance(v, dict) and isinstance(v.get("param_groups"), list)
-                  and all(isinstance(g, dict) for g in v["param_groups"])),
-    "rng": ("the python and numpy RNG states",
-            lambda v: isinstance(v, dict) and _is_rng(v.get("python"), 3, int) and _is_rng(v.get("numpy"), 5, str)),
+    "optimizer": (
+        "the optimizer's param_groups",
+        lambda v: (
+            isinstance(v, dict)
+            and isinstance(v.get("param_groups"), list)
+            and all(isinstance(g, dict) for g in v["param_groups"])
+        ),
+    ),
+    "rng": (
+        "the python and numpy RNG states",
+        lambda v: isinstance(v, dict) and _is_rng(v.get("python"), 3, int) and _is_rng(v.get("numpy"), 5, str),
+    ),
 }
 OPTIONAL_COUNTS = ("consecutive_nonfinite", "global_batch")
 
@@ -245,8 +258,9 @@ def load_latest_good(directory: Path) -> tuple[Checkpoint | None, list[tuple[Pat
     return None, problems
 
 
-def newest_good(directory: Path, run_id: str, *, purpose: str = "",
-                to_do: str) -> tuple[Checkpoint, list[tuple[Path, str]]]:
+def newest_good(
+    directory: Path, run_id: str, *, purpose: str = "", to_do: str
+) -> tuple[Checkpoint, list[tuple[Path, str]]]:
     """load_latest_good, or one line saying the run has none (for `purpose`) and what `to_do`."""
     checkpoint, damaged = load_latest_good(directory)
     if checkpoint is None:
@@ -297,7 +311,7 @@ def prune_checkpoints(directory: Path, keep: int, *, just_written: Path | None =
         return []
     anchor_step = _step_of(anchor)
     older = [path for step, path in list_checkpoints(directory) if step < anchor_step and _readable(path)]
-    doomed = older[max(1, keep) - 1:]
+    doomed = older[max(1, keep) - 1 :]
     for path in doomed:
         path.unlink(missing_ok=True)
     if doomed:

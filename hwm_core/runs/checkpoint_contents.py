@@ -37,9 +37,18 @@ def shape_text(shape: Any) -> str:
     return ", ".join(f"{k}={shape[k]}" for k in sorted(shape))
 
 
-def checkpoint_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, *,
-                       config: Config, samples_seen: int, consecutive_nonfinite: int, world_size: int,
-                       global_batch: int, run_id: str | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def checkpoint_payload(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    *,
+    config: Config,
+    samples_seen: int,
+    consecutive_nonfinite: int,
+    world_size: int,
+    global_batch: int,
+    run_id: str | None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Everything a resume needs, split into tensors and JSON; `restore` puts it back."""
     tensors: dict[str, torch.Tensor] = {f"{MODEL_PREFIX}{k}": v for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
@@ -61,26 +70,30 @@ def checkpoint_payload(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         "global_batch": global_batch,
         "run_id": run_id,
         "optimizer": {"param_groups": opt["param_groups"]},
-        "rng": {"python": [py_state[0], list(py_state[1]), py_state[2]],
-                "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]),
-                          float(np_state[4])]},
+        "rng": {
+            "python": [py_state[0], list(py_state[1]), py_state[2]],
+            "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        },
     }
     return tensors, meta
 
 
 def load_model_weights(checkpoint: Checkpoint, model: torch.nn.Module, *, what_to_do: str) -> None:
     """The model's tensors, strictly: a checkpoint of another shape is one clear line."""
-    state = {k[len(MODEL_PREFIX):]: v for k, v in checkpoint.tensors.items() if k.startswith(MODEL_PREFIX)}
+    state = {k[len(MODEL_PREFIX) :]: v for k, v in checkpoint.tensors.items() if k.startswith(MODEL_PREFIX)}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise CheckpointError(f"checkpoint {checkpoint.path.name} does not fit this model "
-                              f"({first[1].strip() if len(first) > 1 else first[0]}): {what_to_do}") from None
+        raise CheckpointError(
+            f"checkpoint {checkpoint.path.name} does not fit this model "
+            f"({first[1].strip() if len(first) > 1 else first[0]}): {what_to_do}"
+        ) from None
 
 
-def restore(checkpoint: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            device: torch.device) -> None:
+def restore(
+    checkpoint: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+) -> None:
     """Model, optimizer and every RNG as they were when the checkpoint was written."""
     tensors, meta = checkpoint.tensors, checkpoint.meta
     load_model_weights(checkpoint, model, what_to_do="resume with the config it was trained with")

@@ -101,8 +101,10 @@ def create_run_folder(runs_dir: Path, preset: str, run_id: str | None = None) ->
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise RunError(f"cannot write to the runs dir {runs_dir} ({exc.strerror or exc}): "
-                       "pass --runs-dir with a writable folder or set HWM_RUNS_DIR") from None
+        raise RunError(
+            f"cannot write to the runs dir {runs_dir} ({exc.strerror or exc}): "
+            "pass --runs-dir with a writable folder or set HWM_RUNS_DIR"
+        ) from None
     if run_id is not None and not RUN_ID_RE.match(run_id):
         raise RunError(f"run id {run_id!r} may hold only letters, digits, '.', '_' and '-'")
     base = run_id or new_run_id(preset)
@@ -114,13 +116,12 @@ def create_run_folder(runs_dir: Path, preset: str, run_id: str | None = None) ->
         except FileExistsError:
             continue
         except OSError as exc:
-            raise RunError(f"cannot create a run folder in {runs_dir} ({exc.strerror}): "
-                           "free disk space or pass another --runs-dir") from None
+            raise RunError(
+                f"cannot create a run folder in {runs_dir} ({exc.strerror}): free disk space or pass another --runs-dir"
+            ) from None
         (path / "checkpoints").mkdir()
         # Both new entries on disk before anything in the run relies on them.
         fsync_dir(path)
         fsync_dir(runs_dir)
         return RunFolder(path)
     raise RunError(f"a run named {base} already exists in {runs_dir}: choose another id")
-
-

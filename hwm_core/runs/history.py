@@ -127,9 +127,13 @@ def run_folders(runs_dir: Path) -> list[RunFolder]:
     except OSError:
         return []
     for child in children:
-        if child.is_dir() and not child.name.startswith(".") and (
-                (child / "run.json").exists() or (child / "metrics.jsonl").exists()
-                or (child / "config.toml").exists()):
+        if (
+            child.is_dir()
+            and not child.name.startswith(".")
+            and (
+                (child / "run.json").exists() or (child / "metrics.jsonl").exists() or (child / "config.toml").exists()
+            )
+        ):
             out.append(RunFolder(child))
     return out
 
@@ -140,8 +144,9 @@ def safe_summarize(folder: RunFolder, now: float) -> RunSummary:
     try:
         return summarize(folder, now=now)
     except Exception as exc:  # noqa: BLE001 - anything a damaged folder can raise
-        return RunSummary(id=folder.id, path=str(folder.path), status=BROKEN,
-                          error=f"cannot be read ({type(exc).__name__}: {exc})")
+        return RunSummary(
+            id=folder.id, path=str(folder.path), status=BROKEN, error=f"cannot be read ({type(exc).__name__}: {exc})"
+        )
 
 
 def list_runs(runs_dir: Path) -> list[RunSummary]:
@@ -162,8 +167,7 @@ def resolve_run(runs_dir: Path, ref: str) -> RunFolder:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise RunError(f"no run '{ref}' in {runs_dir}: `hwm-tui runs list` shows the runs there, "
-                       "or pass --runs-dir")
+        raise RunError(f"no run '{ref}' in {runs_dir}: `hwm-tui runs list` shows the runs there, or pass --runs-dir")
     names = ", ".join(sorted(m.id for m in matches)[:5])
     raise RunError(f"'{ref}' matches several runs ({names}): give more of the id")
 

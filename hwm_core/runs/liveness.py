@@ -26,8 +26,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def effective_status(meta: dict[str, Any], now: float | None = None, *,
-                     folder: RunFolder | None = None) -> str:
+def effective_status(meta: dict[str, Any], now: float | None = None, *, folder: RunFolder | None = None) -> str:
     """The status a run really has: 'running' in run.json is believed only while its
     process lives. On this host the run lock (with `folder`), else the pid, decides;
     a stale heartbeat alone may be a process that cannot write run.json (disk full).

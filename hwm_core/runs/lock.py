@@ -15,6 +15,8 @@ _LOCK_BUSY = (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN)
 # Readers probe the lock with a brief shared flock (lock_held); a few quick retries
 # keep such a probe from being mistaken for another trainer.
 LOCK_RETRIES, LOCK_RETRY_S = 5, 0.02
+
+
 def _flock_with_retries(fd: int) -> None:
     for attempt in range(LOCK_RETRIES):
         try:
@@ -55,8 +57,9 @@ class RunLock:
         try:
             fd = os.open(self.folder.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise RunError(f"cannot open {self.folder.lock_file} ({exc.strerror}): the run folder must be "
-                           "writable to train it") from None
+            raise RunError(
+                f"cannot open {self.folder.lock_file} ({exc.strerror}): the run folder must be writable to train it"
+            ) from None
         try:
             _flock_with_retries(fd)
         except OSError as exc:
@@ -64,9 +67,10 @@ class RunLock:
             if exc.errno in _LOCK_BUSY:
                 pid = self._holder_pid()
                 who = f" (pid {pid})" if pid else ""
-                raise RunError(f"run {self.folder.id} is being trained by another process{who}: "
-                               f"stop that one first, or follow it with `hwm-tui watch {self.folder.id}`"
-                               ) from None
+                raise RunError(
+                    f"run {self.folder.id} is being trained by another process{who}: "
+                    f"stop that one first, or follow it with `hwm-tui watch {self.folder.id}`"
+                ) from None
             raise
         self._fd = fd
 
@@ -87,8 +91,7 @@ class RunLock:
 
 def delete_run(folder: RunFolder) -> None:
     """Remove a run folder, unless a process is training it (its lock is held)."""
-    if not (folder.path / "run.json").exists() and not folder.config_toml.exists() \
-            and not folder.metrics.exists():
+    if not (folder.path / "run.json").exists() and not folder.config_toml.exists() and not folder.metrics.exists():
         raise RunError(f"{folder.path} is not a run folder: nothing deleted")
     lock = RunLock(folder)
     lock.acquire()

@@ -24,14 +24,16 @@ def versions() -> dict[str, str]:
     import torch
 
     from .. import __version__
+
     return {"hwm_tui": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
 class RunRecord:
     """The writer's side of run.json: status changes and a heartbeat thread."""
 
-    def __init__(self, folder: RunFolder, meta: dict[str, Any],
-                 live_fields: Callable[[], dict[str, Any]] | None = None):
+    def __init__(
+        self, folder: RunFolder, meta: dict[str, Any], live_fields: Callable[[], dict[str, Any]] | None = None
+    ):
         self.folder = folder
         self.meta = meta
         self._live_fields = live_fields
@@ -90,8 +92,9 @@ def new_meta(run_id: str, preset: str, device: str, max_steps: int, world_size: 
     }
 
 
-def resumed_meta(meta: dict[str, Any], *, from_step: int, max_steps: int, device: str,
-                 world_size: int) -> dict[str, Any]:
+def resumed_meta(
+    meta: dict[str, Any], *, from_step: int, max_steps: int, device: str, world_size: int
+) -> dict[str, Any]:
     """run.json of a run that goes on from a checkpoint: running again, its resume recorded."""
     out = dict(meta)
     out.update(status=RUNNING, ended=None, max_steps=max_steps, device=device, world_size=world_size)

@@ -18,12 +18,16 @@ def resolve_device(train: TrainConfig, local_rank: int = 0) -> torch.device:
     if torch.cuda.is_available():
         count = torch.cuda.device_count()
         if local_rank >= count:  # two ranks on one GPU fail deep inside NCCL instead
-            raise ConfigError(f"process {local_rank} has no GPU of its own: {count} visible; "
-                              f"use --nproc {count} or fewer (or check CUDA_VISIBLE_DEVICES)")
+            raise ConfigError(
+                f"process {local_rank} has no GPU of its own: {count} visible; "
+                f"use --nproc {count} or fewer (or check CUDA_VISIBLE_DEVICES)"
+            )
         return torch.device("cuda", local_rank)
     if train.device == "cuda":
-        raise ConfigError("train.device = cuda but no CUDA GPU is visible: "
-                          "use --set train.device=cpu (or auto), or check CUDA_VISIBLE_DEVICES")
+        raise ConfigError(
+            "train.device = cuda but no CUDA GPU is visible: "
+            "use --set train.device=cpu (or auto), or check CUDA_VISIBLE_DEVICES"
+        )
     return torch.device("cpu")
 
 
@@ -35,16 +39,20 @@ def limit_memory(train: TrainConfig, device: torch.device) -> int | None:
     past it, as on a smaller card); returns the bytes this process may use on a GPU."""
     if device.type != "cuda":
         if train.memory_limit_gib:
-            raise ConfigError(f"--memory-limit ({train.memory_limit_gib:g} GiB) caps CUDA memory, and this run "
-                              "trains on the CPU: drop it, or train on a GPU")
+            raise ConfigError(
+                f"--memory-limit ({train.memory_limit_gib:g} GiB) caps CUDA memory, and this run "
+                "trains on the CPU: drop it, or train on a GPU"
+            )
         return None
     total = torch.cuda.get_device_properties(device).total_memory
     if not train.memory_limit_gib:
         return total
     limit = int(train.memory_limit_gib * GIB)
     if limit > total:
-        raise ConfigError(f"--memory-limit {train.memory_limit_gib:g} GiB is more than {describe_device(device)} "
-                          f"has ({total / GIB:.1f} GiB): give a smaller limit, or none")
+        raise ConfigError(
+            f"--memory-limit {train.memory_limit_gib:g} GiB is more than {describe_device(device)} "
+            f"has ({total / GIB:.1f} GiB): give a smaller limit, or none"
+        )
     torch.cuda.set_per_process_memory_fraction(limit / total, device)
     return limit
 
@@ -77,6 +85,7 @@ def seed_everything(seed: int) -> None:
     import random
 
     import numpy as np
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

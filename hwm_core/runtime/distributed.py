@@ -33,8 +33,9 @@ def from_env() -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    return DistInfo(rank=int(os.environ.get("RANK", "0")), world_size=world,
-                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(
+        rank=int(os.environ.get("RANK", "0")), world_size=world, local_rank=int(os.environ.get("LOCAL_RANK", "0"))
+    )
 
 
 def init_process_group(info: DistInfo, device: torch.device) -> None:
@@ -42,8 +43,9 @@ def init_process_group(info: DistInfo, device: torch.device) -> None:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
-                            device_id=device if device.type == "cuda" else None)
+    dist.init_process_group(
+        backend="nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None
+    )
 
 
 def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -55,8 +55,14 @@ def _handle(nvml: Any, cuda_index: int) -> Any:
 class GpuSampler:
     """Publishes a GpuEvent for `cuda_indices` every SAMPLE_INTERVAL_S until stopped."""
 
-    def __init__(self, nvml: Any, cuda_indices: list[int], publish: Callable[[GpuEvent], None],
-                 step: Callable[[], int], interval_s: float = SAMPLE_INTERVAL_S):
+    def __init__(
+        self,
+        nvml: Any,
+        cuda_indices: list[int],
+        publish: Callable[[GpuEvent], None],
+        step: Callable[[], int],
+        interval_s: float = SAMPLE_INTERVAL_S,
+    ):
         self.nvml, self.indices = nvml, list(cuda_indices)
         self.handles = [_handle(nvml, i) for i in self.indices]
         self.publish, self.step, self.interval_s = publish, step, interval_s
@@ -64,8 +70,9 @@ class GpuSampler:
         self._thread = threading.Thread(target=self._run, name="hwm-gpu-health", daemon=True)
 
     @classmethod
-    def start_for(cls, device: torch.device, publish: Callable[[GpuEvent], None],
-                  step: Callable[[], int]) -> GpuSampler | None:
+    def start_for(
+        cls, device: torch.device, publish: Callable[[GpuEvent], None], step: Callable[[], int]
+    ) -> GpuSampler | None:
         indices = run_gpus(device)
         nvml = _nvml() if indices else None
         if nvml is None:
@@ -87,8 +94,15 @@ class GpuSampler:
             total.append(int(memory.total))
             power.append(n.nvmlDeviceGetPowerUsage(handle) / 1000.0)  # milliwatts
             temp.append(float(n.nvmlDeviceGetTemperature(handle, n.NVML_TEMPERATURE_GPU)))
-        return GpuEvent(step=self.step(), index=list(self.indices), utilization=util, memory_used=used,
-                        memory_total=total, power_w=power, temperature_c=temp)
+        return GpuEvent(
+            step=self.step(),
+            index=list(self.indices),
+            utilization=util,
+            memory_used=used,
+            memory_total=total,
+            power_w=power,
+            temperature_c=temp,
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

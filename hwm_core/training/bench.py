@@ -47,12 +47,12 @@ class BenchResult:
     micro_batch: int = 0
     grad_accum_steps: int = 0
     compile: str = "off"
-    compile_s: float | None = None     # the first (compiling) step; None if not compiled
-    compile_error: str | None = None   # why compiling failed, if it did (the bench then ran eager)
-    data_wait_share: float = 0.0       # of the timed steps' time, spent waiting for micro-batches
-    memory_limit_gib: float = 0.0      # the cap the run had (0: none)
-    memory_budget_gib: float = 0.0     # what the preset promises to fit in (0: no promise)
-    fits_budget: bool | None = None    # peak CUDA memory within the budget; None on CPU or without one
+    compile_s: float | None = None  # the first (compiling) step; None if not compiled
+    compile_error: str | None = None  # why compiling failed, if it did (the bench then ran eager)
+    data_wait_share: float = 0.0  # of the timed steps' time, spent waiting for micro-batches
+    memory_limit_gib: float = 0.0  # the cap the run had (0: none)
+    memory_budget_gib: float = 0.0  # what the preset promises to fit in (0: no promise)
+    fits_budget: bool | None = None  # peak CUDA memory within the budget; None on CPU or without one
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -73,7 +73,7 @@ def measure_matmul_flops(device: torch.device, dtype: torch.dtype, seconds: floa
         for _ in range(reps):
             torch.matmul(a, b)
         _sync(device)
-        best = max(best, reps * 2 * n ** 3 / (time.perf_counter() - start))
+        best = max(best, reps * 2 * n**3 / (time.perf_counter() - start))
     return best
 
 
@@ -87,8 +87,15 @@ def bench_presets(preset: str) -> list[str]:
     return preset_names() if preset == ALL_PRESETS else [preset]
 
 
-def run_bench(preset: str, *, steps: int = 5, device: str | None = None, warmup: int | None = None,
-              overrides: list[str] | None = None, memory_limit_gib: float | None = None) -> BenchResult:
+def run_bench(
+    preset: str,
+    *,
+    steps: int = 5,
+    device: str | None = None,
+    warmup: int | None = None,
+    overrides: list[str] | None = None,
+    memory_limit_gib: float | None = None,
+) -> BenchResult:
     sets = list(overrides or [])
     sets += ["data.train=synthetic", "eval.eval_steps=0"]
     if device:
@@ -97,8 +104,7 @@ def run_bench(preset: str, *, steps: int = 5, device: str | None = None, warmup:
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    session = prepare(TrainRequest(preset=preset, overrides=sets, memory_limit_gib=memory_limit_gib),
-                      create_run=False)
+    session = prepare(TrainRequest(preset=preset, overrides=sets, memory_limit_gib=memory_limit_gib), create_run=False)
     warmup = warmup if warmup is not None else (1 if session.device.type == "cpu" else 3)
     total = warmup + steps
     # Warmup and max_steps shortened so the whole bench is `total` steps of the preset's
@@ -129,18 +135,30 @@ def run_bench(preset: str, *, steps: int = 5, device: str | None = None, warmup:
     budget = session.config.memory_budget_gib
     on_cuda = session.device.type == "cuda"
     return BenchResult(
-        preset=session.config.preset, device=describe_device(session.device), precision=precision,
-        steps=len(timed), warmup_steps=warmup, global_batch=session.global_batch,
-        num_parameters=session.model.num_parameters(), step_time_s=step_time,
+        preset=session.config.preset,
+        device=describe_device(session.device),
+        precision=precision,
+        steps=len(timed),
+        warmup_steps=warmup,
+        global_batch=session.global_batch,
+        num_parameters=session.model.num_parameters(),
+        step_time_s=step_time,
         step_time_min_s=min(e.step_time_s for e in timed),
         samples_per_s=session.global_batch / step_time,
         tokens_per_s=session.global_batch * tokens_per_sample / step_time,
         peak_memory_bytes=memory,
         peak_memory_kind="CUDA allocator peak" if session.device.type == "cuda" else "process peak RSS",
-        model_flops_per_step=flops, achieved_flops_per_s=flops / step_time, matmul_flops_per_s=matmul,
+        model_flops_per_step=flops,
+        achieved_flops_per_s=flops / step_time,
+        matmul_flops_per_s=matmul,
         flops_share=(flops / step_time) / matmul if matmul else 0.0,
-        micro_batch=session.batch.micro_batch, grad_accum_steps=session.batch.grad_accum_steps, compile=t.compile,
-        compile_s=compiled, compile_error=compile_error,
+        micro_batch=session.batch.micro_batch,
+        grad_accum_steps=session.batch.grad_accum_steps,
+        compile=t.compile,
+        compile_s=compiled,
+        compile_error=compile_error,
         data_wait_share=sum(e.data_wait_s for e in timed) / sum(e.step_time_s for e in timed),
-        memory_limit_gib=t.memory_limit_gib, memory_budget_gib=budget,
-        fits_budget=(memory <= budget * GIB) if on_cuda and budget else None)
+        memory_limit_gib=t.memory_limit_gib,
+        memory_budget_gib=budget,
+        fits_budget=(memory <= budget * GIB) if on_cuda and budget else None,
+    )

@@ -37,26 +37,37 @@ class Checkpointer:
         self.publish(StateEvent("checkpointing", step))
         started = time.perf_counter()
         tensors, meta = checkpoint_payload(
-            s.model, s.optimizer, s.device, config=s.config, samples_seen=s.state.samples_seen,
-            consecutive_nonfinite=s.state.consecutive_nonfinite, world_size=s.dist.world_size,
-            global_batch=s.global_batch, run_id=s.folder.id)
+            s.model,
+            s.optimizer,
+            s.device,
+            config=s.config,
+            samples_seen=s.state.samples_seen,
+            consecutive_nonfinite=s.state.consecutive_nonfinite,
+            world_size=s.dist.world_size,
+            global_batch=s.global_batch,
+            run_id=s.folder.id,
+        )
         try:
             self.bus.sync()  # a checkpoint never stands on disk ahead of the metrics it follows
             path, size = ckpt.save_checkpoint(s.folder.checkpoints, step, tensors, meta)
-            ckpt.prune_checkpoints(s.folder.checkpoints, s.config.checkpoint.keep_checkpoints,
-                                   just_written=path)
+            ckpt.prune_checkpoints(s.folder.checkpoints, s.config.checkpoint.keep_checkpoints, just_written=path)
         except OSError as exc:
             # Disk full or similar: the older checkpoints are intact; say so and train on.
             reason = exc.strerror or str(exc)
             self.publish(CheckpointFailedEvent(step=step, error=reason))
-            self.publish(WarningEvent(step=step, kind="checkpoint", value=float(step),
-                                      message=f"checkpoint at step {step} failed ({reason}): "
-                                              "free disk space; older checkpoints are intact"))
+            self.publish(
+                WarningEvent(
+                    step=step,
+                    kind="checkpoint",
+                    value=float(step),
+                    message=f"checkpoint at step {step} failed ({reason}): "
+                    "free disk space; older checkpoints are intact",
+                )
+            )
             ok = False
         else:
             self.last_step = step
-            self.publish(CheckpointEvent(step=step, path=str(path), seconds=time.perf_counter() - started,
-                                         bytes=size))
+            self.publish(CheckpointEvent(step=step, path=str(path), seconds=time.perf_counter() - started, bytes=size))
             ok = True
         self.publish(StateEvent("paused" if paused else "running", step))
         return ok

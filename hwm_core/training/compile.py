@@ -30,8 +30,7 @@ class CompiledStep:
         self.setting = setting
         self.seconds: float | None = None  # how long the first, compiling step took
         self.error: str | None = None
-        self._compiled = (torch.compile(fn, mode=_TORCH_MODES[setting], dynamic=False)
-                          if setting != "off" else None)
+        self._compiled = torch.compile(fn, mode=_TORCH_MODES[setting], dynamic=False) if setting != "off" else None
         self._cuda_graphs = setting == "reduce-overhead"
         self._started: float | None = None
 

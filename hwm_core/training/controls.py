@@ -19,8 +19,13 @@ from .session import TrainingSession
 
 
 class Controls:
-    def __init__(self, session: TrainingSession, inbox: CommandInbox, publish: Callable[[Event], None],
-                 checkpoint: Callable[[], bool]):
+    def __init__(
+        self,
+        session: TrainingSession,
+        inbox: CommandInbox,
+        publish: Callable[[Event], None],
+        checkpoint: Callable[[], bool],
+    ):
         self.session = session
         self.inbox = inbox
         self.publish = publish

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from ..config.schema import HealthConfig
 
-MIN_STEPS = 10           # the loss rule waits at least this long (and for warm-up)
-LOSS_MARGIN = 0.01       # of the starting loss: a run that merely stalls there is not stopped
+MIN_STEPS = 10  # the loss rule waits at least this long (and for warm-up)
+LOSS_MARGIN = 0.01  # of the starting loss: a run that merely stalls there is not stopped
 VAL_RISE_TOLERANCE = 1e-3  # a val loss this much higher (relative) than the last counts as a rise
 
 
@@ -44,12 +44,20 @@ class DivergenceGuard:
         w = self.health.divergence_smoothing
         self.smoothed = loss if self.smoothed is None else w * self.smoothed + (1 - w) * loss
         start = self.start_loss
-        if (self.health.divergence_guard and step > max(self.warmup_steps, MIN_STEPS) and start is not None
-                and self.smoothed > start * (1 + LOSS_MARGIN)):
-            return Divergence("loss", step, f"diverged at step {step}: the smoothed train loss "
-                                            f"({self.smoothed:.3f}) climbed back above the run's starting loss "
-                                            f"({start:.3f}) after warm-up: lower train.lr (resume with --set "
-                                            "train.lr=...) or raise train.warmup_steps")
+        if (
+            self.health.divergence_guard
+            and step > max(self.warmup_steps, MIN_STEPS)
+            and start is not None
+            and self.smoothed > start * (1 + LOSS_MARGIN)
+        ):
+            return Divergence(
+                "loss",
+                step,
+                f"diverged at step {step}: the smoothed train loss "
+                f"({self.smoothed:.3f}) climbed back above the run's starting loss "
+                f"({start:.3f}) after warm-up: lower train.lr (resume with --set "
+                "train.lr=...) or raise train.warmup_steps",
+            )
         return None
 
     def evaluation(self, step: int, val_loss: float) -> Divergence | None:
@@ -60,14 +68,22 @@ class DivergenceGuard:
         self.last_val = val_loss
         limit = self.health.val_rises
         if self.health.divergence_guard and limit and self.val_rises >= limit:
-            return Divergence("val", step, f"diverged at step {step}: the val loss rose {self.val_rises} "
-                                           f"evaluations in a row (to {val_loss:.3f}): lower train.lr (resume with "
-                                           "--set train.lr=...), or it is overfitting: stop earlier")
+            return Divergence(
+                "val",
+                step,
+                f"diverged at step {step}: the val loss rose {self.val_rises} "
+                f"evaluations in a row (to {val_loss:.3f}): lower train.lr (resume with "
+                "--set train.lr=...), or it is overfitting: stop earlier",
+            )
         return None
 
     def nonfinite(self, step: int, in_a_row: int) -> Divergence:
-        return Divergence("nonfinite", step, f"diverged at step {step}: {in_a_row} non-finite steps in a row: "
-                                             "lower train.lr or check the data; the last good checkpoint is kept")
+        return Divergence(
+            "nonfinite",
+            step,
+            f"diverged at step {step}: {in_a_row} non-finite steps in a row: "
+            "lower train.lr or check the data; the last good checkpoint is kept",
+        )
 
     def replay(self, events) -> None:
         """A resumed run's history, judged as it happened (nothing is stopped by it)."""

@@ -48,9 +48,7 @@ def judge(pre_clip_norm: float, loss: float, health: HealthConfig) -> HealthVerd
         value = loss if not math.isfinite(loss) else pre_clip_norm
         return HealthVerdict("nonfinite", value, HINTS["nonfinite"])
     if pre_clip_norm > health.instability_norm:
-        return HealthVerdict("instability", pre_clip_norm,
-                             HINTS["instability"].format(limit=health.instability_norm))
+        return HealthVerdict("instability", pre_clip_norm, HINTS["instability"].format(limit=health.instability_norm))
     if pre_clip_norm < health.vanishing_norm:
-        return HealthVerdict("vanishing", pre_clip_norm,
-                             HINTS["vanishing"].format(limit=health.vanishing_norm))
+        return HealthVerdict("vanishing", pre_clip_norm, HINTS["vanishing"].format(limit=health.vanishing_norm))
     return None

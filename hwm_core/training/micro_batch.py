@@ -33,8 +33,14 @@ def choose_micro_batch(effective: int, fits: Callable[[int], bool]) -> int | Non
     return None
 
 
-def resolve_auto_batch(config: Config, fits: Callable[[int], bool] | None, *, agree: Callable[[int], int],
-                       notices: list[str], device_name: str) -> BatchSplit:
+def resolve_auto_batch(
+    config: Config,
+    fits: Callable[[int], bool] | None,
+    *,
+    agree: Callable[[int], int],
+    notices: list[str],
+    device_name: str,
+) -> BatchSplit:
     """The split of batch_size = auto: the chosen micro-batch and the accumulation that
     keeps the effective batch (a config that names its batch_size is its own split).
     `fits` is None where nothing can be tried (CPU): the preset's own split is kept.
@@ -50,21 +56,27 @@ def resolve_auto_batch(config: Config, fits: Callable[[int], bool] | None, *, ag
         found = choose_micro_batch(effective, fits)
         chosen = agree(found or 0)
         if chosen < 1:
-            raise ConfigError(f"train.batch_size = auto: not even a micro-batch of 1 fits {device_name}"
-                              f"{f' under --memory-limit {t.memory_limit_gib:g} GiB' if t.memory_limit_gib else ''}"
-                              ": use a smaller model (model.d_model, model.n_layers) or a larger memory limit")
+            raise ConfigError(
+                f"train.batch_size = auto: not even a micro-batch of 1 fits {device_name}"
+                f"{f' under --memory-limit {t.memory_limit_gib:g} GiB' if t.memory_limit_gib else ''}"
+                ": use a smaller model (model.d_model, model.n_layers) or a larger memory limit"
+            )
         how = f"the largest that fits {device_name}:"
     split = BatchSplit(chosen, effective // chosen)
-    notices.append(f"train.batch_size = auto: {how} micro-batch {chosen} x {split.grad_accum_steps} accumulation "
-                   f"= {effective} samples a step per process")
+    notices.append(
+        f"train.batch_size = auto: {how} micro-batch {chosen} x {split.grad_accum_steps} accumulation "
+        f"= {effective} samples a step per process"
+    )
     return split
 
 
-def cuda_memory_probe(try_step: Callable[[int], None], device: torch.device, extra_bytes: int,
-                      limit_bytes: int) -> Callable[[int], bool]:
+def cuda_memory_probe(
+    try_step: Callable[[int], None], device: torch.device, extra_bytes: int, limit_bytes: int
+) -> Callable[[int], bool]:
     """`fits(m)`: run `try_step(m)` (one real forward and backward of m samples) and
     see whether its peak, plus `extra_bytes` the optimizer state will take, stays
     under HEADROOM of `limit_bytes`. Out of memory is a no, not an error."""
+
     def fits(m: int) -> bool:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -77,4 +89,5 @@ def cuda_memory_probe(try_step: Callable[[int], None], device: torch.device, ext
         finally:
             torch.cuda.empty_cache()
         return peak + extra_bytes <= HEADROOM * limit_bytes
+
     return fits

@@ -61,7 +61,9 @@ def resumed_config(request: TrainRequest, folder: RunFolder) -> Config:
         raise RunError(f"run {folder.id} has no config.toml: it cannot be resumed; start a new run")
     config = config_from_toml_file(folder.config_toml)
     if request.preset and request.preset not in (config.preset, Path(config.preset).stem):
-        raise ConfigError(f"--resume continues run {folder.id} with its own preset ({config.preset}): "
-                          "drop --preset; --set may change only safe keys such as train.max_steps")
+        raise ConfigError(
+            f"--resume continues run {folder.id} with its own preset ({config.preset}): "
+            "drop --preset; --set may change only safe keys such as train.max_steps"
+        )
     apply_overrides(config, request_overrides(request), allowed=RESUME_SAFE_KEYS)
     return config

@@ -34,29 +34,40 @@ class ResumePoint:
         return self.checkpoint.step
 
     def notices(self, global_batch: int) -> list[str]:
-        out = [f"resuming run {self.folder.id} from step {self.step}"
-               + (f"; set aside newer damaged checkpoints: {'; '.join(why for _, why in self.damaged)}"
-                  if self.damaged else "")]
+        out = [
+            f"resuming run {self.folder.id} from step {self.step}"
+            + (
+                f"; set aside newer damaged checkpoints: {'; '.join(why for _, why in self.damaged)}"
+                if self.damaged
+                else ""
+            )
+        ]
         before = self.checkpoint.meta.get("global_batch")
         if before and before != global_batch:
-            out.append(f"the global batch changes from {before} to {global_batch} samples a step: keep "
-                       "batch_size x grad_accum_steps x processes equal to continue the same run")
+            out.append(
+                f"the global batch changes from {before} to {global_batch} samples a step: keep "
+                "batch_size x grad_accum_steps x processes equal to continue the same run"
+            )
         return out
 
 
 def find_resume_point(request: TrainRequest, folder: RunFolder) -> ResumePoint:
     config = resumed_config(request, folder)
-    checkpoint, damaged = ckpt.newest_good(folder.checkpoints, folder.id, purpose=" to resume from",
-                                           to_do="start a new run with the same preset")
+    checkpoint, damaged = ckpt.newest_good(
+        folder.checkpoints, folder.id, purpose=" to resume from", to_do="start a new run with the same preset"
+    )
     if checkpoint.meta.get("model_shape") != model_shape(config):
         raise CheckpointError(
             f"checkpoint {checkpoint.path.name} is from another model shape "
             f"({shape_text(checkpoint.meta.get('model_shape'))}) than run {folder.id}'s config "
-            f"({shape_text(model_shape(config))}): resume with the config it was trained with")
+            f"({shape_text(model_shape(config))}): resume with the config it was trained with"
+        )
     if config.train.max_steps <= checkpoint.step:
-        raise ConfigError(f"run {folder.id} has done {checkpoint.step} of train.max_steps = "
-                          f"{config.train.max_steps} steps: resume with --max-steps above {checkpoint.step} "
-                          "to train further")
+        raise ConfigError(
+            f"run {folder.id} has done {checkpoint.step} of train.max_steps = "
+            f"{config.train.max_steps} steps: resume with --max-steps above {checkpoint.step} "
+            "to train further"
+        )
     return ResumePoint(folder, config, checkpoint, damaged)
 
 
@@ -72,8 +83,10 @@ def rewind_folder(point: ResumePoint, config: Config) -> None:
         rewind_metrics(folder, point.step)
         write_text_atomic(folder.config_toml, config.to_toml())
     except OSError as exc:
-        raise RunError(f"cannot update run {folder.id} for the resume ({exc.strerror}): free disk "
-                       "space or check permissions; its files are as they were") from None
+        raise RunError(
+            f"cannot update run {folder.id} for the resume ({exc.strerror}): free disk "
+            "space or check permissions; its files are as they were"
+        ) from None
 
 
 def rewind_metrics(folder: RunFolder, step: int) -> int:

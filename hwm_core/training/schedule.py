@@ -23,12 +23,14 @@ def lr_at(step: int, *, peak_lr: float, warmup_steps: int, max_steps: int, sched
     return peak_lr * lr_factor(step, warmup_steps=warmup_steps, max_steps=max_steps, schedule=schedule)
 
 
-def planned_curve(*, peak_lr: float, warmup_steps: int, max_steps: int, schedule: str = "cosine",
-                  points: int = 512) -> tuple[list[int], list[float]]:
+def planned_curve(
+    *, peak_lr: float, warmup_steps: int, max_steps: int, schedule: str = "cosine", points: int = 512
+) -> tuple[list[int], list[float]]:
     """The whole planned schedule at up to `points` steps, for drawing."""
     if max_steps + 1 <= points:
         steps = list(range(max_steps + 1))
     else:
         steps = sorted({round(i * max_steps / (points - 1)) for i in range(points)} | {warmup_steps})
-    return steps, [lr_at(s, peak_lr=peak_lr, warmup_steps=warmup_steps, max_steps=max_steps,
-                         schedule=schedule) for s in steps]
+    return steps, [
+        lr_at(s, peak_lr=peak_lr, warmup_steps=warmup_steps, max_steps=max_steps, schedule=schedule) for s in steps
+    ]

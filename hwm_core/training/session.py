@@ -42,8 +42,8 @@ __all__ = ["TrainRequest", "TrainingSession", "TrainingState", "prepare", "prepa
 
 @dataclass
 class TrainingState:
-    step: int = 0                  # optimizer steps completed
-    samples_seen: int = 0          # position in the sample stream
+    step: int = 0  # optimizer steps completed
+    samples_seen: int = 0  # position in the sample stream
     consecutive_nonfinite: int = 0
 
 
@@ -60,7 +60,7 @@ class TrainingSession:
     lock: RunLock | None
     meta: dict[str, Any]
     notices: list[str]
-    batch: BatchSplit              # the micro-batch and accumulation resolved (train.batch_size may say auto)
+    batch: BatchSplit  # the micro-batch and accumulation resolved (train.batch_size may say auto)
     resumed_from: int | None = None
     train_model: torch.nn.Module | None = None  # what forward/backward go through (DDP wrapper)
 
@@ -109,14 +109,18 @@ def prepare_distributed(request: TrainRequest, dist: DistInfo) -> TrainingSessio
             session.close()
         if error is not None:
             raise error
-        raise RunError(f"another rank failed to start (rank {dist.rank} of {dist.world_size} was ready): "
-                       "see that rank's message above")
+        raise RunError(
+            f"another rank failed to start (rank {dist.rank} of {dist.world_size} was ready): "
+            "see that rank's message above"
+        )
     assert session is not None
     session.train_model = distributed.wrap_ddp(session.model, dist, session.device)
     if dist.is_main:
         b = session.batch
-        session.notices.append(f"{dist.world_size} processes: global batch {session.global_batch} "
-                               f"= {b.micro_batch} x {b.grad_accum_steps} x {dist.world_size}")
+        session.notices.append(
+            f"{dist.world_size} processes: global batch {session.global_batch} "
+            f"= {b.micro_batch} x {b.grad_accum_steps} x {dist.world_size}"
+        )
     return session
 
 
@@ -148,12 +152,25 @@ def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateSt
     fits = None
     if config.train.batch_size == AUTO and memory is not None:
         adam_moments = 2 * sum(p.numel() * 4 for p in model.parameters())  # two fp32 buffers a parameter
-        fits = cuda_memory_probe(partial(_try_micro_batch, model, builder, config, device), device,
-                                 adam_moments, memory)
-    batch = resolve_auto_batch(config, fits, agree=lambda m: distributed.agree_min(m, dist, device), notices=notices,
-                               device_name=describe_device(device))
-    return _Parts(device, model, optimizer, builder, stats,
-                  {"train": str(train_split.root), "val": str(val_split.root) if val_split else None}, batch)
+        fits = cuda_memory_probe(
+            partial(_try_micro_batch, model, builder, config, device), device, adam_moments, memory
+        )
+    batch = resolve_auto_batch(
+        config,
+        fits,
+        agree=lambda m: distributed.agree_min(m, dist, device),
+        notices=notices,
+        device_name=describe_device(device),
+    )
+    return _Parts(
+        device,
+        model,
+        optimizer,
+        builder,
+        stats,
+        {"train": str(train_split.root), "val": str(val_split.root) if val_split else None},
+        batch,
+    )
 
 
 def _try_micro_batch(model: MaskedHWM, builder: BatchBuilder, config: Config, device: torch.device, m: int) -> None:
@@ -182,8 +199,9 @@ def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> 
         lock.acquire()
         try:
             # run.json first: a process killed from here on leaves a run that lists.
-            meta = new_meta(folder.id, config.preset, describe_device(parts.device), config.train.max_steps,
-                            dist.world_size)
+            meta = new_meta(
+                folder.id, config.preset, describe_device(parts.device), config.train.max_steps, dist.world_size
+            )
             meta["data"] = parts.data
             if request.sweep is not None:
                 meta["sweep"] = request.sweep
@@ -193,11 +211,24 @@ def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> 
         except OSError as exc:
             lock.release()
             shutil.rmtree(folder.path, ignore_errors=True)  # ours, new and empty of any work
-            raise RunError(f"cannot write the run folder {folder.path} ({exc.strerror}): "
-                           "free disk space or pass another --runs-dir") from None
-    return TrainingSession(config=config, device=parts.device, dist=dist, model=parts.model,
-                           optimizer=parts.optimizer, builder=parts.builder, state=TrainingState(),
-                           folder=folder, lock=lock, meta=meta, notices=notices, batch=parts.batch)
+            raise RunError(
+                f"cannot write the run folder {folder.path} ({exc.strerror}): "
+                "free disk space or pass another --runs-dir"
+            ) from None
+    return TrainingSession(
+        config=config,
+        device=parts.device,
+        dist=dist,
+        model=parts.model,
+        optimizer=parts.optimizer,
+        builder=parts.builder,
+        state=TrainingState(),
+        folder=folder,
+        lock=lock,
+        meta=meta,
+        notices=notices,
+        batch=parts.batch,
+    )
 
 
 def _prepare_resume(request: TrainRequest, dist: DistInfo) -> TrainingSession:
@@ -213,8 +244,7 @@ def _prepare_resume(request: TrainRequest, dist: DistInfo) -> TrainingSession:
         raise
 
 
-def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
-                   lock: RunLock | None) -> TrainingSession:
+def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder, lock: RunLock | None) -> TrainingSession:
     meta = folder.read_meta()
     point = find_resume_point(request, folder)
     notices: list[str] = []
@@ -223,13 +253,32 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder,
     notices[:0] = point.notices(parts.batch.global_batch(dist.world_size))
     restore(point.checkpoint, parts.model, parts.optimizer, parts.device)
     header = point.checkpoint.meta
-    state = TrainingState(step=point.step, samples_seen=int(header["samples_seen"]),
-                          consecutive_nonfinite=int(header.get("consecutive_nonfinite", 0)))
+    state = TrainingState(
+        step=point.step,
+        samples_seen=int(header["samples_seen"]),
+        consecutive_nonfinite=int(header.get("consecutive_nonfinite", 0)),
+    )
     if dist.is_main:
         rewind_folder(point, config)
-        meta = resumed_meta(meta, from_step=point.step, max_steps=config.train.max_steps,
-                            device=describe_device(parts.device), world_size=dist.world_size)
-    return TrainingSession(config=config, device=parts.device, dist=dist, model=parts.model,
-                           optimizer=parts.optimizer, builder=parts.builder, state=state,
-                           folder=folder if dist.is_main else None, lock=lock, meta=meta, notices=notices,
-                           batch=parts.batch, resumed_from=point.step)
+        meta = resumed_meta(
+            meta,
+            from_step=point.step,
+            max_steps=config.train.max_steps,
+            device=describe_device(parts.device),
+            world_size=dist.world_size,
+        )
+    return TrainingSession(
+        config=config,
+        device=parts.device,
+        dist=dist,
+        model=parts.model,
+        optimizer=parts.optimizer,
+        builder=parts.builder,
+        state=state,
+        folder=folder if dist.is_main else None,
+        lock=lock,
+        meta=meta,
+        notices=notices,
+        batch=parts.batch,
+        resumed_from=point.step,
+    )

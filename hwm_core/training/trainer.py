@@ -43,12 +43,12 @@ from .validation import predict_for_samples_view, validate
 class StepFigures:
     """What one optimizer step measured, read back from the device at once."""
 
-    loss: float                 # mean over the global batch of the per-sample loss
+    loss: float  # mean over the global batch of the per-sample loss
     grad_norm_pre_clip: float
     grad_norm_post_clip: float
     grad_max_abs: float
     grad_min_abs: float
-    commands: list[str]         # rank 0's commands, for every rank's next boundary
+    commands: list[str]  # rank 0's commands, for every rank's next boundary
 
     @property
     def finite(self) -> bool:
@@ -87,16 +87,29 @@ class Trainer:
             prefetcher = self._start_prefetch()
             if s.dist.is_main:
                 gpus = GpuSampler.start_for(s.device, self._publish, lambda: s.state.step)
-            self._publish(StartEvent(
-                run_id=s.folder.id if s.folder else "", run_dir=str(s.folder.path) if s.folder else "",
-                preset=self.config.preset, device=describe_device(s.device), start_step=s.state.step,
-                max_steps=self.config.train.max_steps, peak_lr=self.config.train.lr,
-                warmup_steps=self.config.train.warmup_steps, schedule=self.config.train.schedule,
-                max_grad_norm=self.config.train.max_grad_norm, global_batch=s.global_batch,
-                world_size=s.dist.world_size, num_parameters=self.model.num_parameters(),
-                tokens_per_sample=self.tokens_per_sample, codebook_size=CODEBOOK_SIZE,
-                resumed=s.resumed_from is not None, micro_batch=s.batch.micro_batch,
-                grad_accum_steps=s.batch.grad_accum_steps, compile=self.config.train.compile))
+            self._publish(
+                StartEvent(
+                    run_id=s.folder.id if s.folder else "",
+                    run_dir=str(s.folder.path) if s.folder else "",
+                    preset=self.config.preset,
+                    device=describe_device(s.device),
+                    start_step=s.state.step,
+                    max_steps=self.config.train.max_steps,
+                    peak_lr=self.config.train.lr,
+                    warmup_steps=self.config.train.warmup_steps,
+                    schedule=self.config.train.schedule,
+                    max_grad_norm=self.config.train.max_grad_norm,
+                    global_batch=s.global_batch,
+                    world_size=s.dist.world_size,
+                    num_parameters=self.model.num_parameters(),
+                    tokens_per_sample=self.tokens_per_sample,
+                    codebook_size=CODEBOOK_SIZE,
+                    resumed=s.resumed_from is not None,
+                    micro_batch=s.batch.micro_batch,
+                    grad_accum_steps=s.batch.grad_accum_steps,
+                    compile=self.config.train.compile,
+                )
+            )
             self._publish(StateEvent("running", s.state.step))
             self.status = self._loop(prefetcher)
             # No rank leaves before rank 0 has written its last checkpoint: torchrun
@@ -107,9 +120,11 @@ class Trainer:
             self.status = INTERRUPTED
         except torch.OutOfMemoryError:
             self.status = FAILED
-            self.error = (f"out of GPU memory at step {self.session.state.step + 1}: lower train.batch_size and "
-                          "raise train.grad_accum_steps to keep the effective batch (or set train.batch_size = "
-                          "auto), or use a smaller model")
+            self.error = (
+                f"out of GPU memory at step {self.session.state.step + 1}: lower train.batch_size and "
+                "raise train.grad_accum_steps to keep the effective batch (or set train.batch_size = "
+                "auto), or use a smaller model"
+            )
         except Exception as exc:
             self.status = FAILED
             self.error = f"{type(exc).__name__}: {exc}"
@@ -136,8 +151,10 @@ class Trainer:
             if not finite and s.state.consecutive_nonfinite >= t.max_nonfinite_steps:
                 if self.config.health.divergence_guard:
                     return self._diverged(self.guard.nonfinite(step, s.state.consecutive_nonfinite))
-                self.error = (f"{s.state.consecutive_nonfinite} non-finite steps in a row: lower "
-                              f"train.lr or check the data; the last good checkpoint is kept")
+                self.error = (
+                    f"{s.state.consecutive_nonfinite} non-finite steps in a row: lower "
+                    f"train.lr or check the data; the last good checkpoint is kept"
+                )
                 return FAILED
             if self.divergence is not None:
                 return self._diverged(self.divergence)
@@ -155,12 +172,21 @@ class Trainer:
         """Stopped by the guard. Its weights are not checkpointed: they have gone wrong,
         and a resume goes on from the last checkpoint before."""
         s = self.session
-        resume = (f"; `hwm-tui train --resume {s.folder.id} --set train.lr=...` goes on from step "
-                  f"{self.checkpoints.last_step}" if s.folder is not None and self.checkpoints.last_step else
-                  "; no checkpoint was written before: start a new run with a lower train.lr")
+        resume = (
+            f"; `hwm-tui train --resume {s.folder.id} --set train.lr=...` goes on from step "
+            f"{self.checkpoints.last_step}"
+            if s.folder is not None and self.checkpoints.last_step
+            else "; no checkpoint was written before: start a new run with a lower train.lr"
+        )
         self.error = divergence.message + resume
-        self._publish(WarningEvent(step=divergence.step, kind="divergence", value=float(divergence.step),
-                                   message=f"[{divergence.rule}] {self.error}"))
+        self._publish(
+            WarningEvent(
+                step=divergence.step,
+                kind="divergence",
+                value=float(divergence.step),
+                message=f"[{divergence.rule}] {self.error}",
+            )
+        )
         return DIVERGED
 
     def _final_checkpoint(self) -> str:
@@ -170,8 +196,10 @@ class Trainer:
         s = self.session
         resume_step = self.checkpoints.last_step or 0
         run = s.folder.id if s.folder else ""
-        self.error = (f"the final checkpoint (step {s.state.step}) could not be written: free disk space, "
-                      f"then `hwm-tui train --resume {run}` continues from step {resume_step}")
+        self.error = (
+            f"the final checkpoint (step {s.state.step}) could not be written: free disk space, "
+            f"then `hwm-tui train --resume {run}` continues from step {resume_step}"
+        )
         return FAILED
 
     def _micro_batch_jobs(self) -> Iterator[Callable[[], MicroBatch]]:
@@ -183,8 +211,11 @@ class Trainer:
                 yield partial(s.builder.train_batch, step, position, samples)
 
     def _start_prefetch(self) -> Prefetcher:
-        return Prefetcher(self._micro_batch_jobs(), depth=2 * self.session.batch.grad_accum_steps,
-                          pin=self.session.device.type == "cuda")
+        return Prefetcher(
+            self._micro_batch_jobs(),
+            depth=2 * self.session.batch.grad_accum_steps,
+            pin=self.session.device.type == "cuda",
+        )
 
     def _train_step(self, prefetcher: Prefetcher) -> bool:
         """One optimizer step; returns whether its loss and gradients were finite."""
@@ -229,11 +260,18 @@ class Trainer:
         except Exception as exc:  # noqa: BLE001 - any compiler error: eager still trains
             step_fn.failed(exc)
             self.session.optimizer.zero_grad(set_to_none=True)
-            self._publish(CompileEvent(step=step, mode=step_fn.setting, seconds=0.0, ok=False,
-                                       message=step_fn.error or ""))
-            self._publish(WarningEvent(step=step, kind="compile", value=0.0,
-                                       message=f"train.compile = {step_fn.setting} failed ({step_fn.error}); "
-                                               "training goes on eager: set train.compile = off to skip it"))
+            self._publish(
+                CompileEvent(step=step, mode=step_fn.setting, seconds=0.0, ok=False, message=step_fn.error or "")
+            )
+            self._publish(
+                WarningEvent(
+                    step=step,
+                    kind="compile",
+                    value=0.0,
+                    message=f"train.compile = {step_fn.setting} failed ({step_fn.error}); "
+                    "training goes on eager: set train.compile = off to skip it",
+                )
+            )
             loss_sum = self._forward_backward(batches)
         else:
             step_fn.compiled()
@@ -251,8 +289,15 @@ class Trainer:
             last = micro == len(batches) - 1
             sync = contextlib.nullcontext() if last or not s.dist.enabled else self.train_model.no_sync()
             with sync:
-                per_sample = self.step_fn(self.train_model, batch.factor_ids, batch.states, batch.targets,
-                                          batch.target_mask, s.device, t.precision)
+                per_sample = self.step_fn(
+                    self.train_model,
+                    batch.factor_ids,
+                    batch.states,
+                    batch.targets,
+                    batch.target_mask,
+                    s.device,
+                    t.precision,
+                )
                 (per_sample.sum() * scale).backward()
             loss_sum += per_sample.detach().sum()
         return loss_sum
@@ -267,8 +312,14 @@ class Trainer:
         shared = all_reduce_sum(torch.stack([loss_sum, loss_sum.new_full((), command_code)]), s.dist)
         health = grad_stats(self.parameters, self.config.train.max_grad_norm)
         loss_sum_all, code, pre, post, max_abs, min_abs = torch.cat([shared.float(), health]).tolist()
-        return StepFigures(loss=loss_sum_all / s.global_batch, grad_norm_pre_clip=pre, grad_norm_post_clip=post,
-                           grad_max_abs=max_abs, grad_min_abs=min_abs, commands=decode_commands(int(code)))
+        return StepFigures(
+            loss=loss_sum_all / s.global_batch,
+            grad_norm_pre_clip=pre,
+            grad_norm_post_clip=post,
+            grad_max_abs=max_abs,
+            grad_min_abs=min_abs,
+            commands=decode_commands(int(code)),
+        )
 
     def _update_weights(self, finite: bool) -> None:
         """A finite step updates the weights; a non-finite one leaves weights and optimizer
@@ -288,14 +339,24 @@ class Trainer:
 
     def _report(self, step: int, lr: float, figures: StepFigures, elapsed: float, data_wait: float) -> None:
         s, t = self.session, self.config.train
-        self._publish(StepEvent(
-            step=step, loss=figures.loss, lr=lr, grad_norm_pre_clip=figures.grad_norm_pre_clip,
-            grad_norm_post_clip=figures.grad_norm_post_clip, grad_max_abs=figures.grad_max_abs,
-            grad_min_abs=figures.grad_min_abs,
-            clipped=figures.finite and figures.grad_norm_pre_clip > t.max_grad_norm,
-            samples_per_s=s.global_batch / elapsed, tokens_per_s=s.global_batch * self.tokens_per_sample / elapsed,
-            step_time_s=elapsed, memory_bytes=peak_memory_bytes(s.device), skipped=not figures.finite,
-            data_wait_s=data_wait))
+        self._publish(
+            StepEvent(
+                step=step,
+                loss=figures.loss,
+                lr=lr,
+                grad_norm_pre_clip=figures.grad_norm_pre_clip,
+                grad_norm_post_clip=figures.grad_norm_post_clip,
+                grad_max_abs=figures.grad_max_abs,
+                grad_min_abs=figures.grad_min_abs,
+                clipped=figures.finite and figures.grad_norm_pre_clip > t.max_grad_norm,
+                samples_per_s=s.global_batch / elapsed,
+                tokens_per_s=s.global_batch * self.tokens_per_sample / elapsed,
+                step_time_s=elapsed,
+                memory_bytes=peak_memory_bytes(s.device),
+                skipped=not figures.finite,
+                data_wait_s=data_wait,
+            )
+        )
         if figures.finite and self.divergence is None:
             self.divergence = self.guard.step(step, figures.loss)
         verdict = judge(figures.grad_norm_pre_clip, figures.loss, self.config.health)

@@ -31,13 +31,19 @@ def validate(session: TrainingSession, micro_batch: int) -> EvalEvent:
     assert val_set is not None, "validate needs a val split (has_validation)"
     model.eval()
     for first in range(0, len(mine), micro_batch):
-        batch = s.builder.val_batch(mine[first: first + micro_batch]).to(s.device)
+        batch = s.builder.val_batch(mine[first : first + micro_batch]).to(s.device)
         with autocast(s.device, s.config.train.precision):
             logits = model(batch.factor_ids, batch.states, batch.target_frames)
         per_sample, correct = masked_token_loss(logits, batch.targets, batch.target_mask)
         # all on the device: read back once, after the loop
-        totals += torch.stack([per_sample.sum(), totals.new_full((), float(batch.num_samples)),
-                               (correct & batch.target_mask).sum().float(), batch.target_mask.sum().float()])
+        totals += torch.stack(
+            [
+                per_sample.sum(),
+                totals.new_full((), float(batch.num_samples)),
+                (correct & batch.target_mask).sum().float(),
+                batch.target_mask.sum().float(),
+            ]
+        )
     model.train()
     loss_sum, samples, correct, tokens = all_reduce_sum(totals, s.dist).tolist()
     return EvalEvent(step=s.state.step, val_loss=loss_sum / max(samples, 1), val_token_acc=correct / max(tokens, 1))
@@ -49,16 +55,30 @@ def predict_for_samples_view(session: TrainingSession, publish: Callable[[Event]
     val_set = s.builder.val_set
     if s.folder is None or val_set is None:
         return
-    trained = TrainedModel(model=s.model, config=s.config, stats=val_set.stats, step=s.state.step,
-                           checkpoint=None, folder=s.folder, device=s.device)
+    trained = TrainedModel(
+        model=s.model,
+        config=s.config,
+        stats=val_set.stats,
+        step=s.state.step,
+        checkpoint=None,
+        folder=s.folder,
+        device=s.device,
+    )
     count = min(s.config.eval.sample_count, len(val_set))
     indices = [int(i) for i in s.builder.val_order[:count]]
-    record = predict_samples(trained, val_set, indices, step=s.state.step,
-                             maskgit_steps=s.config.eval.maskgit_steps, temperature=0.0)
+    record = predict_samples(
+        trained, val_set, indices, step=s.state.step, maskgit_steps=s.config.eval.maskgit_steps, temperature=0.0
+    )
     try:
         path: Path = save_samples(s.folder, record)
     except OSError as exc:  # the samples view misses one refresh; training goes on
-        publish(WarningEvent(step=s.state.step, kind="disk", value=0.0,
-                             message=f"cannot write the samples view's predictions ({exc.strerror})"))
+        publish(
+            WarningEvent(
+                step=s.state.step,
+                kind="disk",
+                value=0.0,
+                message=f"cannot write the samples view's predictions ({exc.strerror})",
+            )
+        )
         return
     publish(SamplesEvent(step=s.state.step, path=str(path), count=count))

@@ -19,19 +19,46 @@ from ..link import ReplayLink
 def synthetic_history(steps: int) -> list:
     """A plausible 60,000-step run: falling noisy loss, cosine LR, spiky grad norms."""
     import random
+
     rng = random.Random(0)
-    events: list = [StartEvent(run_id="bench", run_dir="", preset="12gb", device="bench", start_step=0,
-                               max_steps=steps, peak_lr=5e-5, warmup_steps=500, schedule="cosine",
-                               max_grad_norm=1.0, global_batch=16, world_size=1, num_parameters=0,
-                               tokens_per_sample=9216, codebook_size=64000)]
+    events: list = [
+        StartEvent(
+            run_id="bench",
+            run_dir="",
+            preset="12gb",
+            device="bench",
+            start_step=0,
+            max_steps=steps,
+            peak_lr=5e-5,
+            warmup_steps=500,
+            schedule="cosine",
+            max_grad_norm=1.0,
+            global_batch=16,
+            world_size=1,
+            num_parameters=0,
+            tokens_per_sample=9216,
+            codebook_size=64000,
+        )
+    ]
     for step in range(1, steps + 1):
         loss = 4.0 + 7.07 * math.exp(-step / 3000) + rng.gauss(0, 0.1)
         pre = math.exp(rng.gauss(0, 0.6)) * (50 if rng.random() < 0.001 else 1)
-        events.append(StepEvent(step=step, loss=loss, lr=lr_at(step, peak_lr=5e-5, warmup_steps=500,
-                                                               max_steps=steps),
-                                grad_norm_pre_clip=pre, grad_norm_post_clip=min(pre, 1.0), grad_max_abs=0.1,
-                                grad_min_abs=0.0, clipped=pre > 1, samples_per_s=40.0, tokens_per_s=368640.0,
-                                step_time_s=0.4, memory_bytes=3 << 30))
+        events.append(
+            StepEvent(
+                step=step,
+                loss=loss,
+                lr=lr_at(step, peak_lr=5e-5, warmup_steps=500, max_steps=steps),
+                grad_norm_pre_clip=pre,
+                grad_norm_post_clip=min(pre, 1.0),
+                grad_max_abs=0.1,
+                grad_min_abs=0.0,
+                clipped=pre > 1,
+                samples_per_s=40.0,
+                tokens_per_s=368640.0,
+                step_time_s=0.4,
+                memory_bytes=3 << 30,
+            )
+        )
         if step % 500 == 0:
             events.append(EvalEvent(step=step, val_loss=loss + 0.2, val_token_acc=0.3))
         if step % 1000 == 0:

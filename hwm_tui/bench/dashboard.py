@@ -29,7 +29,7 @@ from .tmux import TmuxSession, pinned_env, require_tmux
 START_TIMEOUT_S = 300.0  # the dashboard's first chart: imports, data check, model build
 STALL_TIMEOUT_S = 300.0  # with no new step for this long the run is stuck, not slow
 KEY_ANSWER_TIMEOUT_S = 10.0
-SERVER = "hwm-bench"     # the bench's own tmux server, never the user's
+SERVER = "hwm-bench"  # the bench's own tmux server, never the user's
 
 
 @dataclass
@@ -45,8 +45,18 @@ class TrainCommand:
         request_config(TrainRequest(preset=self.preset, overrides=list(self.overrides), max_steps=self.steps))
 
     def args(self, runs: Path) -> list[str]:
-        out = [sys.executable, "-m", "hwm_tui", "train", "--preset", self.preset, "--max-steps", str(self.steps),
-               "--runs-dir", str(runs)]
+        out = [
+            sys.executable,
+            "-m",
+            "hwm_tui",
+            "train",
+            "--preset",
+            self.preset,
+            "--max-steps",
+            str(self.steps),
+            "--runs-dir",
+            str(runs),
+        ]
         for item in self.overrides:
             out += ["--set", item]
         return out
@@ -54,8 +64,9 @@ class TrainCommand:
 
 def run_headless(command: list[str], *, cpu: int | None = None) -> subprocess.Popen:
     pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
-    return subprocess.Popen([*pin, *command, "--headless"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [*pin, *command, "--headless"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_headless(proc: subprocess.Popen) -> None:
@@ -63,8 +74,9 @@ def wait_headless(proc: subprocess.Popen) -> None:
     _, err = proc.communicate()
     if proc.returncode != 0:
         lines = [line for line in err.strip().splitlines() if line.strip()]
-        raise UserError(f"the headless run failed (exit {proc.returncode}): "
-                        f"{lines[-1].strip() if lines else 'no message'}")
+        raise UserError(
+            f"the headless run failed (exit {proc.returncode}): {lines[-1].strip() if lines else 'no message'}"
+        )
 
 
 class StepFollower:
@@ -121,8 +133,8 @@ class DashboardPlan:
 @dataclass
 class DashboardRun:
     blocks: list[tuple[int, int, bool]]  # (first step, last step, frozen)
-    latencies_ms: list[float]            # key press to the status line's answer
-    unanswered_at_end: int = 0           # presses that met the run's end instead of an answer
+    latencies_ms: list[float]  # key press to the status line's answer
+    unanswered_at_end: int = 0  # presses that met the run's end instead of an answer
 
 
 def dashboard_run(plan: DashboardPlan) -> DashboardRun:
@@ -136,8 +148,11 @@ def dashboard_run(plan: DashboardPlan) -> DashboardRun:
             time.sleep(0.1)
         follower = StepFollower(_only_run(plan.runs) / "metrics.jsonl")
         stalled = StallCheck(follower, term)
-        blocks = (live_and_frozen_blocks(term, follower, stalled, plan.skip, plan.blocks_until, plan.block,
-                                         plan.max_steps) if plan.block else [])
+        blocks = (
+            live_and_frozen_blocks(term, follower, stalled, plan.skip, plan.blocks_until, plan.block, plan.max_steps)
+            if plan.block
+            else []
+        )
         result = DashboardRun(blocks, [])
         if plan.key_every_s is not None:
             _time_key_presses(term, follower, stalled, plan, result)
@@ -155,8 +170,9 @@ def dashboard_run(plan: DashboardPlan) -> DashboardRun:
     return result
 
 
-def _time_key_presses(term: TmuxSession, follower: StepFollower, stalled: StallCheck, plan: DashboardPlan,
-                      result: DashboardRun) -> None:
+def _time_key_presses(
+    term: TmuxSession, follower: StepFollower, stalled: StallCheck, plan: DashboardPlan, result: DashboardRun
+) -> None:
     """p toggles pause; the status must say so at once, long before the trainer reaches
     its step boundary. Presses stop a few seconds before the run's end: one landing on
     the finished run has nothing to answer (and is counted as such, not as a latency)."""
@@ -197,14 +213,18 @@ def _near_end(follower: StepFollower, plan: DashboardPlan) -> bool:
     return steps_left <= max(3, plan.max_steps // 50)
 
 
-def live_and_frozen_blocks(term: TmuxSession, follower: StepFollower, stalled: StallCheck, first: int, last: int,
-                           block: int, max_steps: int) -> list[tuple[int, int, bool]]:
+def live_and_frozen_blocks(
+    term: TmuxSession, follower: StepFollower, stalled: StallCheck, first: int, last: int, block: int, max_steps: int
+) -> list[tuple[int, int, bool]]:
     """Live, frozen, live, ... blocks of `block` steps from step `first` to `last`, in
     pairs; f switches the dashboard's drawing at each boundary. Ends live."""
+
     def reach(step: int) -> int:
         if step >= max_steps:
-            raise UserError(f"the dashboard started too late (step {follower.step}) for a live and a frozen "
-                            f"block of {block} steps before the key presses: raise --steps")
+            raise UserError(
+                f"the dashboard started too late (step {follower.step}) for a live and a frozen "
+                f"block of {block} steps before the key presses: raise --steps"
+            )
         while follower.poll() < step:
             time.sleep(0.25)
             stalled.check(every_s=5.0)  # the terminal is read rarely: it is part of what is measured
@@ -219,8 +239,9 @@ def live_and_frozen_blocks(term: TmuxSession, follower: StepFollower, stalled: S
     return blocks
 
 
-def dashboard_vs_headless(train: TrainCommand, *, repeats: int = 3, skip: int = 5, block: int = 10,
-                          key_every_s: float = 2.0) -> dict:
+def dashboard_vs_headless(
+    train: TrainCommand, *, repeats: int = 3, skip: int = 5, block: int = 10, key_every_s: float = 2.0
+) -> dict:
     """`repeats` pairs of runs, one headless and one under the dashboard, back to back;
     which goes first alternates from pair to pair, so a steady drift in the machine's
     speed favours neither. Throughput is compared over steps skip..2/3 of each run.
@@ -235,8 +256,10 @@ def dashboard_vs_headless(train: TrainCommand, *, repeats: int = 3, skip: int = 
     require_tmux()
     need = skip + 2 * block  # warm-up, then one live and one frozen block
     if 2 * train.steps // 3 < need:
-        raise UserError(f"bench dashboard needs --steps {3 * need // 2 + 2} or more (warm-up, one live and "
-                        "one frozen block, then key presses)")
+        raise UserError(
+            f"bench dashboard needs --steps {3 * need // 2 + 2} or more (warm-up, one live and "
+            "one frozen block, then key presses)"
+        )
     quiet_until = 2 * train.steps // 3
     headless, dashboard, latencies, block_shares, unanswered = [], [], [], [], 0
     work = Path(tempfile.mkdtemp(prefix="hwm-bench-"))
@@ -250,16 +273,26 @@ def dashboard_vs_headless(train: TrainCommand, *, repeats: int = 3, skip: int = 
     def dashboard_side(n: int) -> None:
         nonlocal unanswered
         runs = work / f"dashboard-{n}"
-        run = dashboard_run(DashboardPlan(train.args(runs), runs, train.steps, skip=skip, blocks_until=quiet_until,
-                                          block=block, key_every_s=key_every_s))
+        run = dashboard_run(
+            DashboardPlan(
+                train.args(runs),
+                runs,
+                train.steps,
+                skip=skip,
+                blocks_until=quiet_until,
+                block=block,
+                key_every_s=key_every_s,
+            )
+        )
         latencies.extend(run.latencies_ms)
         unanswered += run.unanswered_at_end
         times = _steps_by_number(_only_run(runs))
         live = [s for start, end, frozen in run.blocks if not frozen for s in _block_steps(start, end)]
         dashboard.append(_samples_per_s(times, live))
         for (start, end, _), (start2, end2, _) in zip(run.blocks[0::2], run.blocks[1::2]):  # (live, frozen)
-            block_shares.append(_samples_per_s(times, _block_steps(start, end)) /
-                                _samples_per_s(times, _block_steps(start2, end2)))
+            block_shares.append(
+                _samples_per_s(times, _block_steps(start, end)) / _samples_per_s(times, _block_steps(start2, end2))
+            )
 
     try:
         for n in range(repeats):
@@ -269,7 +302,9 @@ def dashboard_vs_headless(train: TrainCommand, *, repeats: int = 3, skip: int = 
         shutil.rmtree(work, ignore_errors=True)
     ratios = [d / h for d, h in zip(dashboard, headless)]
     return {
-        "preset": train.preset, "steps": train.steps, "throughput_steps": f"{skip + 1}..{quiet_until}",
+        "preset": train.preset,
+        "steps": train.steps,
+        "throughput_steps": f"{skip + 1}..{quiet_until}",
         "repeats": repeats,
         "in_run": {
             "block_steps": block,
@@ -277,14 +312,17 @@ def dashboard_vs_headless(train: TrainCommand, *, repeats: int = 3, skip: int = 
             # Blocks a few seconds apart see the same machine: the least touched by its drift.
             "live_share_of_frozen": statistics.median(block_shares),
         },
-        "headless_samples_per_s": headless, "dashboard_samples_per_s": dashboard,
+        "headless_samples_per_s": headless,
+        "dashboard_samples_per_s": dashboard,
         "dashboard_share_of_headless_per_pair": ratios,
         "dashboard_share_of_headless": statistics.median(ratios),
         "ratio_of_medians": statistics.median(dashboard) / statistics.median(headless),
-        "key_to_screen_ms": {"presses": len(latencies),
-                             "median": statistics.median(latencies) if latencies else None,
-                             "max": max(latencies) if latencies else None,
-                             "unanswered_at_run_end": unanswered},
+        "key_to_screen_ms": {
+            "presses": len(latencies),
+            "median": statistics.median(latencies) if latencies else None,
+            "max": max(latencies) if latencies else None,
+            "unanswered_at_run_end": unanswered,
+        },
     }
 
 
@@ -309,8 +347,7 @@ def side_by_side(train: TrainCommand, *, repeats: int = 2, warm_s: float = 10.0)
             headless_runs, dashboard_runs = work / f"headless-{n}", work / f"dashboard-{n}"
             headless = run_headless(train.args(headless_runs), cpu=headless_cpu)
             try:
-                dashboard_run(DashboardPlan(train.args(dashboard_runs), dashboard_runs, train.steps,
-                                            cpu=dashboard_cpu))
+                dashboard_run(DashboardPlan(train.args(dashboard_runs), dashboard_runs, train.steps, cpu=dashboard_cpu))
             except BaseException:
                 headless.kill()  # its twin failed: nothing to compare it with
                 headless.wait()
@@ -320,15 +357,19 @@ def side_by_side(train: TrainCommand, *, repeats: int = 2, warm_s: float = 10.0)
             start = max(h[0].time, d[0].time) + warm_s
             end = min(h[-1].time, d[-1].time)
             if end - start < 30:
-                raise UserError(f"the two runs trained together for only {max(0.0, end - start):.0f} s: "
-                                "raise --steps")
+                raise UserError(f"the two runs trained together for only {max(0.0, end - start):.0f} s: raise --steps")
             shares.append(_rate_between(d, start, end) / _rate_between(h, start, end))
             seconds.append(end - start)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"preset": train.preset, "steps": train.steps, "repeats": repeats, "seconds_compared": seconds,
-            "dashboard_share_of_headless_per_repeat": shares,
-            "dashboard_share_of_headless": statistics.median(shares)}
+    return {
+        "preset": train.preset,
+        "steps": train.steps,
+        "repeats": repeats,
+        "seconds_compared": seconds,
+        "dashboard_share_of_headless_per_repeat": shares,
+        "dashboard_share_of_headless": statistics.median(shares),
+    }
 
 
 def _only_run(runs: Path) -> Path:

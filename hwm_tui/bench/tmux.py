@@ -23,17 +23,24 @@ EXIT_MARK = "TMUX-EXIT="  # printed with the command's exit code when it ends
 
 def require_tmux() -> None:
     if shutil.which("tmux") is None:
-        raise UserError("this runs the dashboard in a real terminal and needs tmux: install it "
-                        "(apt-get install tmux)")
+        raise UserError("this runs the dashboard in a real terminal and needs tmux: install it (apt-get install tmux)")
 
 
 class TmuxSession:
     """`command` (a shell line) in a new session of `size` on server `server`;
     with `cpu`, tmux and the command are pinned to that core."""
 
-    def __init__(self, command: str, *, server: str, size: tuple[int, int] = (120, 36),
-                 env: dict[str, str] | None = None, cwd: Path | None = None, cpu: int | None = None,
-                 linger_s: int = 600):
+    def __init__(
+        self,
+        command: str,
+        *,
+        server: str,
+        size: tuple[int, int] = (120, 36),
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        cpu: int | None = None,
+        linger_s: int = 600,
+    ):
         self.server = server
         self.name = f"{server}-{uuid.uuid4().hex[:8]}"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in {"TERM": "xterm-256color", **(env or {})}.items())
@@ -41,8 +48,10 @@ class TmuxSession:
         # The session outlives the command, so its last screen can still be read.
         script = f"{where}env {exports} {command}; echo {EXIT_MARK}$?; sleep {linger_s}"
         pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
-        subprocess.run([*pin, *self._tmux("new-session", "-d", "-s", self.name, "-x", str(size[0]),
-                                          "-y", str(size[1]), script)], check=True)
+        subprocess.run(
+            [*pin, *self._tmux("new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]), script)],
+            check=True,
+        )
         # a server started earlier may size new windows its own way
         self.run("resize-window", "-t", self.name, "-x", str(size[0]), "-y", str(size[1]))
         self._output: Path | None = None

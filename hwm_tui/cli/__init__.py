@@ -17,8 +17,12 @@ from .data import data_app
 from .presets import presets_app
 from .runs import runs_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  help="Train Masked Humanoid World Models on 1X World Model Challenge data.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="Train Masked Humanoid World Models on 1X World Model Challenge data.",
+)
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
 app.add_typer(presets_app, name="presets")

@@ -32,26 +32,66 @@ def bench(
     (dashboard). Without a subcommand: `bench train`, or the one --ui / --dashboard names."""
     from hwm_core.errors import ConfigError
 
-    given = [name for name, value in (("--preset", preset), ("--steps", steps), ("--device", device),
-                                      ("--set", set_ or None), ("--repeats", repeats)) if value is not None]
-    given += [name for name, value in (("--json", as_json), ("--ui", ui), ("--dashboard", dashboard),
-                                       ("--side-by-side", side_by_side)) if value]
+    given = [
+        name
+        for name, value in (
+            ("--preset", preset),
+            ("--steps", steps),
+            ("--device", device),
+            ("--set", set_ or None),
+            ("--repeats", repeats),
+        )
+        if value is not None
+    ]
+    given += [
+        name
+        for name, value in (
+            ("--json", as_json),
+            ("--ui", ui),
+            ("--dashboard", dashboard),
+            ("--side-by-side", side_by_side),
+        )
+        if value
+    ]
     if ctx.invoked_subcommand is not None:
         if given:
-            raise ConfigError(f"{', '.join(given)} go after the subcommand: hwm-tui bench "
-                              f"{ctx.invoked_subcommand} {' '.join(given)} ...")
+            raise ConfigError(
+                f"{', '.join(given)} go after the subcommand: hwm-tui bench "
+                f"{ctx.invoked_subcommand} {' '.join(given)} ..."
+            )
         return
     if ui and dashboard:
-        raise ConfigError("--ui and --dashboard are two benches: run `hwm-tui bench ui` and "
-                          "`hwm-tui bench dashboard` one after the other")
+        raise ConfigError(
+            "--ui and --dashboard are two benches: run `hwm-tui bench ui` and "
+            "`hwm-tui bench dashboard` one after the other"
+        )
     if ui:
         _refuse(given, allowed={"--ui", "--json"}, what="bench ui")
         bench_ui(as_json=as_json)
     elif dashboard:
-        _refuse(given, allowed={"--dashboard", "--preset", "--steps", "--device", "--set", "--repeats",
-                                "--side-by-side", "--json"}, what="bench dashboard")
-        bench_dashboard(preset=preset or "cpu", steps=steps or DASHBOARD_STEPS, device=device, set_=set_,
-                        repeats=repeats or 3, side_by_side=side_by_side, as_json=as_json)
+        _refuse(
+            given,
+            allowed={
+                "--dashboard",
+                "--preset",
+                "--steps",
+                "--device",
+                "--set",
+                "--repeats",
+                "--side-by-side",
+                "--json",
+            },
+            what="bench dashboard",
+        )
+        bench_dashboard(
+            preset=preset or "cpu",
+            steps=steps or DASHBOARD_STEPS,
+            device=device,
+            set_=set_,
+            repeats=repeats or 3,
+            side_by_side=side_by_side,
+            as_json=as_json,
+        )
     else:
         _refuse(given, allowed={"--preset", "--steps", "--device", "--set", "--json"}, what="bench train")
         bench_train(preset=preset or "cpu", steps=steps or 5, device=device, set_=set_, as_json=as_json)
@@ -72,8 +112,12 @@ def bench_train(
     steps: int = typer.Option(5, "--steps", min=1, help=STEPS_HELP),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    memory_limit: float | None = typer.Option(None, "--memory-limit", min=0, help="Cap CUDA memory at this "
-                                                 "many GiB (with --preset all: each preset's own budget)."),
+    memory_limit: float | None = typer.Option(
+        None,
+        "--memory-limit",
+        min=0,
+        help="Cap CUDA memory at this many GiB (with --preset all: each preset's own budget).",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s, compile time."""
@@ -85,8 +129,14 @@ def bench_train(
         limit = memory_limit
         if limit is None and preset == "all":
             limit = load_config(name).memory_budget_gib or None
-        results.append(run_bench(name, steps=steps, overrides=device_overrides(device, set_),
-                                 memory_limit_gib=limit if _on_cuda(device) else None))
+        results.append(
+            run_bench(
+                name,
+                steps=steps,
+                overrides=device_overrides(device, set_),
+                memory_limit_gib=limit if _on_cuda(device) else None,
+            )
+        )
     if as_json:
         out = [r.to_json() for r in results]
         print(json.dumps(out if preset == "all" else out[0], indent=1))
@@ -165,8 +215,11 @@ def bench_dashboard(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: the preset's)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Runs of each kind (alternating pairs)."),
-    side_by_side: bool = typer.Option(False, "--side-by-side", help="Run each pair at the same time, each on a "
-                                      "core of its own, and compare the seconds they share."),
+    side_by_side: bool = typer.Option(
+        False,
+        "--side-by-side",
+        help="Run each pair at the same time, each on a core of its own, and compare the seconds they share.",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Samples/s headless vs under the dashboard (in tmux), the dashboard's drawing live vs frozen (f)

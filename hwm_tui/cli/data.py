@@ -53,8 +53,18 @@ def data_inspect(
         print(json.dumps(info, indent=1))
         return
     table = Table(title=f"{info['path']} ({info['layout']} layout)", show_header=False)
-    for key in ("num_shards", "num_frames", "num_windows", "windows_per_sample", "num_valid_samples",
-                "num_segments", "token_min", "token_max", "hz", "synthetic"):
+    for key in (
+        "num_shards",
+        "num_frames",
+        "num_windows",
+        "windows_per_sample",
+        "num_valid_samples",
+        "num_segments",
+        "token_min",
+        "token_max",
+        "hz",
+        "synthetic",
+    ):
         table.add_row(key, str(info[key]))
     console.print(table)
     states = Table("dim", "state", "mean", "std", title="robot states")

@@ -15,18 +15,22 @@ from .user_errors import user_errors
 
 @user_errors
 def evaluate(
-    run: str = typer.Argument(..., help="Run id, unique prefix or path (its newest good checkpoint), or a "
-                              "checkpoint file."),
-    data: str | None = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
-                                       "run's own val split)."),
-    train_data: str | None = typer.Option(None, "--train-data", help="Train split for the unigram baseline "
-                                             "(default: the run's own)."),
+    run: str = typer.Argument(
+        ..., help="Run id, unique prefix or path (its newest good checkpoint), or a checkpoint file."
+    ),
+    data: str | None = typer.Option(
+        None, "--data", help="Val split folder, or 'synthetic' (default: the run's own val split)."
+    ),
+    train_data: str | None = typer.Option(
+        None, "--train-data", help="Train split for the unigram baseline (default: the run's own)."
+    ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per forward pass."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N valid samples."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per target frame."),
-    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature "
-                                      "(0: each factor's argmax)."),
+    temperature: float = typer.Option(
+        0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature (0: each factor's argmax)."
+    ),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -50,8 +54,13 @@ def evaluate(
         task = bar.add_task("unigram of the train split", total=None)
         unigram = factor_unigram(train_split, trained.factors)
         bar.update(task, description=f"evaluating step {trained.step}", total=1)
-        result = run_evaluation(trained, samples, unigram, options,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        result = run_evaluation(
+            trained,
+            samples,
+            unigram,
+            options,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     saved = save_evaluation(trained.folder, result) if trained.folder is not None else None
     if as_json:
         print(json.dumps(result, indent=1))
@@ -79,21 +88,28 @@ def evaluation_table(result: dict) -> Table:
     row("unigram CE (nats)", base["unigram_ce_nats"], base["unigram_ce_nats_per_frame"], "{:.3f}")
     row("uniform CE (nats)", base["uniform_ce_nats"], [base["uniform_ce_nats"]] * frames, "{:.3f}")
     row("token accuracy, argmax", tf["token_accuracy"], tf["token_accuracy_per_frame"], "{:.1%}")
-    row(f"token accuracy, MaskGIT ({result['maskgit_steps']} steps, T={result['temperature']:g})",
-        gen["token_accuracy"], gen["token_accuracy_per_frame"], "{:.1%}")
+    row(
+        f"token accuracy, MaskGIT ({result['maskgit_steps']} steps, T={result['temperature']:g})",
+        gen["token_accuracy"],
+        gen["token_accuracy_per_frame"],
+        "{:.1%}",
+    )
     row("copy-last accuracy", base["copy_last_accuracy"], base["copy_last_accuracy_per_frame"], "{:.1%}")
-    table.add_row("factor accuracy", " ".join(f"{v:.1%}" for v in tf["factor_accuracy"]),
-                  *([""] * (frames if frames > 1 else 0)))
+    table.add_row(
+        "factor accuracy", " ".join(f"{v:.1%}" for v in tf["factor_accuracy"]), *([""] * (frames if frames > 1 else 0))
+    )
     return table
 
 
 @user_errors
 def samples(
-    run: str = typer.Argument(..., help="Run id, unique prefix or path (its newest good checkpoint), or a "
-                              "checkpoint file."),
+    run: str = typer.Argument(
+        ..., help="Run id, unique prefix or path (its newest good checkpoint), or a checkpoint file."
+    ),
     png: Path = typer.Option(..., "--png", help="Write the panels to this PNG file."),
-    data: str | None = typer.Option(None, "--data", help="Val split folder, or 'synthetic' (default: the "
-                                       "run's own val split)."),
+    data: str | None = typer.Option(
+        None, "--data", help="Val split folder, or 'synthetic' (default: the run's own val split)."
+    ),
     count: int = typer.Option(4, "--count", min=1, help="Val samples, the first ones validation takes."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per target frame."),
@@ -115,12 +131,17 @@ def samples(
     trained = load_trained(run, default_runs_dir(runs_dir), device=device)
     val = open_samples(trained, split_path(trained, data, "val"))
     indices = [int(i) for i in val_sample_order(len(val), trained.config.train.seed)[:count]]
-    record = predict_samples(trained, val, indices, step=trained.step, maskgit_steps=maskgit_steps,
-                             temperature=temperature)
+    record = predict_samples(
+        trained, val, indices, step=trained.step, maskgit_steps=maskgit_steps, temperature=temperature
+    )
     name = trained.folder.id if trained.folder is not None else trained.checkpoint.name
     try:
-        width, height = write_png(record, png, title=f"{name} · step {trained.step} · {val.split.root.name} · "
-                                                     f"MaskGIT {maskgit_steps} steps, T={temperature:g}")
+        width, height = write_png(
+            record,
+            png,
+            title=f"{name} · step {trained.step} · {val.split.root.name} · "
+            f"MaskGIT {maskgit_steps} steps, T={temperature:g}",
+        )
     except OSError as exc:
         raise DataError(f"cannot write {png} ({exc.strerror}): choose a writable path") from None
     console.print(f"wrote {png} ({width}x{height}, {len(indices)} samples)")

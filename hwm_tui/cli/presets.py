@@ -27,9 +27,14 @@ def presets_list() -> None:
     table = Table("preset", "model", "batch x accum", "lr", "data", "description")
     for name in preset_names():
         c = load_config(name)
-        table.add_row(name, f"{c.model.n_layers}L d{c.model.d_model} h{c.model.n_heads}",
-                      f"{c.train.batch_size} x {c.train.grad_accum_steps}", f"{c.train.lr:g}",
-                      c.data.train or "--data required", c.description)
+        table.add_row(
+            name,
+            f"{c.model.n_layers}L d{c.model.d_model} h{c.model.n_heads}",
+            f"{c.train.batch_size} x {c.train.grad_accum_steps}",
+            f"{c.train.lr:g}",
+            c.data.train or "--data required",
+            c.description,
+        )
     console.print(table)
 
 
@@ -38,8 +43,12 @@ def presets_list() -> None:
 def presets_show(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="Preset name or TOML path."),
-    schema: bool = typer.Option(False, "--schema", help="Every key a preset may hold: type, default, allowed "
-                                "values, what it does (with NAME: that preset's value too)."),
+    schema: bool = typer.Option(
+        False,
+        "--schema",
+        help="Every key a preset may hold: type, default, allowed "
+        "values, what it does (with NAME: that preset's value too).",
+    ),
 ) -> None:
     """The fully resolved preset, as TOML; or, with --schema, the keys a preset may hold."""
     from hwm_core.config.loading import load_config
@@ -57,8 +66,15 @@ def presets_show(
 def _schema_table(preset: Config | None) -> Table:
     from hwm_core.config.schema import describe_schema, toml_value
 
-    table = Table("key", "type", "default", "allowed", *([preset.preset] if preset else []), "what it does",
-                  title="the preset schema: every key a preset may hold")
+    table = Table(
+        "key",
+        "type",
+        "default",
+        "allowed",
+        *([preset.preset] if preset else []),
+        "what it does",
+        title="the preset schema: every key a preset may hold",
+    )
     table.columns[0].no_wrap = True
     for row in describe_schema():
         value = [toml_value(preset.get(row.key))] if preset else []

@@ -38,11 +38,17 @@ def runs_list(
     if not summaries:
         console.print(f"no runs in {default_runs_dir(runs_dir)}")
         return
-    columns = [("id", lambda s: s.id), ("status", lambda s: s.status), ("steps", lambda s: f"{s.step}/{s.max_steps}"),
-               ("best val", lambda s: _loss(s.best_val_loss)), ("preset", lambda s: s.preset),
-               ("last val", lambda s: _loss(s.last_val_loss)), ("warnings", lambda s: str(s.warning_count)),
-               ("checkpoint", lambda s: f"step {s.latest_checkpoint_step}" if s.latest_checkpoint else "-"),
-               ("sweep", lambda s: s.sweep or "-")]
+    columns = [
+        ("id", lambda s: s.id),
+        ("status", lambda s: s.status),
+        ("steps", lambda s: f"{s.step}/{s.max_steps}"),
+        ("best val", lambda s: _loss(s.best_val_loss)),
+        ("preset", lambda s: s.preset),
+        ("last val", lambda s: _loss(s.last_val_loss)),
+        ("warnings", lambda s: str(s.warning_count)),
+        ("checkpoint", lambda s: f"step {s.latest_checkpoint_step}" if s.latest_checkpoint else "-"),
+        ("sweep", lambda s: s.sweep or "-"),
+    ]
     if not any(s.sweep for s in summaries):
         columns.pop()
     rows = [[cell(s) for _, cell in columns] for s in summaries]
@@ -114,24 +120,55 @@ def runs_compare(
     if as_json:
         print(json.dumps(comparison.to_json(), indent=1))
         return
-    table = Table("run", *(short_key(k) for k in comparison.keys), "status", "steps", "best val", "last val",
-                  "warnings", title=f"{len(runs)} runs: they differ in "
-                                    f"{', '.join(comparison.keys) or 'nothing in their configs'}",
-                  box=box.SIMPLE_HEAD)
+    table = Table(
+        "run",
+        *(short_key(k) for k in comparison.keys),
+        "status",
+        "steps",
+        "best val",
+        "last val",
+        "warnings",
+        title=f"{len(runs)} runs: they differ in {', '.join(comparison.keys) or 'nothing in their configs'}",
+        box=box.SIMPLE_HEAD,
+    )
     for column in table.columns:
         column.no_wrap = True
     table.columns[0].min_width = max(len(run.summary.id) for run in comparison.runs)  # ids are never cut
     for run in comparison.runs:
         s = run.summary
-        table.add_row(s.id, *(format_value(run.values[k]) for k in comparison.keys), s.status,
-                      f"{s.step}/{s.max_steps}", _loss(s.best_val_loss), _loss(s.last_val_loss), str(s.warning_count))
+        table.add_row(
+            s.id,
+            *(format_value(run.values[k]) for k in comparison.keys),
+            s.status,
+            f"{s.step}/{s.max_steps}",
+            _loss(s.best_val_loss),
+            _loss(s.last_val_loss),
+            str(s.warning_count),
+        )
     # A pipe (a script) takes the whole table, however wide; a terminal, what fits.
     (console if console.is_terminal else Console(width=10_000, soft_wrap=True)).print(table)
 
 
-EXPORT_COLUMNS = ("type", "step", "time", "loss", "lr", "grad_norm_pre_clip", "grad_norm_post_clip", "grad_max_abs",
-                  "grad_min_abs", "clipped", "skipped", "samples_per_s", "tokens_per_s", "step_time_s",
-                  "data_wait_s", "memory_bytes", "val_loss", "val_token_acc")
+EXPORT_COLUMNS = (
+    "type",
+    "step",
+    "time",
+    "loss",
+    "lr",
+    "grad_norm_pre_clip",
+    "grad_norm_post_clip",
+    "grad_max_abs",
+    "grad_min_abs",
+    "clipped",
+    "skipped",
+    "samples_per_s",
+    "tokens_per_s",
+    "step_time_s",
+    "data_wait_s",
+    "memory_bytes",
+    "val_loss",
+    "val_token_acc",
+)
 
 
 @runs_app.command("export")

@@ -14,19 +14,22 @@ from .user_errors import user_errors
 
 @user_errors
 def train(
-    preset: str | None = typer.Option(None, "--preset", "-p", help="Preset name (cpu, 12gb, 24gb, 48gb, "
-                                         "80gb) or path to a TOML file. Default: cpu."),
+    preset: str | None = typer.Option(
+        None, "--preset", "-p", help="Preset name (cpu, 12gb, 24gb, 48gb, 80gb) or path to a TOML file. Default: cpu."
+    ),
     data: str | None = typer.Option(None, "--data", help="Train split folder (1X v2.0), or 'synthetic'."),
     val_data: str | None = typer.Option(None, "--val-data", help="Val split folder, or 'synthetic'."),
     set_: list[str] = typer.Option([], "--set", help="Override a preset key: section.key=value (repeatable)."),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps in the whole run."),
-    resume: str | None = typer.Option(None, "--resume", help="Continue a run (id or path) from its latest "
-                                         "good checkpoint."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Continue a run (id or path) from its latest good checkpoint."
+    ),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: one progress line (servers, scripts)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes (GPUs) to train on, launched with torchrun."),
-    memory_limit: float | None = typer.Option(None, "--memory-limit", min=0, help="Cap this process's CUDA "
-                                                 "memory at this many GiB (emulate a smaller card)."),
+    memory_limit: float | None = typer.Option(
+        None, "--memory-limit", min=0, help="Cap this process's CUDA memory at this many GiB (emulate a smaller card)."
+    ),
     run_id: str | None = typer.Option(None, "--run-id", hidden=True, help="Name the new run (launchers)."),
 ) -> None:
     """Train a Masked-HWM: the dashboard by default, or --headless."""
@@ -35,11 +38,20 @@ def train(
 
     if resume is not None and not resume.strip():
         raise ConfigError("--resume needs a run id or path: see `hwm-tui runs list`")
-    request = TrainRequest(preset=preset, data=data, val_data=val_data, overrides=list(set_),
-                           runs_dir=str(runs_dir) if runs_dir else None, max_steps=max_steps, resume=resume,
-                           run_id=run_id, memory_limit_gib=memory_limit)
+    request = TrainRequest(
+        preset=preset,
+        data=data,
+        val_data=val_data,
+        overrides=list(set_),
+        runs_dir=str(runs_dir) if runs_dir else None,
+        max_steps=max_steps,
+        resume=resume,
+        run_id=run_id,
+        memory_limit_gib=memory_limit,
+    )
     if nproc > 1:
         from ..launch import launch_distributed
+
         raise typer.Exit(launch_distributed(request, nproc=nproc, headless=headless))
     from hwm_core.runtime import distributed
     from hwm_core.training.session import prepare
@@ -54,8 +66,10 @@ def train(
         raise typer.Exit(130) from None
     if headless or not sys.stdout.isatty():
         from ..headless import run_headless
+
         raise typer.Exit(run_headless(session, console))
     from ..app import run_dashboard
+
     raise typer.Exit(run_dashboard(session))
 
 

@@ -28,9 +28,12 @@ def user_errors(fn: Callable) -> Callable:
         except RuntimeError as exc:
             if type(exc).__name__ != "OutOfMemoryError":  # torch's, named so the CLI starts without torch
                 raise
-            err_console.print(f"[bold red]error:[/] out of GPU memory ({escape(str(exc).splitlines()[0])}): lower "
-                              "train.batch_size (or set it to auto), or use a smaller preset", highlight=False,
-                              soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] out of GPU memory ({escape(str(exc).splitlines()[0])}): lower "
+                "train.batch_size (or set it to auto), or use a smaller preset",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(1) from None
         except BrokenPipeError:
             # The reader went away (`| head`): stop writing, quietly, as other tools do.
@@ -40,8 +43,12 @@ def user_errors(fn: Callable) -> Callable:
             # The file system said no (permissions, full disk, a file where a folder
             # should be): that is the user's to fix, in one line, not a traceback.
             where = f" ({exc.filename})" if exc.filename else ""
-            err_console.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(where)}: check "
-                              "the path, its permissions and the free disk space", highlight=False,
-                              soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(where)}: check "
+                "the path, its permissions and the free disk space",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(2) from None
+
     return wrapper

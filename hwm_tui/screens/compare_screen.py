@@ -118,36 +118,65 @@ class CompareScreen(ChartControls, Screen):
         assert self.comparison is not None
         table = self.query_one(DataTable)
         keys = self.comparison.keys
-        rows = [(run.summary.id, *(format_value(run.values[k]) for k in keys), run.summary.status,
-                 f"{run.summary.step}/{run.summary.max_steps}", _loss(run.summary.best_val_loss),
-                 _loss(run.summary.last_val_loss), str(run.summary.warning_count),
-                 format_duration(run.summary.duration_s)) for run in self.comparison.runs]
+        rows = [
+            (
+                run.summary.id,
+                *(format_value(run.values[k]) for k in keys),
+                run.summary.status,
+                f"{run.summary.step}/{run.summary.max_steps}",
+                _loss(run.summary.best_val_loss),
+                _loss(run.summary.last_val_loss),
+                str(run.summary.warning_count),
+                format_duration(run.summary.duration_s),
+            )
+            for run in self.comparison.runs
+        ]
         if not rebuild and rows == self._rows:
             return  # nothing new: the cursor stays where it is
         self._rows = rows
         if rebuild:
             table.clear(columns=True)
-            for column in ("", "run", *(short_key(k) for k in keys), "status", "steps", "best val", "last val",
-                           "warn", "time"):
+            for column in (
+                "",
+                "run",
+                *(short_key(k) for k in keys),
+                "status",
+                "steps",
+                "best val",
+                "last val",
+                "warn",
+                "time",
+            ):
                 table.add_column(column, key=column)
         else:
             table.clear()
         for i, (run_id, *values) in enumerate(rows):
             status = values[len(keys)]
-            table.add_row(Text("■", style=RUN_MARKUP[i % len(RUN_MARKUP)]), Text(run_id, style="bold"),
-                          *values[:len(keys)], Text(status, style=STATUS_STYLES.get(status, "")),
-                          *values[len(keys) + 1:], key=run_id)
+            table.add_row(
+                Text("■", style=RUN_MARKUP[i % len(RUN_MARKUP)]),
+                Text(run_id, style="bold"),
+                *values[: len(keys)],
+                Text(status, style=STATUS_STYLES.get(status, "")),
+                *values[len(keys) + 1 :],
+                key=run_id,
+            )
         table.border_title = f"{len(self.comparison.runs)} runs"
         differ = ", ".join(keys) if keys else "nothing: the same configs"
         self.query_one("#compare-keys", Static).update(
-            f"They differ in: {differ}\nLegend: " + " · ".join(f"[{RUN_MARKUP[i % len(RUN_MARKUP)]}]{label}[/]"
-                                                            for i, label in enumerate(self.compared.labels)))
+            f"They differ in: {differ}\nLegend: "
+            + " · ".join(
+                f"[{RUN_MARKUP[i % len(RUN_MARKUP)]}]{label}[/]" for i, label in enumerate(self.compared.labels)
+            )
+        )
 
     # ------------------------------------------------------------------ keys
 
     def redraw_charts_now(self) -> None:
-        for chart in (self.query_one("#c-loss", CompareLossChart), self.query_one("#c-lr", CompareLrChart),
-                      self.query_one("#c-grad", CompareGradChart)):
+        for chart in (
+            self.query_one("#c-loss", CompareLossChart),
+            self.query_one("#c-lr", CompareLrChart),
+            self.query_one("#c-grad", CompareGradChart),
+        ):
             chart.show(self.compared, force=True)
 
     def action_x_axis(self) -> None:

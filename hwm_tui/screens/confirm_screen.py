@@ -20,8 +20,7 @@ class ConfirmScreen(ModalScreen[str]):
     ConfirmScreen Horizontal { height: auto; align-horizontal: right; }
     ConfirmScreen Button { margin-left: 1; }
     """
-    BINDINGS = [Binding("escape", "answer('cancel')", "Cancel"),
-                Binding("n", "answer('cancel')", "No", show=False)]
+    BINDINGS = [Binding("escape", "answer('cancel')", "Cancel"), Binding("n", "answer('cancel')", "No", show=False)]
 
     def __init__(self, question: str, answers: list[tuple[str, str, str]]):
         """answers: (id, label, key) - the first one is the default button."""
@@ -34,8 +33,7 @@ class ConfirmScreen(ModalScreen[str]):
             yield Static(self.question, id="question")
             with Horizontal():
                 for i, (answer_id, label, key) in enumerate(self.answers):
-                    yield Button(f"{label} ({key})", id=answer_id,
-                                 variant="warning" if i == 0 else "default")
+                    yield Button(f"{label} ({key})", id=answer_id, variant="warning" if i == 0 else "default")
 
     def on_mount(self) -> None:
         self.query_one(Button).focus()

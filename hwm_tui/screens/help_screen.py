@@ -12,43 +12,58 @@ from textual.widgets import Static
 from ..widgets.chart_settings import CHART_KEYS_HELP
 
 KEYS = [
-    ("Dashboard", [
-        ("p", "pause / resume training, at the next step boundary (status shows pausing… until then)"),
-        ("c", "checkpoint now, at the next step boundary; the status shows the path"),
-        ("q", "quit: asks first, then checkpoints, marks the run interrupted and exits"),
-        ("h", "history of runs"),
-        ("s", "samples: what the model predicts for a few val samples (context, truth, argmax, MaskGIT, errors)"),
-        ("f", "freeze the display (nothing redraws until f again; training goes on)"),
-        *CHART_KEYS_HELP,
-        ("?", "this help"),
-    ]),
-    ("History", [
-        ("↑ ↓ / enter", "select a run: its loss, learning-rate and grad-norm curves and its config"),
-        ("o / O", "order by the next column / reverse the order"),
-        ("s", "samples of the selected run: its newest predictions of a few val samples"),
-        ("space", "select the run for a comparison (again: leave it out); up to 8"),
-        ("v", "compare the selected runs: curves in one chart each, and how their configs differ"),
-        ("r", "resume the selected run from its latest good checkpoint"),
-        ("d", "delete the selected run (asks first)"),
-        *CHART_KEYS_HELP,
-        ("?", "this help"),
-        ("escape", "back"),
-    ]),
-    ("Comparison", [
-        ("x", "x axis: steps / samples seen / wall-clock hours"),
-        *CHART_KEYS_HELP,
-        ("escape", "back"),
-    ]),
-    ("Samples", [
-        ("← →", "previous / next val sample"),
-        ("g", "predict now from the run's latest checkpoint"),
-        ("escape", "back"),
-    ]),
-    ("Health colours", [
-        ("yellow", "vanishing gradients: pre-clip norm below the vanishing threshold"),
-        ("orange", "instability: pre-clip norm above the instability threshold"),
-        ("red", "non-finite loss or gradients (the step was skipped), failed checkpoints"),
-    ]),
+    (
+        "Dashboard",
+        [
+            ("p", "pause / resume training, at the next step boundary (status shows pausing… until then)"),
+            ("c", "checkpoint now, at the next step boundary; the status shows the path"),
+            ("q", "quit: asks first, then checkpoints, marks the run interrupted and exits"),
+            ("h", "history of runs"),
+            ("s", "samples: what the model predicts for a few val samples (context, truth, argmax, MaskGIT, errors)"),
+            ("f", "freeze the display (nothing redraws until f again; training goes on)"),
+            *CHART_KEYS_HELP,
+            ("?", "this help"),
+        ],
+    ),
+    (
+        "History",
+        [
+            ("↑ ↓ / enter", "select a run: its loss, learning-rate and grad-norm curves and its config"),
+            ("o / O", "order by the next column / reverse the order"),
+            ("s", "samples of the selected run: its newest predictions of a few val samples"),
+            ("space", "select the run for a comparison (again: leave it out); up to 8"),
+            ("v", "compare the selected runs: curves in one chart each, and how their configs differ"),
+            ("r", "resume the selected run from its latest good checkpoint"),
+            ("d", "delete the selected run (asks first)"),
+            *CHART_KEYS_HELP,
+            ("?", "this help"),
+            ("escape", "back"),
+        ],
+    ),
+    (
+        "Comparison",
+        [
+            ("x", "x axis: steps / samples seen / wall-clock hours"),
+            *CHART_KEYS_HELP,
+            ("escape", "back"),
+        ],
+    ),
+    (
+        "Samples",
+        [
+            ("← →", "previous / next val sample"),
+            ("g", "predict now from the run's latest checkpoint"),
+            ("escape", "back"),
+        ],
+    ),
+    (
+        "Health colours",
+        [
+            ("yellow", "vanishing gradients: pre-clip norm below the vanishing threshold"),
+            ("orange", "instability: pre-clip norm above the instability threshold"),
+            ("red", "non-finite loss or gradients (the step was skipped), failed checkpoints"),
+        ],
+    ),
 ]
 
 
@@ -60,8 +75,11 @@ class HelpScreen(ModalScreen[None]):
         border: thick $accent; background: $surface; padding: 0 1; scrollbar-gutter: stable;
     }
     """
-    BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("question_mark", "dismiss", "Close", show=False),
-                Binding("q", "dismiss", "Close", show=False)]
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("question_mark", "dismiss", "Close", show=False),
+        Binding("q", "dismiss", "Close", show=False),
+    ]
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))

@@ -112,8 +112,9 @@ class HistoryScreen(ChartControls, Screen):
     def _show_runs(self, summaries: list[RunSummary]) -> None:
         previous, self.summaries = self.summaries, {s.id: s for s in summaries}
         self._fill_table()
-        self.detail_view.show_no_runs(None if summaries else
-                                      f"No runs in {self.runs_dir} yet. Start one with: hwm-tui train --preset cpu")
+        self.detail_view.show_no_runs(
+            None if summaries else f"No runs in {self.runs_dir} yet. Start one with: hwm-tui train --preset cpu"
+        )
         selected = self.summaries.get(self.selected or "")
         if selected is not None and selected.id in previous and selected != previous[selected.id]:
             self.load_detail(selected.id)  # a live run: read what its metrics gained
@@ -158,8 +159,7 @@ class HistoryScreen(ChartControls, Screen):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         index = event.column_index
-        self.sort_reverse = (not self.sort_reverse if index == self.sort_column
-                             else COLUMNS[index][1] in NEWEST_FIRST)
+        self.sort_reverse = not self.sort_reverse if index == self.sort_column else COLUMNS[index][1] in NEWEST_FIRST
         self.sort_column = index
         self._fill_table()
 
@@ -255,9 +255,13 @@ class HistoryScreen(ChartControls, Screen):
         if summary is None:
             return
         if not summary.resumable:
-            why = ("it is still running" if summary.status == "running"
-                   else "it has no readable checkpoint" if not summary.latest_checkpoint
-                   else f"its status is {summary.status}")
+            why = (
+                "it is still running"
+                if summary.status == "running"
+                else "it has no readable checkpoint"
+                if not summary.latest_checkpoint
+                else f"its status is {summary.status}"
+            )
             self.notify(f"run {summary.id} cannot be resumed: {why}", severity="warning")
             return
         self.post_message(self.ResumeRequested(summary.id))
@@ -269,10 +273,14 @@ class HistoryScreen(ChartControls, Screen):
         if summary.status == "running" or summary.id == self.current_run:
             self.notify(f"run {summary.id} is training: stop it before deleting it", severity="warning")
             return
-        question = (f"Delete run {summary.id}?\n{summary.step}/{summary.max_steps} steps, status {summary.status}."
-                    f"\nIts folder {summary.path} is removed, checkpoints included.")
-        self.app.push_screen(ConfirmScreen(question, [("delete", "Delete", "y"), ("cancel", "Cancel", "n")]),
-                             lambda answer: self._delete(summary, answer))
+        question = (
+            f"Delete run {summary.id}?\n{summary.step}/{summary.max_steps} steps, status {summary.status}."
+            f"\nIts folder {summary.path} is removed, checkpoints included."
+        )
+        self.app.push_screen(
+            ConfirmScreen(question, [("delete", "Delete", "y"), ("cancel", "Cancel", "n")]),
+            lambda answer: self._delete(summary, answer),
+        )
 
     def _delete(self, summary: RunSummary, answer: str | None) -> None:
         if answer != "delete":

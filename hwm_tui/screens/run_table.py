@@ -49,6 +49,14 @@ def row_cells(s: RunSummary, current_run: str | None, marked: bool = False) -> t
     if marked:
         name.stylize("reverse")
         name.append(" ●", style="bold magenta")
-    return (name, Text(s.status, style=STATUS_STYLES.get(s.status, "")), s.preset, _started(s.started),
-            format_duration(s.duration_s), f"{s.step}/{s.max_steps}", _loss(s.last_val_loss),
-            _loss(s.best_val_loss), Text(str(s.warning_count), style="yellow" if s.warning_count else ""))
+    return (
+        name,
+        Text(s.status, style=STATUS_STYLES.get(s.status, "")),
+        s.preset,
+        _started(s.started),
+        format_duration(s.duration_s),
+        f"{s.step}/{s.max_steps}",
+        _loss(s.last_val_loss),
+        _loss(s.best_val_loss),
+        Text(str(s.warning_count), style="yellow" if s.warning_count else ""),
+    )

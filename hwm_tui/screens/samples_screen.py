@@ -30,7 +30,7 @@ from .from_worker import show_from_worker
 
 REFRESH_S = 2.0
 PANEL_COLUMNS = 32  # a 32x32 latent frame in half-block characters: 32 columns,
-PANEL_ROWS = 16     # 16 rows of two pixels each
+PANEL_ROWS = 16  # 16 rows of two pixels each
 
 
 def _image_widget_class():
@@ -97,8 +97,9 @@ class SamplesScreen(Screen):
         self.set_interval(REFRESH_S, self._reload)
 
     def on_resize(self, event) -> None:
-        self.query_one("#samples-grid", Grid).styles.grid_size_columns = max(1, (event.size.width - 2) //
-                                                                               (PANEL_COLUMNS + 3))
+        self.query_one("#samples-grid", Grid).styles.grid_size_columns = max(
+            1, (event.size.width - 2) // (PANEL_COLUMNS + 3)
+        )
 
     # ------------------------------------------------------------------ data
 
@@ -126,8 +127,10 @@ class SamplesScreen(Screen):
         elif self.folder is None:
             empty.update("This run has no folder to read predictions from.")
         else:
-            empty.update("No predictions yet. They are made at each validation (every eval.eval_steps steps, "
-                         "for eval.sample_count val samples); g makes them now from the latest checkpoint.")
+            empty.update(
+                "No predictions yet. They are made at each validation (every eval.eval_steps steps, "
+                "for eval.sample_count val samples); g makes them now from the latest checkpoint."
+            )
         empty.display = True
         self._show_head()
 
@@ -138,8 +141,10 @@ class SamplesScreen(Screen):
         if r is not None:
             argmax, maskgit = accuracy(r, self.sample)
             head.append(f" · step {r.step} · val sample {r.indices[self.sample]} ({self.sample + 1} of {r.count})")
-            head.append(f"\ntokens right: argmax {argmax:.1%} · MaskGIT {maskgit:.1%} "
-                        f"({r.maskgit_steps} steps, T={r.temperature:g})")
+            head.append(
+                f"\ntokens right: argmax {argmax:.1%} · MaskGIT {maskgit:.1%} "
+                f"({r.maskgit_steps} steps, T={r.temperature:g})"
+            )
             head.append("\ncolours: FSQ digits 0 1 2 as red green blue · errors: grey right, red wrong", style="dim")
         if self.note:
             head.append(f"\n{self.note}", style="yellow")

@@ -111,11 +111,18 @@ class TrainScreen(ChartControls, Screen):
             self.state = state
             self.dashboard = dashboard
 
-    def __init__(self, link: RunLink, *, clock: Callable[[], float] = time.time, watching: bool = False,
-                 sweep_label: str = "", overlays: list[Overlay] | None = None):
+    def __init__(
+        self,
+        link: RunLink,
+        *,
+        clock: Callable[[], float] = time.time,
+        watching: bool = False,
+        sweep_label: str = "",
+        overlays: list[Overlay] | None = None,
+    ):
         super().__init__()
         self.link = link
-        self.sweep_label = sweep_label        # "sweep X, run 2 of 3 (lr=5e-05)" when the run is a sweep's
+        self.sweep_label = sweep_label  # "sweep X, run 2 of 3 (lr=5e-05)" when the run is a sweep's
         self.overlays = list(overlays or [])  # the sweep's other runs, drawn under this one's loss
         self.clock = clock
         self.watching = watching
@@ -128,8 +135,8 @@ class TrainScreen(ChartControls, Screen):
         self._charts_drawn_at = 0.0
         self._cpu_at_charts_drawn = 0.0
         self._charts_had_steps = False
-        self.paused = False                  # the trainer's own word; "checkpointing" leaves it as it was
-        self.frozen = False                  # f: nothing redraws by itself (keys still answer)
+        self.paused = False  # the trainer's own word; "checkpointing" leaves it as it was
+        self.frozen = False  # f: nothing redraws by itself (keys still answer)
         self.chart_settings = ChartSettings()
         self._generation = link.generation
 
@@ -198,8 +205,9 @@ class TrainScreen(ChartControls, Screen):
         if isinstance(event, StateEvent):
             if event.state in ("paused", "running"):
                 self.paused = event.state == "paused"
-            if (self.pending is Pending.PAUSE and event.state == "paused") or \
-                    (self.pending is Pending.RESUME and event.state == "running"):
+            if (self.pending is Pending.PAUSE and event.state == "paused") or (
+                self.pending is Pending.RESUME and event.state == "running"
+            ):
                 self.pending = None
             if is_final(event.state):
                 self._finish(event)
@@ -315,17 +323,23 @@ class TrainScreen(ChartControls, Screen):
             return
         run = self.view.progress.run_id
         if self.watching:
-            question = (f"Run {run} is trained by another process.\n"
-                        "Stop it (checkpoint, mark interrupted), or only close this window?")
+            question = (
+                f"Run {run} is trained by another process.\n"
+                "Stop it (checkpoint, mark interrupted), or only close this window?"
+            )
             answers = [("stop", "Stop the run", "y"), ("close", "Only close", "x"), ("cancel", "Cancel", "n")]
         elif self.sweep_label:
-            question = (f"Stop run {run} of {self.sweep_label}?\nThe run is checkpointed at the end of this step "
-                        "and marked interrupted; stop only it (the next run of the sweep starts), or the whole "
-                        "sweep (hwm-tui sweep --resume continues it).")
+            question = (
+                f"Stop run {run} of {self.sweep_label}?\nThe run is checkpointed at the end of this step "
+                "and marked interrupted; stop only it (the next run of the sweep starts), or the whole "
+                "sweep (hwm-tui sweep --resume continues it)."
+            )
             answers = [("run", "Stop this run", "r"), ("stop", "Stop the sweep", "y"), ("cancel", "Cancel", "n")]
         else:
-            question = (f"Quit training run {run}?\nIt is checkpointed at the end of this step and marked "
-                        f"interrupted; continue later with:\n  hwm-tui train --resume {run}")
+            question = (
+                f"Quit training run {run}?\nIt is checkpointed at the end of this step and marked "
+                f"interrupted; continue later with:\n  hwm-tui train --resume {run}"
+            )
             answers = [("stop", "Quit", "y"), ("cancel", "Cancel", "n")]
         self.app.push_screen(ConfirmScreen(question, answers), self._quit_answer)
 

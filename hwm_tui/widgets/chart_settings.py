@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from textual.binding import Binding
 
 SMOOTHING_STEPS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99)  # EMA weight of the past
-WINDOWS = (None, 10_000, 1_000)                           # all steps, or the last N
+WINDOWS = (None, 10_000, 1_000)  # all steps, or the last N
 X_AXES = ("steps", "samples", "time")
 
 
@@ -40,8 +40,9 @@ class ChartSettings:
         return "all steps" if self.window is None else f"last {self.window:,} steps"
 
     def describe(self) -> str:
-        return (f"smoothing {self.smoothing:g} · {'log' if self.log_y else 'linear'} y · {self.window_label}"
-                + (f" · x: {self.x_axis}" if self.x_axis != "steps" else ""))
+        return f"smoothing {self.smoothing:g} · {'log' if self.log_y else 'linear'} y · {self.window_label}" + (
+            f" · x: {self.x_axis}" if self.x_axis != "steps" else ""
+        )
 
 
 CHART_BINDINGS = [

@@ -58,7 +58,8 @@ class CompareChart(RunChart):
 
     def titles(self, compared: ComparedView) -> None:
         self.border_subtitle = f"x: {self.settings.x_axis}" + (
-            "" if self.settings.window is None else f" · {self.settings.window_label}")
+            "" if self.settings.window is None else f" · {self.settings.window_label}"
+        )
 
     def draw(self, plt, compared: ComparedView) -> None:
         st = self.settings
@@ -101,7 +102,8 @@ class CompareLossChart(CompareChart):
     def titles(self, compared: ComparedView) -> None:
         super().titles(compared)
         self.border_title = f"{self.title} · smoothing {self.settings.smoothing:g}" + (
-            " · log" if self.settings.log_y else "")
+            " · log" if self.settings.log_y else ""
+        )
 
     def values_of(self, view: RunState, series: Series) -> np.ndarray:
         return view.curves.loss.smoothed(self.settings.smoothing)
@@ -115,8 +117,7 @@ class CompareLossChart(CompareChart):
                 keep = steps >= view.curves.loss.x[-1] - self.settings.window
                 steps, values = steps[keep], values[keep]
             if len(steps):
-                plt.scatter(x_of(view, steps, self.settings.x_axis).tolist(), values.tolist(), color=color,
-                            marker="●")
+                plt.scatter(x_of(view, steps, self.settings.x_axis).tolist(), values.tolist(), color=color, marker="●")
 
 
 class CompareLrChart(CompareChart):
@@ -151,5 +152,5 @@ class CompareGradChart(CompareChart):
             if len(y):
                 lo, hi = min(lo, float(y.min()) / 2), max(hi, float(y.max()) * 2)
         plt.ylim(math.log10(lo), math.log10(hi))
-        decades = [10.0 ** e for e in range(math.floor(math.log10(lo)) + 1, math.ceil(math.log10(hi)))]
+        decades = [10.0**e for e in range(math.floor(math.log10(lo)) + 1, math.ceil(math.log10(hi)))]
         plt.yticks(decades, [_decade_label(d) for d in decades])

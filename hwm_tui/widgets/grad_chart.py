@@ -29,8 +29,10 @@ class GradChart(RunChart):
 
     def titles(self, view: RunState) -> None:
         clip = view.start.max_grad_norm if view.start else 1.0
-        self.border_subtitle = (f"[darkorange]pre-clip[/] [cyan]post-clip[/] [red]─ clip {clip:g}[/] "
-                                f"[green]─ healthy {HEALTHY_BAND[0]:g}–{HEALTHY_BAND[1]:g}[/]")
+        self.border_subtitle = (
+            f"[darkorange]pre-clip[/] [cyan]post-clip[/] [red]─ clip {clip:g}[/] "
+            f"[green]─ healthy {HEALTHY_BAND[0]:g}–{HEALTHY_BAND[1]:g}[/]"
+        )
         window = "" if self.settings.window is None else f" · {self.settings.window_label}"
         if len(view.curves.grad_pre):
             pre = float(view.curves.grad_pre.y[-1])
@@ -65,6 +67,6 @@ class GradChart(RunChart):
         plt.horizontal_line(clip, color="red")
         # plotext takes a log axis' limits as exponents, its ticks as values
         plt.ylim(math.log10(lo), math.log10(hi))
-        decades = [10.0 ** e for e in range(math.floor(math.log10(lo)) + 1, math.ceil(math.log10(hi)))]
+        decades = [10.0**e for e in range(math.floor(math.log10(lo)) + 1, math.ceil(math.log10(hi)))]
         plt.yticks(decades, [_decade_label(d) for d in decades])
         step_axis(plt, first, last_step, self.size.width)

@@ -33,12 +33,18 @@ class LossChart(RunChart):
 
     def titles(self, view: RunState) -> None:
         st = self.settings
-        legend = "".join(f" [{OVERLAY_COLORS[i % len(OVERLAY_COLORS)]}]{o.label}[/]"
-                         for i, o in enumerate(self.overlays))
-        self.border_subtitle = (f"[grey]raw[/] [cyan]smoothed[/] [green]● val[/] "
-                                f"[red]╌ ln({view.codebook_size:,}) = {view.random_guess_loss:.2f}[/]" + legend)
-        shown = f" · smoothing {st.smoothing:g}" + (" · log" if st.log_y else "") + \
-            ("" if st.window is None else f" · {st.window_label}")
+        legend = "".join(
+            f" [{OVERLAY_COLORS[i % len(OVERLAY_COLORS)]}]{o.label}[/]" for i, o in enumerate(self.overlays)
+        )
+        self.border_subtitle = (
+            f"[grey]raw[/] [cyan]smoothed[/] [green]● val[/] "
+            f"[red]╌ ln({view.codebook_size:,}) = {view.random_guess_loss:.2f}[/]" + legend
+        )
+        shown = (
+            f" · smoothing {st.smoothing:g}"
+            + (" · log" if st.log_y else "")
+            + ("" if st.window is None else f" · {st.window_label}")
+        )
         if len(view.curves.loss):
             step, loss = int(view.curves.loss.x[-1]), float(view.curves.loss.y[-1])
             self.border_title = f"{self.title} · step {step} · {loss:.4f}{shown}"

@@ -33,9 +33,13 @@ class LrChart(RunChart):
         # The whole plan, unless a window asks for the last steps done.
         first = 0 if st.window is None else self.first_shown(view, float(done.x[-1]) if len(done) else 0)
         last = start.max_steps if st.window is None else (float(done.x[-1]) if len(done) else first + 1)
-        steps, lrs = planned_curve(peak_lr=start.peak_lr, warmup_steps=start.warmup_steps,
-                                   max_steps=start.max_steps, schedule=start.schedule,
-                                   points=2 * self.buckets)
+        steps, lrs = planned_curve(
+            peak_lr=start.peak_lr,
+            warmup_steps=start.warmup_steps,
+            max_steps=start.max_steps,
+            schedule=start.schedule,
+            points=2 * self.buckets,
+        )
         planned = [(s, lr) for s, lr in zip(steps, lrs) if first <= s <= last and (lr > 0 or not st.log_y)]
         if st.log_y:
             plt.yscale("log")  # zero (the ends of the schedule) has no place on it

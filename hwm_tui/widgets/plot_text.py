@@ -51,8 +51,10 @@ def rows_text(rows: list[Row]) -> Text:
 
 def _rows_from_ansi(ansi: str) -> list[Row]:
     console = Console(color_system="truecolor", width=10_000)
-    return [[(seg.text, seg.style or Style.null()) for seg in line.render(console)]
-            for line in Text.from_ansi(ansi).split("\n")]
+    return [
+        [(seg.text, seg.style or Style.null()) for seg in line.render(console)]
+        for line in Text.from_ansi(ansi).split("\n")
+    ]
 
 
 def _key(color):

@@ -37,8 +37,7 @@ class RunChart(PlotextPlot):
 
     title = "chart"
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None,
-                 settings: ChartSettings | None = None):
+    def __init__(self, *, id: str | None = None, classes: str | None = None, settings: ChartSettings | None = None):
         super().__init__(id=id, classes=classes)
         self.border_title = self.title
         self.settings = settings or ChartSettings()  # the screen's: shared by its charts
@@ -83,8 +82,10 @@ class RunChart(PlotextPlot):
         plt._set_size(width, height)
         plt.theme(self._get_plotext_theme_name(self.app.theme))
         base = self.visual_style.rich_style
-        return [Strip([Segment(chars, base + style) for chars, style in row]).adjust_cell_length(width, base)
-                for row in figure_rows(plt)]
+        return [
+            Strip([Segment(chars, base + style) for chars, style in row]).adjust_cell_length(width, base)
+            for row in figure_rows(plt)
+        ]
 
     def titles(self, view: RunState) -> None:
         """The border's title and subtitle (each chart says what it shows)."""

@@ -32,7 +32,7 @@ class RunDetailView(Vertical):
         super().__init__(id=id)
         self.settings = settings
         self.config_text = ""  # the config text shown for the selected run
-        self.error = ""        # why the selected run's detail could not be read
+        self.error = ""  # why the selected run's detail could not be read
 
     def compose(self) -> ComposeResult:
         yield Static("", id="empty")
@@ -75,8 +75,11 @@ class RunDetailView(Vertical):
                 chart.show(chart.view, force=True)
 
     def _charts(self) -> tuple[LossChart, LrChart, GradChart]:
-        return (self.query_one("#h-loss", LossChart), self.query_one("#h-lr", LrChart),
-                self.query_one("#h-grad", GradChart))
+        return (
+            self.query_one("#h-loss", LossChart),
+            self.query_one("#h-lr", LrChart),
+            self.query_one("#h-grad", GradChart),
+        )
 
     def _show_gpu(self, view: RunState) -> None:
         widget = self.query_one("#gpu-line", Static)
@@ -106,6 +109,8 @@ def gpu_summary(view: RunState) -> str | None:
     g = view.gpu
     if not g.samples:
         return None
-    return (f"{g.gpus} GPU{'s' if g.gpus > 1 else ''}: utilisation {g.mean_utilization:.0f}% on average · memory "
-            f"up to {g.memory_used_max / 2**30:.1f} of {g.memory_total / 2**30:.0f} GiB · {g.mean_power_w:.0f} W "
-            f"on average · up to {g.temperature_max_c:.0f}°C ({g.samples} readings)")
+    return (
+        f"{g.gpus} GPU{'s' if g.gpus > 1 else ''}: utilisation {g.mean_utilization:.0f}% on average · memory "
+        f"up to {g.memory_used_max / 2**30:.1f} of {g.memory_total / 2**30:.0f} GiB · {g.mean_power_w:.0f} W "
+        f"on average · up to {g.temperature_max_c:.0f}°C ({g.samples} readings)"
+    )

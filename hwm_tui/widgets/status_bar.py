@@ -47,9 +47,11 @@ class StatusBar(Static):
         progress.add_column(ratio=1)
         progress.add_column(no_wrap=True)
         percent = f"{100 * p.fraction:.0f}%"
-        progress.add_row(Text(f"step {p.step}/{p.max_steps}", style="bold"),
-                         ProgressBar(total=max(p.max_steps, 1), completed=p.step),
-                         Text(f"{percent} · ETA {format_duration(p.eta_s)}"))
+        progress.add_row(
+            Text(f"step {p.step}/{p.max_steps}", style="bold"),
+            ProgressBar(total=max(p.max_steps, 1), completed=p.step),
+            Text(f"{percent} · ETA {format_duration(p.eta_s)}"),
+        )
 
         since = p.since_checkpoint_s(now)
         figures = Text(no_wrap=True, overflow="ellipsis", style="dim")
@@ -76,8 +78,9 @@ class StatusBar(Static):
 def gpu_line(gpu: GpuEvent) -> Text:
     """Each GPU: utilisation (red when idle), memory used/total, power, temperature."""
     line = Text(no_wrap=True, overflow="ellipsis", style="dim")
-    for n, (index, util, used, total, power, temp) in enumerate(zip(
-            gpu.index, gpu.utilization, gpu.memory_used, gpu.memory_total, gpu.power_w, gpu.temperature_c)):
+    for n, (index, util, used, total, power, temp) in enumerate(
+        zip(gpu.index, gpu.utilization, gpu.memory_used, gpu.memory_total, gpu.power_w, gpu.temperature_c)
+    ):
         if n:
             line.append(" │ ")
         line.append(f"GPU{index} ")

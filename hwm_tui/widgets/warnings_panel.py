@@ -44,7 +44,7 @@ class WarningsPanel(VerticalScroll):
         if len(warnings) == self._shown:
             return
         self.counts = dict(view.totals.warnings)
-        for warning in warnings[self._shown:]:
+        for warning in warnings[self._shown :]:
             self._lines.append(self._line(warning))
         del self._lines[:-SHOWN_AT_MOST]
         self._shown = len(warnings)

@@ -26,8 +26,18 @@ def tmux(command: str, env: dict[str, str]) -> TmuxSession:
 
 def test_train_in_tmux_p_c_h_q(tmp_path):
     runs = tmp_path / "runs"
-    args = ["-m", "hwm_tui", "train", "--preset", "cpu", "--runs-dir", str(runs), "--max-steps", "5000",
-            *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=100000"))]
+    args = [
+        "-m",
+        "hwm_tui",
+        "train",
+        "--preset",
+        "cpu",
+        "--runs-dir",
+        str(runs),
+        "--max-steps",
+        "5000",
+        *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=100000")),
+    ]
     command = " ".join(shlex.quote(a) for a in [sys.executable, *args])
     env = {"HWM_CACHE_DIR": os.environ["HWM_CACHE_DIR"], "TERM": "xterm-256color", "PYTHONUNBUFFERED": "1"}
     term = tmux(command, env)
@@ -72,8 +82,17 @@ def test_bench_dashboard_run_gives_up_when_the_dashboard_does_not_start(tmp_path
 
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="did not start"):
-        dashboard_run(DashboardPlan([sys.executable, "-c", "print('no dashboard here')"], tmp_path, 100,
-                                    skip=5, blocks_until=60, block=10, key_every_s=2.0))
+        dashboard_run(
+            DashboardPlan(
+                [sys.executable, "-c", "print('no dashboard here')"],
+                tmp_path,
+                100,
+                skip=5,
+                blocks_until=60,
+                block=10,
+                key_every_s=2.0,
+            )
+        )
     assert time.monotonic() - started < 10  # the command's exit was seen, not waited out
 
 
@@ -99,8 +118,11 @@ def test_bench_alternates_live_and_frozen_blocks_in_whole_pairs(monkeypatch):
     # the step that was running when f was pressed counts for neither mode
     assert list(ui_bench._block_steps(5, 15)) == list(range(7, 16))
     from types import SimpleNamespace
-    times = {7: SimpleNamespace(step_time_s=1.0, samples_per_s=4.0),  # 4 samples in 1 s
-             8: SimpleNamespace(step_time_s=3.0, samples_per_s=4 / 3)}  # 4 samples in 3 s
+
+    times = {
+        7: SimpleNamespace(step_time_s=1.0, samples_per_s=4.0),  # 4 samples in 1 s
+        8: SimpleNamespace(step_time_s=3.0, samples_per_s=4 / 3),
+    }  # 4 samples in 3 s
     assert ui_bench._samples_per_s(times, [7, 8, 9]) == 2.0  # samples over seconds, not a mean of rates
     with pytest.raises(ui_bench.UserError, match="raise --steps"):
         ui_bench.live_and_frozen_blocks(term, Follower(), stall, first=5, last=60, block=10, max_steps=20)

@@ -37,8 +37,17 @@ def test_48gb_is_the_papers_model():
 
 
 def test_set_overrides_any_key_and_parses_types():
-    c = load_config("cpu", ["train.lr=1e-4", "model.factor_groups=[[0,1,2,3,4,5]]", "data.train=/some/dir",
-                            "model.condition_on_states=false", "train.max_steps=7", "train.warmup_steps=7"])
+    c = load_config(
+        "cpu",
+        [
+            "train.lr=1e-4",
+            "model.factor_groups=[[0,1,2,3,4,5]]",
+            "data.train=/some/dir",
+            "model.condition_on_states=false",
+            "train.max_steps=7",
+            "train.warmup_steps=7",
+        ],
+    )
     assert c.train.lr == 1e-4
     assert c.model.factor_groups == [[0, 1, 2, 3, 4, 5]]
     assert c.data.train == "/some/dir"
@@ -54,21 +63,24 @@ def test_resolved_config_round_trips_through_toml(tmp_path):
     assert back.to_dict() == c.to_dict()
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("this is = = not toml", "is not valid TOML"),
-    ("[optimizer]\nlr = 1.0\n", "unknown section or key 'optimizer'"),
-    ("[train]\nlearning_rate = 1.0\n", "unknown key 'learning_rate' in [train]"),
-    ("[train]\nbatch_size = \"four\"\n", "train.batch_size must be an integer"),
-    ("[train]\nbatch_size = 0\n", "train.batch_size must be >= 1, got 0"),
-    ("[train]\nbatch_size = -3\n", "train.batch_size must be >= 1, got -3"),
-    ("[train]\nlr = true\n", "train.lr must be a number"),
-    ("[train]\nwarmup_steps = 100\nmax_steps = 10\n", "train.warmup_steps (100) must be <= train.max_steps (10)"),
-    ("[train]\nprecision = \"fp8\"\n", "train.precision must be one of bf16, fp32"),
-    ("[model]\nfactor_groups = [[0, 1], [2, 3]]\n", "model.factor_groups must split the FSQ digits"),
-    ("[model]\nd_model = 30\nn_heads = 4\n", "must be divisible by model.n_heads"),
-    ("[data]\nwindows = 1\nfuture_latents = 3\n", "data.future_latents (3) must be < 3 * data.windows"),
-    ("train = 3\n", "'train' must be a [train] table"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("this is = = not toml", "is not valid TOML"),
+        ("[optimizer]\nlr = 1.0\n", "unknown section or key 'optimizer'"),
+        ("[train]\nlearning_rate = 1.0\n", "unknown key 'learning_rate' in [train]"),
+        ('[train]\nbatch_size = "four"\n', "train.batch_size must be an integer"),
+        ("[train]\nbatch_size = 0\n", "train.batch_size must be >= 1, got 0"),
+        ("[train]\nbatch_size = -3\n", "train.batch_size must be >= 1, got -3"),
+        ("[train]\nlr = true\n", "train.lr must be a number"),
+        ("[train]\nwarmup_steps = 100\nmax_steps = 10\n", "train.warmup_steps (100) must be <= train.max_steps (10)"),
+        ('[train]\nprecision = "fp8"\n', "train.precision must be one of bf16, fp32"),
+        ("[model]\nfactor_groups = [[0, 1], [2, 3]]\n", "model.factor_groups must split the FSQ digits"),
+        ("[model]\nd_model = 30\nn_heads = 4\n", "must be divisible by model.n_heads"),
+        ("[data]\nwindows = 1\nfuture_latents = 3\n", "data.future_latents (3) must be < 3 * data.windows"),
+        ("train = 3\n", "'train' must be a [train] table"),
+    ],
+)
 def test_bad_preset_file_names_key_and_file(tmp_path, text, needle):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -80,14 +92,17 @@ def test_bad_preset_file_names_key_and_file(tmp_path, text, needle):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("train.lr", "write section.key=value"),
-    ("lr=1", "the key needs its section"),
-    ("optim.lr=1", "unknown section 'optim'"),
-    ("train.speed=1", "unknown key 'speed' in [train]"),
-    ("train.batch_size=2.5", "train.batch_size must be an integer"),
-    ("train.batch_size=0", "must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("train.lr", "write section.key=value"),
+        ("lr=1", "the key needs its section"),
+        ("optim.lr=1", "unknown section 'optim'"),
+        ("train.speed=1", "unknown key 'speed' in [train]"),
+        ("train.batch_size=2.5", "train.batch_size must be an integer"),
+        ("train.batch_size=0", "must be >= 1"),
+    ],
+)
 def test_bad_set_override(override, needle):
     with pytest.raises(ConfigError, match=None) as info:
         load_config("cpu", [override])

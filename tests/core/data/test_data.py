@@ -66,16 +66,19 @@ def test_sample_shapes_and_state_normalisation(tmp_path):
     assert np.array_equal(again.mean, stats.mean) and np.array_equal(again.std, stats.std)
 
 
-@pytest.mark.parametrize("damage, needle", [
-    ("truncate_video", "videos/video_1.bin is truncated"),
-    ("extend_states", "robot_states/states_0.bin is longer than expected"),
-    ("drop_segments", "segment_indices/segment_idx_1.bin is missing"),
-    ("no_num_shards", "has no 'num_shards' field"),
-    ("bad_shard_meta", "'shard_num_frames' must be a positive integer"),
-    ("no_metadata", "metadata.json is missing"),
-    ("not_json", "cannot be read as JSON"),
-    ("no_videos_dir", "split/videos/ is missing"),
-])
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        ("truncate_video", "videos/video_1.bin is truncated"),
+        ("extend_states", "robot_states/states_0.bin is longer than expected"),
+        ("drop_segments", "segment_indices/segment_idx_1.bin is missing"),
+        ("no_num_shards", "has no 'num_shards' field"),
+        ("bad_shard_meta", "'shard_num_frames' must be a positive integer"),
+        ("no_metadata", "metadata.json is missing"),
+        ("not_json", "cannot be read as JSON"),
+        ("no_videos_dir", "split/videos/ is missing"),
+    ],
+)
 def test_broken_split_names_the_file(tmp_path, damage, needle):
     root = write_split_by_hand(tmp_path / "split", [40, 51])
     if damage == "truncate_video":
@@ -174,7 +177,8 @@ def test_synth_view_moves_by_the_velocity_in_the_states(tmp_path):
         best = max(
             np.mean(np.roll(prev, (-sy, -sx), axis=(0, 1))[4:24, 4:24] == nxt[4:24, 4:24])
             for sy in (int(np.floor(dy)), int(np.ceil(dy)))
-            for sx in (int(np.floor(dx)), int(np.ceil(dx))))
+            for sx in (int(np.floor(dx)), int(np.ceil(dx)))
+        )
         exact_with_states.append(best)
         exact_without.append(np.mean(prev[4:24, 4:24] == nxt[4:24, 4:24]))
     assert np.mean(exact_with_states) > 0.85
@@ -182,8 +186,9 @@ def test_synth_view_moves_by_the_velocity_in_the_states(tmp_path):
 
 
 def test_inspect_json(tmp_path):
-    root = write_split_by_hand(tmp_path / "split", [85, 40], flat=True,
-                               segments=[np.repeat([0, 1], [40, 45]), np.zeros(40)])
+    root = write_split_by_hand(
+        tmp_path / "split", [85, 40], flat=True, segments=[np.repeat([0, 1], [40, 45]), np.zeros(40)]
+    )
     result = hwm("data", "inspect", str(root), "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)

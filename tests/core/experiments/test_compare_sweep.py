@@ -30,8 +30,16 @@ def lr_runs(runs: Path) -> list[str]:
     ids = []
     for n, (lr, steps) in enumerate((("3e-5", 600), ("5e-5", 400), ("1e-4", 250))):
         run_id = f"2026112{n}-090000-cpu"
-        write_fake_run(runs, run_id, status="completed", started=T0 + n * 3600, steps=steps, max_steps=600,
-                       ended=T0 + n * 3600 + 240, sets=[f"train.lr={lr}"])
+        write_fake_run(
+            runs,
+            run_id,
+            status="completed",
+            started=T0 + n * 3600,
+            steps=steps,
+            max_steps=600,
+            ended=T0 + n * 3600 + 240,
+            sets=[f"train.lr={lr}"],
+        )
         ids.append(run_id)
     return ids
 
@@ -41,6 +49,7 @@ def run_app(app: HwmApp, scenario, size=(120, 36)) -> None:
         async with app.run_test(size=size) as pilot:
             await pilot.pause(0.5)
             await scenario(pilot)
+
     asyncio.run(main())
 
 
@@ -108,6 +117,7 @@ def test_chart_controls_are_the_same_on_the_dashboard_history_and_comparison(tmp
         assert "last 1,000 steps" in chart.border_title
         footer = " ".join(b.binding.description for b in app.screen.active_bindings.values() if b.binding.show)
         assert "Smooth" in footer and "Log" in footer and "Window" in footer
+
     run_app(app, scenario)
     for screen in (HistoryScreen, CompareScreen, TrainScreen):
         keys = {b.key for b in screen.BINDINGS}
@@ -154,12 +164,32 @@ def test_runs_compare_export_and_list_for_scripts(tmp_path):
 def test_a_sweep_trains_its_grid_and_a_killed_sweep_resumes(tmp_path):
     runs = tmp_path / "runs"
     sets = tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=3", "train.warmup_steps=1")
-    command = [sys.executable, str(REPO / "tests" / "stall_train.py"), "step", "5", str(tmp_path / "ready"), "--",
-               "sweep", "--headless", "--runs-dir", str(runs), "--max-steps", "6", "--set", "train.lr=1e-3,2e-3",
-               *set_args(sets)]
+    command = [
+        sys.executable,
+        str(REPO / "tests" / "stall_train.py"),
+        "step",
+        "5",
+        str(tmp_path / "ready"),
+        "--",
+        "sweep",
+        "--headless",
+        "--runs-dir",
+        str(runs),
+        "--max-steps",
+        "6",
+        "--set",
+        "train.lr=1e-3,2e-3",
+        *set_args(sets),
+    ]
     # the first run stalls in step 5 (after its step-3 checkpoint): kill -9 the whole sweep there
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.monotonic() + 240
     while not (tmp_path / "ready").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "timeout"
@@ -178,7 +208,9 @@ def test_a_sweep_trains_its_grid_and_a_killed_sweep_resumes(tmp_path):
     assert "resume (interrupted)" in result.stdout
     listed = json.loads(hwm("runs", "list", "--runs-dir", str(runs), "--json").stdout)
     assert sorted((r["id"], r["status"], r["step"], r["sweep"]) for r in listed) == [
-        (f"{sweep_id}-01", "completed", 6, sweep_id), (f"{sweep_id}-02", "completed", 6, sweep_id)]
+        (f"{sweep_id}-01", "completed", 6, sweep_id),
+        (f"{sweep_id}-02", "completed", 6, sweep_id),
+    ]
     meta = json.loads((runs / f"{sweep_id}-01" / "run.json").read_text())
     assert [r["from_step"] for r in meta["resumes"]] == [3] and meta["sweep"]["values"] == {"train.lr": "1e-3"}
     again = hwm("sweep", "--resume", sweep_id, "--headless", "--runs-dir", str(runs))

@@ -38,8 +38,9 @@ def test_fsq_factor_round_trip():
 @pytest.mark.parametrize("num_factors", [1, 2, 3])
 def test_summed_embedding_std_is_init_std(num_factors):
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=64, n_layers=1, n_heads=2, shared_from=1, factor_groups=GROUPINGS[num_factors],
-                      init_std=0.02)
+    cfg = ModelConfig(
+        d_model=64, n_layers=1, n_heads=2, shared_from=1, factor_groups=GROUPINGS[num_factors], init_std=0.02
+    )
     model = MaskedHWM(cfg, latent_frames=3)
     codes = torch.randint(0, CODEBOOK_SIZE, (20000,))
     with torch.no_grad():
@@ -51,8 +52,14 @@ def test_summed_embedding_std_is_init_std(num_factors):
 
 @pytest.mark.parametrize("groups", [GROUPINGS[3], GROUPINGS[1]])
 def test_initial_loss_is_ln_codebook(groups):
-    sets = tiny_sets("model.d_model=192", "model.n_heads=6", f"model.factor_groups={groups}",
-                     "train.batch_size=4", "data.windows=1", "data.future_latents=1")
+    sets = tiny_sets(
+        "model.d_model=192",
+        "model.n_heads=6",
+        f"model.factor_groups={groups}",
+        "train.batch_size=4",
+        "data.windows=1",
+        "data.future_latents=1",
+    )
     session = prepare(TrainRequest(preset="cpu", overrides=sets), create_run=False)
     batch = session.builder.train_batch(1, 0, [0, 1, 2, 3])
     with torch.no_grad():
@@ -87,8 +94,10 @@ def test_heads_cover_the_target_frames_and_the_loss_only_masked_tokens():
 
 def test_mask_ratio_follows_the_cosine_schedule():
     codes = np.zeros((3, 1024), dtype=np.int64)
-    ratios = [corrupt_sample(codes, sample_rng(0, 0, 1, i), future_latents=1, max_corrupt_rate=0.0)[1].sum() / 1024
-              for i in range(400)]
+    ratios = [
+        corrupt_sample(codes, sample_rng(0, 0, 1, i), future_latents=1, max_corrupt_rate=0.0)[1].sum() / 1024
+        for i in range(400)
+    ]
     assert abs(np.mean(ratios) - 2 / math.pi) < 0.04  # E[cos(πu/2)] = 2/π
     assert min(ratios) > 0
 
@@ -137,4 +146,5 @@ def test_importing_the_engine_pins_one_malloc_arena():
     # Without it a CPU run differs in the last bits from one process to the next
     # (test_resume's bitwise comparisons catch that only now and then).
     import hwm_core
+
     assert hwm_core.ONE_MALLOC_ARENA

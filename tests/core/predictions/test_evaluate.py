@@ -26,16 +26,28 @@ from tests.helpers import hwm, tiny_sets, write_split_by_hand
 
 def fresh_model(*sets: str) -> tuple[TrainedModel, object]:
     session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(*sets)), create_run=False)
-    trained = TrainedModel(model=session.model.eval(), config=session.config, stats=session.builder.train_set.stats,
-                           step=0, checkpoint=None, folder=None, device=session.device)
+    trained = TrainedModel(
+        model=session.model.eval(),
+        config=session.config,
+        stats=session.builder.train_set.stats,
+        step=0,
+        checkpoint=None,
+        folder=None,
+        device=session.device,
+    )
     return trained, session
 
 
 def trained_run(runs_dir: Path, steps: int = 4, *sets: str) -> Path:
     """A real run of a few steps on synthetic data, with its checkpoint and samples."""
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(runs_dir), max_steps=steps,
-                                   overrides=tiny_sets("eval.eval_steps=2", "eval.sample_count=2",
-                                                       "eval.maskgit_steps=2", *sets)))
+    session = prepare(
+        TrainRequest(
+            preset="cpu",
+            runs_dir=str(runs_dir),
+            max_steps=steps,
+            overrides=tiny_sets("eval.eval_steps=2", "eval.sample_count=2", "eval.maskgit_steps=2", *sets),
+        )
+    )
     bus = EventBus(session.folder.metrics)
     assert Trainer(session, bus, CommandInbox(session.folder.path)).run() == "completed"
     bus.close()
@@ -92,8 +104,21 @@ def test_maskgit_in_one_step_at_temperature_0_is_the_teacher_forced_argmax():
 
 def test_evaluate_twice_gives_the_same_figures_and_runs_show_lists_it(runs_dir):
     run = trained_run(runs_dir)
-    args = ["evaluate", run.name, "--runs-dir", str(runs_dir), "--limit", "5", "--batch-size", "2",
-            "--maskgit-steps", "2", "--temperature", "1.0", "--json"]
+    args = [
+        "evaluate",
+        run.name,
+        "--runs-dir",
+        str(runs_dir),
+        "--limit",
+        "5",
+        "--batch-size",
+        "2",
+        "--maskgit-steps",
+        "2",
+        "--temperature",
+        "1.0",
+        "--json",
+    ]
     first, second = hwm(*args), hwm(*args)
     assert first.returncode == 0, first.stderr
     a, b = json.loads(first.stdout), json.loads(second.stdout)
@@ -124,8 +149,9 @@ def test_a_checkpoint_of_another_shape_or_a_split_too_short_is_one_line(runs_dir
     meta["model_shape"] = {**meta["model_shape"], "d_model": 64}
     odd = tmp_path / "odd" / "checkpoints"
     odd.mkdir(parents=True)
-    path, _ = ckpt.save_checkpoint(odd, 2, checkpoint.tensors, {k: v for k, v in meta.items()
-                                                                if k not in ("format", "step", "time", "checksum")})
+    path, _ = ckpt.save_checkpoint(
+        odd, 2, checkpoint.tensors, {k: v for k, v in meta.items() if k not in ("format", "step", "time", "checksum")}
+    )
     result = hwm("evaluate", str(path))
     assert result.returncode == 2 and "does not fit this model" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -183,8 +209,21 @@ def test_the_samples_view_opens_from_the_dashboard_and_pages_through_samples(run
 def test_the_default_cpu_run_beats_the_trivial_predictors(runs_dir):
     """The README's first run (the cpu preset as shipped, its 1,000 steps) predicts the
     synthetic val split better than copying the last frame and than the unigram."""
-    result = hwm("train", "--preset", "cpu", "--headless", "--runs-dir", str(runs_dir), "--run-id", "default",
-                 "--set", "eval.eval_steps=0", "--set", "checkpoint.save_steps=1000", timeout=1800)
+    result = hwm(
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--runs-dir",
+        str(runs_dir),
+        "--run-id",
+        "default",
+        "--set",
+        "eval.eval_steps=0",
+        "--set",
+        "checkpoint.save_steps=1000",
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr
     scored = hwm("evaluate", "default", "--runs-dir", str(runs_dir), "--maskgit-steps", "2", "--json")
     assert scored.returncode == 0, scored.stderr

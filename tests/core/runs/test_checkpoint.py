@@ -22,9 +22,13 @@ from tests.helpers import tiny_sets
 
 def resumable(**tensors: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and header with everything a resume reads, as checkpoint_payload writes them."""
-    meta = {"samples_seen": 32, "consecutive_nonfinite": 0, "model_shape": {"d_model": 32},
-            "optimizer": {"param_groups": [{"lr": 1e-4, "params": [0]}]},
-            "rng": {"python": [3, [1, 2, 3], None], "numpy": ["MT19937", [4, 5], 0, 0, 0.0]}}
+    meta = {
+        "samples_seen": 32,
+        "consecutive_nonfinite": 0,
+        "model_shape": {"d_model": 32},
+        "optimizer": {"param_groups": [{"lr": 1e-4, "params": [0]}]},
+        "rng": {"python": [3, [1, 2, 3], None], "numpy": ["MT19937", [4, 5], 0, 0, 0.0]},
+    }
     return {**tensors, "rng.torch": torch.get_rng_state()}, meta
 
 
@@ -33,7 +37,7 @@ def rewrite_header(path, change, *, reseal: bool = False) -> None:
     `reseal` recomputes the checksum, so only the header's contents are wrong."""
     data = path.read_bytes()
     length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + length])
+    header = json.loads(data[8 : 8 + length])
     meta = json.loads(header["__metadata__"][ckpt.META_KEY])
     change(meta)
     if reseal:
@@ -41,12 +45,13 @@ def rewrite_header(path, change, *, reseal: bool = False) -> None:
     header["__metadata__"][ckpt.META_KEY] = json.dumps(meta)
     new_header = json.dumps(header).encode()
     new_header += b" " * (-len(new_header) % 8)  # safetensors pads the header to 8 bytes
-    path.write_bytes(len(new_header).to_bytes(8, "little") + new_header + data[8 + length:])
+    path.write_bytes(len(new_header).to_bytes(8, "little") + new_header + data[8 + length :])
 
 
 def test_round_trip_and_checksum(tmp_path):
-    tensors, meta = resumable(a=torch.randn(3, 4), b=torch.arange(5), c=torch.tensor(2.0),
-                              h=torch.randn(4).to(torch.bfloat16))
+    tensors, meta = resumable(
+        a=torch.randn(3, 4), b=torch.arange(5), c=torch.tensor(2.0), h=torch.randn(4).to(torch.bfloat16)
+    )
     path, size = ckpt.save_checkpoint(tmp_path, 7, tensors, {**meta, "note": "x"})
     assert path.name == "step_00000007.safetensors" and size == path.stat().st_size
     loaded = ckpt.load_checkpoint(path)
@@ -71,14 +76,17 @@ def test_a_changed_header_fails_the_checksum(tmp_path):
         ckpt.load_checkpoint(path)
 
 
-@pytest.mark.parametrize("change, needle", [
-    (lambda meta: meta.pop("samples_seen"), "has no 'samples_seen'"),
-    (lambda meta: meta.update(samples_seen="32"), "malformed 'samples_seen'"),
-    (lambda meta: meta.pop("model_shape"), "has no 'model_shape'"),
-    (lambda meta: meta.update(optimizer={}), "malformed 'optimizer'"),
-    (lambda meta: meta["rng"].pop("numpy"), "malformed 'rng'"),
-    (lambda meta: meta.update(consecutive_nonfinite=None, global_batch=-1), "malformed 'global_batch'"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda meta: meta.pop("samples_seen"), "has no 'samples_seen'"),
+        (lambda meta: meta.update(samples_seen="32"), "malformed 'samples_seen'"),
+        (lambda meta: meta.pop("model_shape"), "has no 'model_shape'"),
+        (lambda meta: meta.update(optimizer={}), "malformed 'optimizer'"),
+        (lambda meta: meta["rng"].pop("numpy"), "malformed 'rng'"),
+        (lambda meta: meta.update(consecutive_nonfinite=None, global_batch=-1), "malformed 'global_batch'"),
+    ],
+)
 def test_a_header_a_resume_cannot_use_falls_back_to_the_older_checkpoint(tmp_path, change, needle):
     for step in (1, 2):
         ckpt.save_checkpoint(tmp_path, step, *resumable(w=torch.full((2,), float(step))))
@@ -154,8 +162,14 @@ def test_setting_aside_twice_keeps_both_damaged_files(tmp_path):
 
 
 def test_failed_save_keeps_the_previous_checkpoint_and_training_goes_on(tmp_path, monkeypatch):
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(tmp_path / "runs"), max_steps=12,
-                                   overrides=tiny_sets("checkpoint.save_steps=4", "eval.eval_steps=0")))
+    session = prepare(
+        TrainRequest(
+            preset="cpu",
+            runs_dir=str(tmp_path / "runs"),
+            max_steps=12,
+            overrides=tiny_sets("checkpoint.save_steps=4", "eval.eval_steps=0"),
+        )
+    )
     real_write = ckpt._write_file
 
     def disk_full_at_step_8(path, tensors, metadata):
@@ -192,9 +206,14 @@ def test_failed_save_keeps_the_previous_checkpoint_and_training_goes_on(tmp_path
 def test_run_that_fails_on_nan_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
     import hwm_core.model.masked_hwm as model_module
 
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(tmp_path / "runs"), max_steps=10,
-                                   overrides=tiny_sets("checkpoint.save_steps=2", "eval.eval_steps=0",
-                                                       "train.max_nonfinite_steps=2")))
+    session = prepare(
+        TrainRequest(
+            preset="cpu",
+            runs_dir=str(tmp_path / "runs"),
+            max_steps=10,
+            overrides=tiny_sets("checkpoint.save_steps=2", "eval.eval_steps=0", "train.max_nonfinite_steps=2"),
+        )
+    )
     real_loss = model_module.masked_token_loss
 
     def nan_from_step_3(*args):
@@ -236,10 +255,27 @@ def test_a_real_io_error_while_saving_is_survived(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     runs = tmp_path / "runs"
-    result = subprocess.run([sys.executable, "-m", "hwm_tui", "train", "--preset", "cpu", "--headless",
-                             "--runs-dir", str(runs), "--max-steps", "4",
-                             *set_args(tiny_sets("checkpoint.save_steps=2", "eval.eval_steps=0"))],
-                            cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=cap_file_size)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hwm_tui",
+            "train",
+            "--preset",
+            "cpu",
+            "--headless",
+            "--runs-dir",
+            str(runs),
+            "--max-steps",
+            "4",
+            *set_args(tiny_sets("checkpoint.save_steps=2", "eval.eval_steps=0")),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=cap_file_size,
+    )
     assert "Traceback" not in result.stderr + result.stdout
     [run] = list(runs.iterdir())
     events = read_metrics(run)
@@ -262,4 +298,6 @@ def test_resume_passes_over_a_header_without_samples_seen(tmp_path):
     session.close()
     assert session.resumed_from == 1 and "has no 'samples_seen'" in session.notices[0]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        "step_00000001.safetensors", "step_00000002.safetensors.damaged"]
+        "step_00000001.safetensors",
+        "step_00000002.safetensors.damaged",
+    ]

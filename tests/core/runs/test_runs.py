@@ -57,7 +57,7 @@ def test_stale_running_run_reads_as_interrupted(tmp_path):
     here = socket.gethostname()
     assert effective_status({"status": "running", "heartbeat": now, "pid": 1, "host": "elsewhere"}, now) == "running"
     assert effective_status({"status": "running", "heartbeat": now - 3600, "host": "elsewhere"}, now) == "interrupted"
-    dead_pid = 2 ** 22 + 12345  # above pid_max on Linux: never alive
+    dead_pid = 2**22 + 12345  # above pid_max on Linux: never alive
     dead = {"status": "running", "heartbeat": now, "pid": dead_pid, "host": here}
     assert effective_status(dead, now) == "interrupted"
     assert effective_status({"status": "completed"}, now) == "completed"
@@ -65,14 +65,13 @@ def test_stale_running_run_reads_as_interrupted(tmp_path):
 
 def test_a_live_process_here_keeps_running_though_its_heartbeat_is_stale(tmp_path):
     # run.json writes failing (disk full) stop the heartbeat, not the training
-    meta = {"status": "running", "heartbeat": time.time() - 3600, "pid": os.getpid(),
-            "host": socket.gethostname()}
+    meta = {"status": "running", "heartbeat": time.time() - 3600, "pid": os.getpid(), "host": socket.gethostname()}
     assert effective_status(meta) == "running"
 
 
 def test_the_run_lock_decides_the_status_on_this_host(tmp_path):
     folder = create_run_folder(tmp_path / "runs", "cpu")
-    dead_pid = 2 ** 22 + 12345
+    dead_pid = 2**22 + 12345
     claims = {"status": "running", "heartbeat": time.time() - 3600, "pid": dead_pid, "host": socket.gethostname()}
     lock = RunLock(folder)
     lock.acquire()
@@ -104,9 +103,20 @@ def test_a_new_run_folder_is_on_disk_in_its_parent(tmp_path, monkeypatch):
 
 
 def step_event(step: int) -> StepEvent:
-    return StepEvent(step=step, loss=1.0, lr=1e-4, grad_norm_pre_clip=1.0, grad_norm_post_clip=1.0,
-                     grad_max_abs=1.0, grad_min_abs=0.0, clipped=False, samples_per_s=1.0,
-                     tokens_per_s=1.0, step_time_s=1.0, memory_bytes=0)
+    return StepEvent(
+        step=step,
+        loss=1.0,
+        lr=1e-4,
+        grad_norm_pre_clip=1.0,
+        grad_norm_post_clip=1.0,
+        grad_max_abs=1.0,
+        grad_min_abs=0.0,
+        clipped=False,
+        samples_per_s=1.0,
+        tokens_per_s=1.0,
+        step_time_s=1.0,
+        memory_bytes=0,
+    )
 
 
 def test_event_bus_sync_puts_the_metrics_on_disk(tmp_path, monkeypatch):
@@ -134,8 +144,9 @@ def test_event_bus_sync_refuses_while_lines_are_unwritten(tmp_path):
     bus._file = real_file
     bus.sync()
     bus.close()
-    assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
-            if line.strip()] == [1]
+    assert [
+        json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if line.strip()
+    ] == [1]
 
 
 def test_commands_sent_after_this_process_started_survive_the_inbox(tmp_path):
@@ -205,9 +216,11 @@ def test_a_metrics_line_with_fields_of_the_wrong_type_is_skipped(tmp_path):
 
     path = tmp_path / "metrics.jsonl"
     good = '{"type":"state","state":"running","step":3,"time":1.0}\n'
-    path.write_text(good + '{"type":"state","state":"running","step":null,"time":1.0}\n'
-                    '{"type":"eval","step":"4","val_loss":1.0,"val_token_acc":0.5,"time":1.0}\n'
-                    '{"type":"eval","step":4,"val_loss":null,"val_token_acc":0.5,"time":1.0}\n')
+    path.write_text(
+        good + '{"type":"state","state":"running","step":null,"time":1.0}\n'
+        '{"type":"eval","step":"4","val_loss":1.0,"val_token_acc":0.5,"time":1.0}\n'
+        '{"type":"eval","step":4,"val_loss":null,"val_token_acc":0.5,"time":1.0}\n'
+    )
     events, _ = read_events(path)
     assert [(e.type, e.step) for e in events] == [("state", 3), ("eval", 4)]
     assert math.isnan(events[1].val_loss)  # a non-finite figure is written as null and read back as NaN

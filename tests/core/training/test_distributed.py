@@ -18,20 +18,39 @@ from hwm_tui.watch_link import open_watch_link
 from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
 
 STEPS = 20
-SETS = tiny_sets("train.warmup_steps=3", "eval.eval_steps=10", "checkpoint.save_steps=10",
-                 "checkpoint.keep_checkpoints=5")
+SETS = tiny_sets(
+    "train.warmup_steps=3", "eval.eval_steps=10", "checkpoint.save_steps=10", "checkpoint.keep_checkpoints=5"
+)
 
 
 def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                           str(nproc), "-m", "hwm_tui", *args], capture_output=True, text=True, timeout=600,
-                          env=env, cwd=REPO)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(nproc),
+            "-m",
+            "hwm_tui",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=REPO,
+    )
 
 
 def figures(run) -> list[tuple]:
-    return [(e["type"], e["step"], e.get("loss", e.get("val_loss"))) for e in read_metrics(run)
-            if e["type"] in ("step", "eval")]
+    return [
+        (e["type"], e["step"], e.get("loss", e.get("val_loss")))
+        for e in read_metrics(run)
+        if e["type"] in ("step", "eval")
+    ]
 
 
 def assert_close(a: list[tuple], b: list[tuple]) -> None:
@@ -43,8 +62,18 @@ def assert_close(a: list[tuple], b: list[tuple]) -> None:
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
     runs = tmp_path_factory.mktemp("one")
-    result = hwm("train", "--preset", "cpu", "--headless", "--runs-dir", str(runs), "--max-steps", str(STEPS),
-                 *set_args([*SETS, "train.batch_size=4"]), env={"OMP_NUM_THREADS": "1"})
+    result = hwm(
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--runs-dir",
+        str(runs),
+        "--max-steps",
+        str(STEPS),
+        *set_args([*SETS, "train.batch_size=4"]),
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr
     return figures(only_run(runs))
 
@@ -53,8 +82,17 @@ def test_two_processes_match_one_and_resume_in_one(tmp_path, one_process):
     runs = tmp_path / "runs"
     # Micro-batches of 1 accumulated twice on each rank: the non-final micro-batch
     # skips the all-reduce (no_sync), and the step still equals one process's batch of 4.
-    result = torchrun("train", "--preset", "cpu", "--headless", "--runs-dir", str(runs), "--max-steps",
-                      str(STEPS), *set_args([*SETS, "train.batch_size=1", "train.grad_accum_steps=2"]))
+    result = torchrun(
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--runs-dir",
+        str(runs),
+        "--max-steps",
+        str(STEPS),
+        *set_args([*SETS, "train.batch_size=1", "train.grad_accum_steps=2"]),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     run = only_run(runs)
     assert "global batch 4 = 1 x 2 x 2" in result.stdout
@@ -68,30 +106,69 @@ def test_two_processes_match_one_and_resume_in_one(tmp_path, one_process):
     # A crash after step 10: the step-20 checkpoint is gone; resume with one process,
     # the same global batch (4 = 4 x 1 x 1), and the trajectory is the same run's.
     (run / "checkpoints" / "step_00000020.safetensors").unlink()
-    resumed = hwm("train", "--resume", run.name, "--headless", "--runs-dir", str(runs),
-                  "--set", "train.batch_size=4", "--set", "train.grad_accum_steps=1", env={"OMP_NUM_THREADS": "1"})
+    resumed = hwm(
+        "train",
+        "--resume",
+        run.name,
+        "--headless",
+        "--runs-dir",
+        str(runs),
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.grad_accum_steps=1",
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert_close(figures(run), one_process)
     assert json.loads((run / "run.json").read_text())["world_size"] == 1
 
 
 def test_a_rank_that_cannot_start_stops_them_all(tmp_path):
-    result = torchrun("train", "--preset", "cpu", "--headless", "--runs-dir", str(tmp_path / "runs"),
-                      "--data", str(tmp_path / "missing"), *set_args(tiny_sets()))
+    result = torchrun(
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--data",
+        str(tmp_path / "missing"),
+        *set_args(tiny_sets()),
+    )
     assert result.returncode != 0
     assert "does not exist: pass --data" in result.stderr + result.stdout
 
 
 def test_watch_pauses_resumes_and_stops_a_headless_run(tmp_path):
     runs = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "hwm_tui", "train", "--preset", "cpu", "--headless",
-                             "--runs-dir", str(runs), "--max-steps", "100000",
-                             *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=100000"))],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hwm_tui",
+            "train",
+            "--preset",
+            "cpu",
+            "--headless",
+            "--runs-dir",
+            str(runs),
+            "--max-steps",
+            "100000",
+            *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=100000")),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
-        while not (runs.exists() and list(runs.glob("*/metrics.jsonl"))
-                   and any(e["type"] == "step" for e in read_metrics(only_run(runs)))):
+        while not (
+            runs.exists()
+            and list(runs.glob("*/metrics.jsonl"))
+            and any(e["type"] == "step" for e in read_metrics(only_run(runs)))
+        ):
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline
             time.sleep(0.1)
@@ -146,8 +223,19 @@ async def _run(app, scenario):
 
 def test_nproc_launches_torchrun(tmp_path):
     runs = tmp_path / "runs"
-    result = hwm("train", "--nproc", "2", "--headless", "--preset", "cpu", "--runs-dir", str(runs),
-                 "--max-steps", "3", *set_args(tiny_sets("eval.eval_steps=0")))
+    result = hwm(
+        "train",
+        "--nproc",
+        "2",
+        "--headless",
+        "--preset",
+        "cpu",
+        "--runs-dir",
+        str(runs),
+        "--max-steps",
+        "3",
+        *set_args(tiny_sets("eval.eval_steps=0")),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     meta = json.loads((only_run(runs) / "run.json").read_text())
     assert (meta["world_size"], meta["status"]) == (2, "completed")

@@ -16,8 +16,13 @@ from hwm_core.runs.checkpoint import list_checkpoints
 from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
 
 STEPS = 12
-SETS = tiny_sets("train.batch_size=2", "train.grad_accum_steps=2", "eval.eval_steps=4",
-                 "checkpoint.save_steps=4", "checkpoint.keep_checkpoints=2")
+SETS = tiny_sets(
+    "train.batch_size=2",
+    "train.grad_accum_steps=2",
+    "eval.eval_steps=4",
+    "checkpoint.save_steps=4",
+    "checkpoint.keep_checkpoints=2",
+)
 TRAIN = ["train", "--preset", "cpu", "--headless", "--max-steps", str(STEPS), *set_args(SETS)]
 
 
@@ -44,9 +49,23 @@ def reference(tmp_path_factory) -> list[tuple]:
 
 
 def start_stalled(point: str, step: int, runs: Path, ready: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "stall_train.py"), point, str(step), str(ready),
-                             "--", *TRAIN, "--runs-dir", str(runs)], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests" / "stall_train.py"),
+            point,
+            str(step),
+            str(ready),
+            "--",
+            *TRAIN,
+            "--runs-dir",
+            str(runs),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not ready.exists():
         assert proc.poll() is None, proc.stderr.read()
@@ -65,11 +84,14 @@ def resume(runs: Path, run_id: str, *extra: str) -> subprocess.CompletedProcess:
     return hwm("train", "--resume", run_id, "--headless", "--runs-dir", str(runs), *extra)
 
 
-@pytest.mark.parametrize("point, at_step, checkpoint_left", [
-    ("step", 7, 4),          # killed inside step 7's backward pass
-    ("checkpoint", 8, 4),    # killed with step 8's checkpoint half written
-    ("step", 1, None),       # killed before any checkpoint: lists, but nothing to resume
-])
+@pytest.mark.parametrize(
+    "point, at_step, checkpoint_left",
+    [
+        ("step", 7, 4),  # killed inside step 7's backward pass
+        ("checkpoint", 8, 4),  # killed with step 8's checkpoint half written
+        ("step", 1, None),  # killed before any checkpoint: lists, but nothing to resume
+    ],
+)
 def test_sigkill_then_list_and_resume_bitwise(tmp_path, reference, point, at_step, checkpoint_left):
     runs = tmp_path / "runs"
     proc = start_stalled(point, at_step, runs, tmp_path / "ready")
@@ -102,9 +124,14 @@ def test_signal_checkpoints_marks_interrupted_and_resumes(tmp_path, reference, s
     runs = tmp_path / "runs"
     sets = [s for s in SETS if not s.startswith("checkpoint.save_steps")] + ["checkpoint.save_steps=1000"]
     args = ["train", "--preset", "cpu", "--headless", "--max-steps", str(STEPS), *set_args(sets)]
-    proc = subprocess.Popen([sys.executable, "-m", "hwm_tui", *args, "--runs-dir", str(runs)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hwm_tui", *args, "--runs-dir", str(runs)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.monotonic() + 120
     while True:
         run_dirs = list(runs.glob("*/metrics.jsonl")) if runs.exists() else []
@@ -159,8 +186,15 @@ def test_resume_refuses_to_change_the_model(tmp_path, reference):
 
 def test_damaged_newer_checkpoint_is_set_aside_and_never_counts_as_kept(tmp_path):
     runs = tmp_path / "runs"
-    base = ["train", "--preset", "cpu", "--headless", "--runs-dir", str(runs),
-            *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=2", "checkpoint.keep_checkpoints=2"))]
+    base = [
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--runs-dir",
+        str(runs),
+        *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=2", "checkpoint.keep_checkpoints=2")),
+    ]
     assert hwm(*base, "--max-steps", "4").returncode == 0
     run = only_run(runs)
     newest = run / "checkpoints" / "step_00000004.safetensors"

@@ -31,9 +31,16 @@ from tests.helpers import hwm, only_run, read_metrics, set_args, tiny_sets
 
 
 def train(overrides: list[str], steps: int, runs_dir=None, resume: str | None = None):
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(runs_dir) if runs_dir else None, resume=resume,
-                                   overrides=tiny_sets("eval.eval_steps=0", *overrides) if not resume else overrides,
-                                   max_steps=steps), create_run=runs_dir is not None)
+    session = prepare(
+        TrainRequest(
+            preset="cpu",
+            runs_dir=str(runs_dir) if runs_dir else None,
+            resume=resume,
+            overrides=tiny_sets("eval.eval_steps=0", *overrides) if not resume else overrides,
+            max_steps=steps,
+        ),
+        create_run=runs_dir is not None,
+    )
     bus = EventBus(session.folder.metrics if session.folder else None)
     events = bus.subscribe()
     status = Trainer(session, bus, CommandInbox(session.folder.path if session.folder else None)).run()
@@ -51,11 +58,14 @@ def losses(events) -> dict[int, float]:
 
 
 def test_every_micro_batch_of_a_run_has_the_same_shapes():
-    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets("data.windows=2", "data.future_latents=2")),
-                      create_run=False)
+    session = prepare(
+        TrainRequest(preset="cpu", overrides=tiny_sets("data.windows=2", "data.future_latents=2")), create_run=False
+    )
     try:
-        shapes = {tuple((t.shape, t.dtype) for t in session.builder.train_batch(step, 2 * step, [0, 1]).tensors())
-                  for step in range(1, 40)}  # 39 different mask ratios and corruption rates
+        shapes = {
+            tuple((t.shape, t.dtype) for t in session.builder.train_batch(step, 2 * step, [0, 1]).tensors())
+            for step in range(1, 40)
+        }  # 39 different mask ratios and corruption rates
         assert len(shapes) == 1
         (factor_ids, _), (states, _), (targets, _), (mask, _) = shapes.pop()
         assert factor_ids == (2, 6, 1024, 3) and targets == (2, 2048, 3) and mask == (2, 2048)
@@ -78,9 +88,12 @@ def test_the_loss_of_a_step_is_the_per_sample_mean_over_masked_tokens_as_before(
         expected = []
         for b in range(batch.num_samples):
             masked = batch.target_mask[b].nonzero().squeeze(1)
-            ce = sum(F.cross_entropy(factor[b].index_select(0, masked).float(),
-                                     batch.targets[b, masked, f], reduction="none")
-                     for f, factor in enumerate(logits))
+            ce = sum(
+                F.cross_entropy(
+                    factor[b].index_select(0, masked).float(), batch.targets[b, masked, f], reduction="none"
+                )
+                for f, factor in enumerate(logits)
+            )
             expected.append(ce.mean())
         assert 0 < batch.target_mask.float().mean() < 1  # some target tokens are not scored
         assert torch.allclose(per_sample, torch.stack(expected), rtol=1e-6, atol=1e-6)
@@ -135,6 +148,7 @@ def test_a_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
     def broken_compile(fn, **kwargs):
         def compiled(*args, **kw):
             raise RuntimeError("inductor could not build this graph\nlong backtrace")
+
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
@@ -155,8 +169,9 @@ def test_auto_micro_batch_takes_the_largest_divisor_that_fits():
     config = load_config("12gb", ["train.batch_size=auto"])
     assert config.train.effective_batch == 16  # the preset's 4 x 4 is kept
     notices: list[str] = []
-    split = resolve_auto_batch(config, lambda m: tried.append(m) or m <= 8, agree=lambda m: m, notices=notices,
-                               device_name="a fake 12 GB GPU")
+    split = resolve_auto_batch(
+        config, lambda m: tried.append(m) or m <= 8, agree=lambda m: m, notices=notices, device_name="a fake 12 GB GPU"
+    )
     assert tried == [16, 8]  # from the largest down, stopping at the first that fits
     assert (split.micro_batch, split.grad_accum_steps) == (8, 2)
     assert config.train.batch_size == "auto"  # what the user asked for stays as asked
@@ -169,8 +184,13 @@ def test_auto_micro_batch_takes_the_largest_divisor_that_fits():
 
 
 def test_auto_on_the_cpu_keeps_the_split_and_writes_numbers_to_config_toml(tmp_path):
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(tmp_path), overrides=tiny_sets(
-        "train.batch_size=2", "train.grad_accum_steps=3", "train.batch_size=auto")))
+    session = prepare(
+        TrainRequest(
+            preset="cpu",
+            runs_dir=str(tmp_path),
+            overrides=tiny_sets("train.batch_size=2", "train.grad_accum_steps=3", "train.batch_size=auto"),
+        )
+    )
     try:
         assert (session.config.train.batch_size, session.config.train.grad_accum_steps) == (2, 3)
         written = session.folder.config_toml.read_text()
@@ -181,8 +201,17 @@ def test_auto_on_the_cpu_keeps_the_split_and_writes_numbers_to_config_toml(tmp_p
 
 
 def test_memory_limit_and_oom_are_one_line(tmp_path, monkeypatch):
-    result = hwm("train", "--preset", "cpu", "--headless", "--memory-limit", "8", "--runs-dir", str(tmp_path),
-                 *set_args(tiny_sets()))
+    result = hwm(
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--memory-limit",
+        "8",
+        "--runs-dir",
+        str(tmp_path),
+        *set_args(tiny_sets()),
+    )
     assert result.returncode == 2 and "caps CUDA memory" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
 
@@ -255,8 +284,17 @@ def test_without_nvml_or_an_nvidia_gpu_nothing_is_read_and_nothing_fails(monkeyp
     monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py not installed at all
     assert GpuSampler.start_for(device, lambda e: None, lambda: 0) is None
     assert GpuSampler.start_for(torch.device("cpu"), lambda e: None, lambda: 0) is None
-    result = hwm("train", "--preset", "cpu", "--headless", "--max-steps", "2", "--runs-dir", str(runs_dir),
-                 *set_args(tiny_sets("eval.eval_steps=0")))
+    result = hwm(
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--max-steps",
+        "2",
+        "--runs-dir",
+        str(runs_dir),
+        *set_args(tiny_sets("eval.eval_steps=0")),
+    )
     assert result.returncode == 0, result.stderr
     metrics = read_metrics(only_run(runs_dir))
     assert not [m for m in metrics if m["type"] == "gpu"] and "gpu" not in result.stdout.lower()

@@ -107,13 +107,15 @@ def test_non_finite_step_is_skipped_and_weights_stay(monkeypatch):
         step = self.session.state.step + 1
         if step == 3:
             snapshots["before"] = {k: v.clone() for k, v in self.model.state_dict().items()}
-            snapshots["opt_before"] = {k: {n: t.clone() for n, t in s.items()}
-                                       for k, s in self.session.optimizer.state.items()}
+            snapshots["opt_before"] = {
+                k: {n: t.clone() for n, t in s.items()} for k, s in self.session.optimizer.state.items()
+            }
         result = real_step(self, prefetcher)
         if step == 3:
             snapshots["after"] = {k: v.clone() for k, v in self.model.state_dict().items()}
-            snapshots["opt_after"] = {k: {n: t.clone() for n, t in s.items()}
-                                      for k, s in self.session.optimizer.state.items()}
+            snapshots["opt_after"] = {
+                k: {n: t.clone() for n, t in s.items()} for k, s in self.session.optimizer.state.items()
+            }
         return result
 
     monkeypatch.setattr(model_module, "masked_token_loss", poisoned)
@@ -155,10 +157,10 @@ def test_pause_and_resume_are_always_answered():
     from hwm_core.runs.inbox import PAUSE, RESUME, decode_commands, encode_commands
 
     assert decode_commands(encode_commands([PAUSE, RESUME])) == [RESUME]
-    assert decode_commands(encode_commands(["checkpoint", RESUME, PAUSE, "stop"])) == \
-        ["checkpoint", PAUSE, "stop"]
-    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets("eval.eval_steps=0", "train.max_steps=2")),
-                      create_run=False)
+    assert decode_commands(encode_commands(["checkpoint", RESUME, PAUSE, "stop"])) == ["checkpoint", PAUSE, "stop"]
+    session = prepare(
+        TrainRequest(preset="cpu", overrides=tiny_sets("eval.eval_steps=0", "train.max_steps=2")), create_run=False
+    )
     bus = EventBus(None)
     events = bus.subscribe()
     inbox = CommandInbox()
@@ -178,22 +180,31 @@ def test_micro_batches_of_all_ranks_partition_the_global_batch(world_size, accum
     from hwm_core.data.batches import micro_batch_samples
 
     batch = 2
-    held = [i for rank in range(world_size) for micro in range(accum)
-            for i in micro_batch_samples(micro, rank, world_size, batch)]
+    held = [
+        i
+        for rank in range(world_size)
+        for micro in range(accum)
+        for i in micro_batch_samples(micro, rank, world_size, batch)
+    ]
     assert sorted(held) == list(range(batch * accum * world_size))
 
 
 def test_validation_masks_but_does_not_corrupt_the_context():
-    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets("masking.max_corrupt_rate=0.5")),
-                      create_run=False)
+    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets("masking.max_corrupt_rate=0.5")), create_run=False)
     try:
         builder, factors = session.builder, session.builder.factors
         batch = builder.val_batch(list(range(4)))
         masked = (batch.factor_ids == torch.tensor(factors.mask_ids())).all(dim=-1)
         assert torch.equal(masked[:, -1].flatten(1), batch.target_mask)  # the target frame's masked tokens
         assert not masked[:, :-1].any()
-        truth = torch.stack([torch.from_numpy(builder.val_set.get(int(builder.val_order[g]))[0].reshape(
-            batch.factor_ids.shape[1], -1)) for g in range(4)])
+        truth = torch.stack(
+            [
+                torch.from_numpy(
+                    builder.val_set.get(int(builder.val_order[g]))[0].reshape(batch.factor_ids.shape[1], -1)
+                )
+                for g in range(4)
+            ]
+        )
         seen = factors.codes_to_factors(truth)
         assert torch.equal(batch.factor_ids[~masked], seen[~masked])  # every unmasked token is the true one
         train = builder.train_batch(1, 0, list(range(4)))
@@ -227,8 +238,13 @@ def test_a_run_whose_final_checkpoint_fails_is_not_completed(tmp_path, monkeypat
         return real_save(directory, step, *args, **kwargs)
 
     monkeypatch.setattr(ckpt, "save_checkpoint", disk_full_at_the_end)
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(tmp_path / "runs"), overrides=tiny_sets(
-        "eval.eval_steps=0", "checkpoint.save_steps=2", "train.max_steps=4")))
+    session = prepare(
+        TrainRequest(
+            preset="cpu",
+            runs_dir=str(tmp_path / "runs"),
+            overrides=tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=2", "train.max_steps=4"),
+        )
+    )
     bus = EventBus(session.folder.metrics)
     trainer = Trainer(session, bus, CommandInbox(session.folder.path))
     try:
@@ -245,8 +261,9 @@ def test_every_parameter_gets_a_gradient_with_or_without_state_conditioning():
     from hwm_core.model.masked_hwm import masked_token_loss
 
     for condition in ("true", "false"):
-        session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(f"model.condition_on_states={condition}")),
-                          create_run=False)
+        session = prepare(
+            TrainRequest(preset="cpu", overrides=tiny_sets(f"model.condition_on_states={condition}")), create_run=False
+        )
         try:
             batch = session.builder.train_batch(1, 0, [0, 1])
             logits = session.model(batch.factor_ids, batch.states, batch.target_frames)

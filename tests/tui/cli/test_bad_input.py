@@ -43,11 +43,13 @@ PRESET_CASES = {
     "not TOML": ("this is not = toml =", "is not valid TOML"),
     "unknown section": ("[trainer]\nlr = 1.0\n", "unknown section or key 'trainer'"),
     "unknown key": ("[train]\nlearnrate = 1.0\n", "unknown key 'learnrate' in [train]"),
-    "wrong type": ("[train]\nmax_steps = \"lots\"\n", "train.max_steps must be an integer"),
+    "wrong type": ('[train]\nmax_steps = "lots"\n', "train.max_steps must be an integer"),
     "zero batch": ("[train]\nbatch_size = 0\n", "train.batch_size must be >= 1, got 0"),
     "negative batch": ("[train]\nbatch_size = -4\n", "train.batch_size must be >= 1, got -4"),
-    "warmup > max": ("[train]\nwarmup_steps = 50\nmax_steps = 10\n",
-                     "warmup_steps (50) must be <= train.max_steps (10)"),
+    "warmup > max": (
+        "[train]\nwarmup_steps = 50\nmax_steps = 10\n",
+        "warmup_steps (50) must be <= train.max_steps (10)",
+    ),
 }
 
 
@@ -98,8 +100,19 @@ def test_bad_train_data(tmp_path, good_split, case):
         damage_split(good_split, case)
     runs = tmp_path / "runs"
     before = tree_digest(good_split)
-    result = hwm("train", "--preset", "cpu", "--headless", "--runs-dir", str(runs), "--data", str(data),
-                 "--val-data", "", *set_args(tiny_sets()))
+    result = hwm(
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--runs-dir",
+        str(runs),
+        "--data",
+        str(data),
+        "--val-data",
+        "",
+        *set_args(tiny_sets()),
+    )
     expect_one_line_error(result, DATA_CASES[case])
     assert tree_digest(good_split) == before
     assert not runs.exists()
@@ -108,8 +121,19 @@ def test_bad_train_data(tmp_path, good_split, case):
 def test_val_split_without_a_valid_sample(tmp_path, good_split):
     # every 10 frames a new segment: no 17-frame window stays inside one
     val = write_split_by_hand(tmp_path / "val", [102], segments=[np.arange(102) // 10], flat=True)
-    result = hwm("train", "--preset", "cpu", "--headless", "--runs-dir", str(tmp_path / "runs"),
-                 "--data", str(good_split), "--val-data", str(val), *set_args(tiny_sets()))
+    result = hwm(
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--data",
+        str(good_split),
+        "--val-data",
+        str(val),
+        *set_args(tiny_sets()),
+    )
     expect_one_line_error(result, "val split")
     assert "has no valid sample of 1 window(s)" in result.stderr
 
@@ -117,8 +141,7 @@ def test_val_split_without_a_valid_sample(tmp_path, good_split):
 def test_unwritable_runs_dir(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    result = hwm("train", "--preset", "cpu", "--headless", "--runs-dir", str(blocker / "runs"),
-                 *set_args(tiny_sets()))
+    result = hwm("train", "--preset", "cpu", "--headless", "--runs-dir", str(blocker / "runs"), *set_args(tiny_sets()))
     expect_one_line_error(result, "cannot write to the runs dir")
     assert blocker.read_text() == "not a folder"
 
@@ -130,8 +153,9 @@ def test_checkpoint_from_another_model_shape(tmp_path):
     foreign = sorted((other / "checkpoints").iterdir())[-1]
     shutil.copy(foreign, small / "checkpoints" / "step_00000099.safetensors")
     before = tree_digest(small)
-    expect_one_line_error(hwm("train", "--resume", small.name, "--headless", "--runs-dir", str(runs)),
-                          "is from another model shape")
+    expect_one_line_error(
+        hwm("train", "--resume", small.name, "--headless", "--runs-dir", str(runs)), "is from another model shape"
+    )
     assert tree_digest(small) == before
 
 
@@ -141,11 +165,12 @@ def test_unreadable_checkpoint(tmp_path):
     for path in (run / "checkpoints").iterdir():
         path.write_bytes(b"\x00" * 64)
     before = tree_digest(run)
-    expect_one_line_error(hwm("train", "--resume", run.name, "--headless", "--runs-dir", str(runs)),
-                          "no readable checkpoint to resume from")
+    expect_one_line_error(
+        hwm("train", "--resume", run.name, "--headless", "--runs-dir", str(runs)),
+        "no readable checkpoint to resume from",
+    )
     assert tree_digest(run) == before
 
 
 def test_unknown_run(tmp_path):
-    expect_one_line_error(hwm("train", "--resume", "nope", "--headless", "--runs-dir", str(tmp_path)),
-                          "no run 'nope'")
+    expect_one_line_error(hwm("train", "--resume", "nope", "--headless", "--runs-dir", str(tmp_path)), "no run 'nope'")

@@ -10,14 +10,40 @@ import pytest
 from hwm_core.runs.checkpoint import list_checkpoints
 from tests.helpers import hwm, only_run, read_metrics, set_args, tiny_sets
 
-STEP_KEYS = {"type", "step", "loss", "lr", "grad_norm_pre_clip", "grad_norm_post_clip", "grad_max_abs",
-             "grad_min_abs", "clipped", "samples_per_s", "tokens_per_s", "step_time_s", "memory_bytes", "time"}
+STEP_KEYS = {
+    "type",
+    "step",
+    "loss",
+    "lr",
+    "grad_norm_pre_clip",
+    "grad_norm_post_clip",
+    "grad_max_abs",
+    "grad_min_abs",
+    "clipped",
+    "samples_per_s",
+    "tokens_per_s",
+    "step_time_s",
+    "memory_bytes",
+    "time",
+}
 
 
 def test_headless_run_trains_and_writes_its_folder(runs_dir):
-    result = hwm("train", "--preset", "cpu", "--headless", "--runs-dir", str(runs_dir), "--max-steps", "40",
-                 *set_args(tiny_sets("train.lr=3e-3", "eval.eval_steps=20", "checkpoint.save_steps=10",
-                                     "checkpoint.keep_checkpoints=2")))
+    result = hwm(
+        "train",
+        "--preset",
+        "cpu",
+        "--headless",
+        "--runs-dir",
+        str(runs_dir),
+        "--max-steps",
+        "40",
+        *set_args(
+            tiny_sets(
+                "train.lr=3e-3", "eval.eval_steps=20", "checkpoint.save_steps=10", "checkpoint.keep_checkpoints=2"
+            )
+        ),
+    )
     assert result.returncode == 0, result.stderr
     run = only_run(runs_dir)
     assert str(run) in result.stdout and "completed" in result.stdout
@@ -50,20 +76,39 @@ def test_gpu_preset_without_data_says_what_to_pass(runs_dir):
 
 def test_gpu_preset_without_val_split_says_so_once(runs_dir, tmp_path):
     from hwm_core.data.synth import write_split
+
     train_dir = write_split(tmp_path / "train", shards=1, frames=340, seed=0)
-    result = hwm("train", "--preset", "12gb", "--headless", "--runs-dir", str(runs_dir),
-                 "--data", str(train_dir), "--max-steps", "2",
-                 *set_args(tiny_sets("train.device=cpu", "data.windows=1", "data.future_latents=1",
-                                     "eval.eval_steps=1")))
+    result = hwm(
+        "train",
+        "--preset",
+        "12gb",
+        "--headless",
+        "--runs-dir",
+        str(runs_dir),
+        "--data",
+        str(train_dir),
+        "--max-steps",
+        "2",
+        *set_args(tiny_sets("train.device=cpu", "data.windows=1", "data.future_latents=1", "eval.eval_steps=1")),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("no val split") == 1
     assert not [e for e in read_metrics(only_run(runs_dir)) if e["type"] == "eval"]
 
 
 def test_help_everywhere():
-    for args in (["--help"], ["train", "--help"], ["bench", "--help"], ["data", "synth", "--help"],
-                 ["data", "inspect", "--help"], ["presets", "list", "--help"], ["runs", "list", "--help"],
-                 ["runs", "show", "--help"], ["history", "--help"], ["watch", "--help"]):
+    for args in (
+        ["--help"],
+        ["train", "--help"],
+        ["bench", "--help"],
+        ["data", "synth", "--help"],
+        ["data", "inspect", "--help"],
+        ["presets", "list", "--help"],
+        ["runs", "list", "--help"],
+        ["runs", "show", "--help"],
+        ["history", "--help"],
+        ["watch", "--help"],
+    ):
         result = hwm(*args)
         assert result.returncode == 0, (args, result.stderr)
         assert "Usage" in result.stdout
@@ -73,8 +118,16 @@ def test_bench_reports_its_figures():
     result = hwm("bench", "--preset", "cpu", "--steps", "2", "--json", *set_args(tiny_sets()))
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
-    for key in ("step_time_s", "samples_per_s", "tokens_per_s", "peak_memory_bytes", "model_flops_per_step",
-                "achieved_flops_per_s", "matmul_flops_per_s", "flops_share"):
+    for key in (
+        "step_time_s",
+        "samples_per_s",
+        "tokens_per_s",
+        "peak_memory_bytes",
+        "model_flops_per_step",
+        "achieved_flops_per_s",
+        "matmul_flops_per_s",
+        "flops_share",
+    ):
         assert info[key] > 0, key
     assert info["steps"] == 2 and info["peak_memory_kind"] == "process peak RSS"
     assert info["tokens_per_s"] == pytest.approx(info["samples_per_s"] * 3 * 1024, rel=1e-9)
@@ -87,10 +140,12 @@ def test_bench_subcommands_honour_or_refuse_every_option():
     info = json.loads(result.stdout)
     assert (info["compile"], info["compile_s"], info["micro_batch"], info["grad_accum_steps"]) == ("off", None, 2, 1)
     assert 0 <= info["data_wait_share"] < 1 and info["fits_budget"] is None  # no budget on the CPU
-    for args, says in ((["--ui", "--preset", "cpu"], "bench ui takes no --preset"),
-                       (["--ui", "--dashboard"], "two benches"),
-                       (["--repeats", "2"], "bench train takes no --repeats"),
-                       (["--steps", "2", "train"], "go after the subcommand")):
+    for args, says in (
+        (["--ui", "--preset", "cpu"], "bench ui takes no --preset"),
+        (["--ui", "--dashboard"], "two benches"),
+        (["--repeats", "2"], "bench train takes no --repeats"),
+        (["--steps", "2", "train"], "go after the subcommand"),
+    ):
         result = hwm("bench", *args)
         assert result.returncode == 2 and says in result.stderr, (args, result.stderr)
     result = hwm("bench", "ui", "--device", "cuda")  # not an option of bench ui at all

@@ -30,8 +30,14 @@ from tests.tui_fakes import T0, FakeLink, fixed_clock, scripted_events
 
 
 def real_app(runs_dir: Path, steps: int = 400, *extra: str) -> tuple[HwmApp, TrainingRunner]:
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(runs_dir), max_steps=steps,
-                                   overrides=tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=1000", *extra)))
+    session = prepare(
+        TrainRequest(
+            preset="cpu",
+            runs_dir=str(runs_dir),
+            max_steps=steps,
+            overrides=tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=1000", *extra),
+        )
+    )
     runner = TrainingRunner(session).start()
     app = HwmApp(link=LocalLink(runner), runs_dir=runs_dir)
     app.runner = runner
@@ -70,6 +76,7 @@ def run_scenario(app: HwmApp, runner: TrainingRunner | None, scenario, size=(120
     async def main():
         async with app.run_test(size=size) as pilot:
             await scenario(pilot)
+
     try:
         asyncio.run(main())
     finally:
@@ -108,8 +115,10 @@ def test_c_checkpoints_and_the_status_shows_the_path(runs_dir):
         messages = []
         bar = screen.query_one(StatusBar)
         real_show = bar.show
-        bar.show = lambda p, *, state, message, now: (messages.append(message), real_show(
-            p, state=state, message=message, now=now))
+        bar.show = lambda p, *, state, message, now: (
+            messages.append(message),
+            real_show(p, state=state, message=message, now=now),
+        )
         await pilot.press("c")
         await wait_for(pilot, lambda: "saved" in screen.message)
         assert any("checkpoint requested" in m for m in messages)
@@ -228,8 +237,11 @@ def test_status_bar_never_clips_the_state_at_80_columns():
     from hwm_core.events.types import StateEvent
 
     events = scripted_events(20)
-    events[0] = dataclasses.replace(events[0], device="cuda:0 NVIDIA H100 80GB HBM3",
-                                    preset="/home/researcher/experiments/presets/h100-long-context-12gb.toml")
+    events[0] = dataclasses.replace(
+        events[0],
+        device="cuda:0 NVIDIA H100 80GB HBM3",
+        preset="/home/researcher/experiments/presets/h100-long-context-12gb.toml",
+    )
     events.append(StateEvent("checkpointing", 20))
     app = HwmApp(link=FakeLink(events), runs_dir=Path("/nonexistent"))
 
@@ -359,8 +371,9 @@ def test_charts_are_drawn_one_per_frame(monkeypatch):
         rendered = []
         for chart in screen.query(RunChart):
             original = chart._draw_strips
-            monkeypatch.setattr(chart, "_draw_strips",
-                                lambda c=chart, f=original: (rendered.append((c.id, time.monotonic())), f())[1])
+            monkeypatch.setattr(
+                chart, "_draw_strips", lambda c=chart, f=original: (rendered.append((c.id, time.monotonic())), f())[1]
+            )
         screen._redraw_charts(force=True)
         await pilot.pause(0.6)
         assert sorted(cid for cid, _ in rendered) == ["grad", "loss", "lr"]  # each drawn once

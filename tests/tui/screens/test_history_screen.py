@@ -22,8 +22,14 @@ from tests.tui_fakes import T0, prepared_runs, write_fake_run
 
 def interrupted_real_run(runs: Path) -> str:
     """A real run stopped at step 2 of 4, with its checkpoint."""
-    session = prepare(TrainRequest(preset="cpu", runs_dir=str(runs), max_steps=4,
-                                   overrides=tiny_sets("eval.eval_steps=0", "train.warmup_steps=1")))
+    session = prepare(
+        TrainRequest(
+            preset="cpu",
+            runs_dir=str(runs),
+            max_steps=4,
+            overrides=tiny_sets("eval.eval_steps=0", "train.warmup_steps=1"),
+        )
+    )
     bus = EventBus(session.folder.metrics)
     inbox = CommandInbox(session.folder.path)
     trainer = Trainer(session, bus, inbox)
@@ -56,6 +62,7 @@ def run_history(runs: Path, scenario, size=(120, 36)) -> HwmApp:
         async with app.run_test(size=size) as pilot:
             await pilot.pause(0.2)
             await scenario(pilot, app.screen)
+
     try:
         asyncio.run(main())
     finally:
@@ -75,8 +82,12 @@ def test_lists_every_run_even_next_to_a_broken_one(tmp_path):
 
     async def scenario(pilot, screen):
         assert isinstance(screen, HistoryScreen)
-        assert set(row_ids(screen)) == {"20261120-090000-cpu", "20261121-090000-cpu", "20261122-090000-cpu",
-                                        "20261123-090000-cpu"}
+        assert set(row_ids(screen)) == {
+            "20261120-090000-cpu",
+            "20261121-090000-cpu",
+            "20261122-090000-cpu",
+            "20261123-090000-cpu",
+        }
         assert screen.summaries["20261123-090000-cpu"].status == "broken"
         assert screen.summaries["20261120-090000-cpu"].step == 600
         assert screen.summaries["20261122-090000-cpu"].warning_count == 2
@@ -151,8 +162,7 @@ def test_r_refuses_a_run_without_checkpoint(tmp_path):
         await pilot.press("r")
         await pilot.pause(0.2)
         assert isinstance(pilot.app.screen, HistoryScreen)
-        assert any("cannot be resumed: it has no readable checkpoint" in n.message
-                   for n in pilot.app._notifications)
+        assert any("cannot be resumed: it has no readable checkpoint" in n.message for n in pilot.app._notifications)
 
     run_history(tmp_path, scenario)
 
@@ -202,6 +212,7 @@ def test_a_damaged_run_shows_its_error_and_the_app_lives_on(tmp_path, monkeypatc
         assert len(row_ids(screen)) == 5  # the others still list
         await wait_for(pilot, lambda: screen.selected == odd.name and "cannot be read" in screen.detail_config)
         await wait_for(pilot, lambda: "step 50" in str(screen.query_one("#h-loss").border_title))
+
         # anything else a damaged run can raise while it is read is shown, not fatal
         class Failing(MetricsFollower):
             def _read(self, max_bytes):
@@ -237,13 +248,20 @@ def test_a_refresh_keeps_the_selection_and_reads_only_what_is_new(tmp_path, monk
 
     async def scenario(pilot, screen):
         await pilot.press("down")
-        await wait_for(pilot, lambda: screen.selected == "20261121-090000-cpu" and "step 210" in
-                       str(screen.query_one("#h-loss").border_title))
+        await wait_for(
+            pilot,
+            lambda: (
+                screen.selected == "20261121-090000-cpu" and "step 210" in str(screen.query_one("#h-loss").border_title)
+            ),
+        )
         table = screen.query_one(DataTable)
         highlighted = []
         real_handler = HistoryScreen.on_data_table_row_highlighted
-        monkeypatch.setattr(HistoryScreen, "on_data_table_row_highlighted",
-                            lambda self, event: (highlighted.append(event), real_handler(self, event)))
+        monkeypatch.setattr(
+            HistoryScreen,
+            "on_data_table_row_highlighted",
+            lambda self, event: (highlighted.append(event), real_handler(self, event)),
+        )
         reads.clear()
         for _ in range(3):  # what the 2 s timer does
             screen._show_runs(list_runs(tmp_path))
@@ -253,10 +271,25 @@ def test_a_refresh_keeps_the_selection_and_reads_only_what_is_new(tmp_path, monk
         run = tmp_path / "20261121-090000-cpu"
         size = (run / "metrics.jsonl").stat().st_size
         with (run / "metrics.jsonl").open("a") as fh:  # the run goes on
-            fh.write(event_to_json(StepEvent(step=211, loss=6.0, lr=1e-3, grad_norm_pre_clip=1.0,
-                                             grad_norm_post_clip=1.0, grad_max_abs=0.1, grad_min_abs=0.0,
-                                             clipped=False, samples_per_s=1.0, tokens_per_s=1.0,
-                                             step_time_s=1.0, memory_bytes=0)) + "\n")
+            fh.write(
+                event_to_json(
+                    StepEvent(
+                        step=211,
+                        loss=6.0,
+                        lr=1e-3,
+                        grad_norm_pre_clip=1.0,
+                        grad_norm_post_clip=1.0,
+                        grad_max_abs=0.1,
+                        grad_min_abs=0.0,
+                        clipped=False,
+                        samples_per_s=1.0,
+                        tokens_per_s=1.0,
+                        step_time_s=1.0,
+                        memory_bytes=0,
+                    )
+                )
+                + "\n"
+            )
         screen._show_runs(list_runs(tmp_path))
         await wait_for(pilot, lambda: "step 211" in str(screen.query_one("#h-loss").border_title))
         assert reads == [size] and highlighted == [] and table.cursor_row == 1

@@ -41,6 +41,7 @@ def test_dashboard_finished(snap_compare):
         await settle(pilot)
         from hwm_core.events.types import StateEvent
         from tests.tui_fakes import T0
+
         pilot.app.link.pending.append(StateEvent("completed", 600, time=T0 + 240))
         await settle(pilot)
 
