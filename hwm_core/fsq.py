@@ -43,7 +43,7 @@ class FactorSpec:
     def __init__(self, groups: list[list[int]]):
         self.groups = [list(g) for g in groups]
         self.sizes = [int(np.prod([FSQ_LEVELS[i] for i in g])) for g in self.groups]
-        self._lookup = None  # codes -> factors, built on first use
+        self._lookup: np.ndarray | None = None  # codes -> factors, built on first use
         # Mixed-radix place value of each digit inside its factor.
         self._radix: list[list[int]] = []
         for g in self.groups:

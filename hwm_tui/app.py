@@ -27,6 +27,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from hwm_core.errors import UserError
+from hwm_core.experiments.sweep import Step
 from hwm_core.runs.folder import default_runs_dir
 from hwm_core.runs.inbox import STOP
 from hwm_core.status import DIVERGED, FAILED, INTERRUPTED, exit_code
@@ -145,16 +146,18 @@ class HwmApp(App):
         self._prepare_sweep_step(step)
 
     @work(thread=True, exclusive=True, group="resume")
-    def _prepare_sweep_step(self, step) -> None:
+    def _prepare_sweep_step(self, step: Step) -> None:
+        sweep = self.sweep
+        assert sweep is not None, "only a sweep's dashboard prepares its next step"
         try:
-            session = prepare_step(self.sweep.sweep, step)
+            session = prepare_step(sweep.sweep, step)
         except (UserError, OSError) as exc:
-            self.sweep.finished(FAILED)
+            sweep.finished(FAILED)
             message = str(exc) if isinstance(exc, UserError) else f"{exc.strerror or exc}"
             self.call_from_thread(
                 self.notify, f"run {step.point.run_id} cannot start: {message}", severity="error", timeout=15
             )
-            nxt = self.sweep.next()
+            nxt = sweep.next()
             if nxt is not None:
                 self._prepare_sweep_step(nxt)
             return

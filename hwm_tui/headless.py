@@ -86,7 +86,7 @@ class _Signals:
     def __init__(self, runner: TrainingRunner, console: Console):
         self.runner, self.console = runner, console
         self.received: int | None = None
-        self._previous = {}
+        self._previous: dict[signal.Signals, signal._HANDLER] = {}
 
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -83,7 +83,7 @@ def _launch_headless(request: TrainRequest, nproc: int) -> int:
     def on_signal(signum, frame) -> None:
         received.append(signum)
         try:
-            run_dir = resolve_run(runs_dir, request.resume or run_id).path
+            run_dir: Path | None = resolve_run(runs_dir, request.resume or run_id or "").path
         except UserError:
             run_dir = None
         if len(received) == 1 and run_dir is not None:

@@ -21,7 +21,10 @@ MAX_EVENTS_PER_POLL = 5_000  # a burst (a long history) is taken over several po
 
 
 class RunLink(Protocol):
-    run_dir: Path | None
+    @property
+    def run_dir(self) -> Path | None:
+        """The run's folder, where it has one."""
+
     # Bumps when the run's events start over (a followed metrics.jsonl was rewound by a
     # resume): the viewer then folds them into a new state.
     generation: int
@@ -61,9 +64,9 @@ class LocalLink:
 
     def poll(self) -> list[Event]:
         if self._history:
-            out = self._history[:MAX_EVENTS_PER_POLL]
+            history = self._history[:MAX_EVENTS_PER_POLL]
             del self._history[:MAX_EVENTS_PER_POLL]
-            return out
+            return history
         out: list[Event] = []
         while len(out) < MAX_EVENTS_PER_POLL:
             try:

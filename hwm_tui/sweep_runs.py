@@ -16,6 +16,7 @@ from rich.table import Table
 
 from hwm_core.errors import UserError
 from hwm_core.experiments.sweep import Step, Sweep, clear_unstarted, plan
+from hwm_core.runs.folder import RunFolder
 from hwm_core.status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
 from hwm_core.training.request import TrainRequest
 from hwm_core.training.session import TrainingSession, prepare
@@ -70,7 +71,7 @@ def run_sweep_headless(sweep: Sweep, console: Console) -> int:
             statuses.append(FAILED)
             continue
         code = run_headless(session, console)
-        status = session.meta.get("status") if session.folder is None else _status(session)
+        status = str(session.meta.get("status")) if session.folder is None else _status(session.folder)
         statuses.append(status)
         if code >= 128:  # a signal: this run stopped with its checkpoint; the sweep stops too
             console.print(f"[yellow]sweep {sweep.id} stopped; continue it with: hwm-tui sweep --resume {sweep.id}[/]")
@@ -79,9 +80,9 @@ def run_sweep_headless(sweep: Sweep, console: Console) -> int:
     return sweep_exit_code(statuses, None)
 
 
-def _status(session: TrainingSession) -> str:
+def _status(folder: RunFolder) -> str:
     try:
-        return str(session.folder.read_meta().get("status"))
+        return str(folder.read_meta().get("status"))
     except UserError:
         return FAILED
 

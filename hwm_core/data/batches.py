@@ -37,7 +37,7 @@ class MicroBatch:
     def pin_memory(self) -> MicroBatch:
         return MicroBatch(*(t.pin_memory() for t in self.tensors()))
 
-    def tensors(self) -> tuple[torch.Tensor, ...]:
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.factor_ids, self.states, self.targets, self.target_mask
 
     @property

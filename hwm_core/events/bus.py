@@ -54,12 +54,14 @@ class EventBus:
     def _write_backlog(self, step: int) -> None:
         # After a failed write a torn fragment may end the file: a newline first
         # makes it a damaged line of its own, which readers skip.
+        file = self._file
+        assert file is not None, "the backlog is written only while metrics.jsonl is open"
         lead = b"\n" if self._write_failed else b""
         data = lead + b"".join(line for _, line in self._backlog)
         try:
             view = memoryview(data)
             while view:
-                view = view[self._file.write(view) :]
+                view = view[file.write(view) :]
         except OSError as exc:
             if not self._write_failed:
                 warning = WarningEvent(
@@ -75,7 +77,7 @@ class EventBus:
                 del self._backlog[: len(self._backlog) - 100_000]
             return
         if self._write_failed:  # a partial write moved the end: ask the file
-            self._offset = os.fstat(self._file.fileno()).st_size - len(data) + len(lead)
+            self._offset = os.fstat(file.fileno()).st_size - len(data) + len(lead)
         for event, line in self._backlog:
             self._offset += len(line)
             if self.on_written is not None:

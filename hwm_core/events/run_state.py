@@ -197,6 +197,13 @@ class RunState:
         self.start: StartEvent | None = None  # the latest start: a resume starts again
         self.first_step = 0  # where the charts' x axis begins: the first start's step
 
+    @property
+    def chart_curves(self) -> RunCurves:
+        """The curves of a state folded for a view; a listing's state (curves=False) has none."""
+        if self.curves is None:
+            raise ValueError("this RunState keeps no curves: fold it with curves=True to draw it")
+        return self.curves
+
     # ------------------------------------------------------------------ the reducer
 
     def add(self, event: Event) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import TypeVar
 
 import numpy as np
+
+S = TypeVar("S", bound="Series")
 
 
 class Series:
@@ -19,7 +22,7 @@ class Series:
     def __len__(self) -> int:
         return self._n
 
-    def copy(self) -> Series:
+    def copy(self: S) -> S:
         other = copy.copy(self)
         other._x, other._y = self._x.copy(), self._y.copy()
         return other

@@ -164,7 +164,7 @@ Event = (
     | StartEvent
 )
 EVENT_TYPES: dict[str, type] = {
-    cls.__dataclass_fields__["type"].default: cls
+    str(cls.__dataclass_fields__["type"].default): cls
     for cls in (
         StepEvent,
         EvalEvent,

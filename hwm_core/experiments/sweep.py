@@ -49,7 +49,8 @@ def split_values(text: str) -> list[str]:
 
 def parse_grid(sets: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """--set items -> (overrides for every point, [(key, values)] of the grid)."""
-    base, axes = [], []
+    base: list[str] = []
+    axes: list[tuple[str, list[str]]] = []
     for item in sets:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: write section.key=value, or section.key=a,b,c for a grid")

@@ -58,7 +58,7 @@ def _digest(meta: dict[str, Any], named_tensors: Iterable[tuple[str, torch.Tenso
         digest.update(str(t.dtype).encode())
         # Raw bytes whatever the dtype (bf16 has no numpy equivalent).
         if t.numel():
-            digest.update(t.reshape(-1).view(torch.uint8).numpy())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()
 
 

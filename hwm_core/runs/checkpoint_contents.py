@@ -60,7 +60,8 @@ def checkpoint_payload(
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
     py_state = random.getstate()
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple)  # the legacy form: (name, keys, pos, has_gauss, cached)
     meta = {
         "samples_seen": samples_seen,
         "consecutive_nonfinite": consecutive_nonfinite,

@@ -78,6 +78,7 @@ def summarize(folder: RunFolder, *, now: float | None = None) -> RunSummary:
     status = effective_status(meta, now, folder=folder)
     started = _number(meta.get("started"))
     ended = _number(meta.get("ended"))
+    end_time: float | None
     if ended is None and status == RUNNING:
         end_time = now
     elif ended is None:

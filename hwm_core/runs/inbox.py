@@ -67,14 +67,14 @@ class CommandInbox:
         self._next_scan = 0.0
         if self._dir is not None:
             self._dir.mkdir(exist_ok=True)
-            self._discard_stale()
+            self._discard_stale(self._dir)
 
-    def _discard_stale(self) -> None:
+    def _discard_stale(self, folder: Path) -> None:
         """Commands sent before this process started were meant for an earlier one;
         later ones (a stop from the launcher's Ctrl-C, a `p` from `hwm-tui watch` while
         the data is checked) are for us, and the first poll applies them."""
         started = process_start_time()
-        for path in self._dir.glob("*.json"):
+        for path in folder.glob("*.json"):
             if _sent_at(path) < started:
                 path.unlink(missing_ok=True)
 
@@ -105,7 +105,7 @@ class CommandInbox:
         now = time.monotonic()
         if self._dir is not None and now >= self._next_scan:
             self._next_scan = now + FILE_POLL_INTERVAL_S
-            out.extend(self._read_files())
+            out.extend(self._read_files(self._dir))
         return out
 
     def wait(self, timeout: float) -> list[str]:
@@ -119,14 +119,14 @@ class CommandInbox:
             return self.poll()
         return [first, *self.poll()]
 
-    def _read_files(self) -> list[str]:
+    def _read_files(self, folder: Path) -> list[str]:
         try:
-            names = sorted(e.name for e in os.scandir(self._dir) if e.name.endswith(".json"))
+            names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".json"))
         except OSError:
             return []
         out = []
         for name in names:
-            path = self._dir / name
+            path = folder / name
             try:
                 command = json.loads(path.read_text()).get("command")
             except (OSError, ValueError, AttributeError):

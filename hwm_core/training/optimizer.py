@@ -9,7 +9,8 @@ from ..config.schema import TrainConfig
 
 def build_optimizer(model: torch.nn.Module, train: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     # Decay on embeddings, positions, norms and biases only shrinks what is rarely updated.
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
             (decay if isinstance(module, torch.nn.Linear) and name == "weight" else no_decay).append(p)

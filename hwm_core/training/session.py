@@ -87,7 +87,7 @@ def prepare(request: TrainRequest, dist: DistInfo | None = None, *, create_run: 
     dist = dist or DistInfo()
     configure_cpu_threads()
     if request.resume:
-        return _prepare_resume(request, dist)
+        return _prepare_resume(request, request.resume, dist)
     return _prepare_new(request, dist, create_run=create_run)
 
 
@@ -231,8 +231,8 @@ def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> 
     )
 
 
-def _prepare_resume(request: TrainRequest, dist: DistInfo) -> TrainingSession:
-    folder = resolve_run(request.runs_path, request.resume)
+def _prepare_resume(request: TrainRequest, run: str, dist: DistInfo) -> TrainingSession:
+    folder = resolve_run(request.runs_path, run)
     lock = RunLock(folder) if dist.is_main else None
     if lock is not None:
         lock.acquire()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from ..data.batches import DataCursor, MicroBatch, Prefetcher, micro_batch_samples
 from ..events.bus import EventBus
@@ -62,7 +63,8 @@ class Trainer:
         self.bus = bus
         self.inbox = inbox
         self.model = session.model
-        self.train_model: torch.nn.Module = session.train_model  # the DDP wrapper when distributed
+        # what forward and backward go through: the DDP wrapper when distributed
+        self.train_model: torch.nn.Module = session.train_model or session.model
         self.parameters = [p for p in session.model.parameters() if p.requires_grad]
         self.status = INTERRUPTED
         self.error: str | None = None
@@ -287,7 +289,8 @@ class Trainer:
         scale = s.dist.world_size / s.global_batch
         for micro, batch in enumerate(batches):
             last = micro == len(batches) - 1
-            sync = contextlib.nullcontext() if last or not s.dist.enabled else self.train_model.no_sync()
+            wrapped = self.train_model if isinstance(self.train_model, DistributedDataParallel) else None
+            sync = contextlib.nullcontext() if last or wrapped is None else wrapped.no_sync()
             with sync:
                 per_sample = self.step_fn(
                     self.train_model,

@@ -52,8 +52,8 @@ def validate(session: TrainingSession, micro_batch: int) -> EvalEvent:
 def predict_for_samples_view(session: TrainingSession, publish: Callable[[Event], None]) -> None:
     """The samples view's predictions, for the first val samples validation takes."""
     s = session
-    val_set = s.builder.val_set
-    if s.folder is None or val_set is None:
+    val_set, val_order = s.builder.val_set, s.builder.val_order
+    if s.folder is None or val_set is None or val_order is None:
         return
     trained = TrainedModel(
         model=s.model,
@@ -65,7 +65,7 @@ def predict_for_samples_view(session: TrainingSession, publish: Callable[[Event]
         device=s.device,
     )
     count = min(s.config.eval.sample_count, len(val_set))
-    indices = [int(i) for i in s.builder.val_order[:count]]
+    indices = [int(i) for i in val_order[:count]]
     record = predict_samples(
         trained, val_set, indices, step=s.state.step, maskgit_steps=s.config.eval.maskgit_steps, temperature=0.0
     )

@@ -176,6 +176,8 @@ def _time_key_presses(
     """p toggles pause; the status must say so at once, long before the trainer reaches
     its step boundary. Presses stop a few seconds before the run's end: one landing on
     the finished run has nothing to answer (and is counted as such, not as a latency)."""
+    every_s = plan.key_every_s
+    assert every_s is not None, "a run timed for key presses names their interval"
     term.record_output()
     paused = False
     while True:
@@ -203,7 +205,7 @@ def _time_key_presses(
         else:
             result.latencies_ms.append(elapsed_ms)  # a real miss: it counts, at the wait's length
             paused = not paused
-        time.sleep(plan.key_every_s)
+        time.sleep(every_s)
     if paused:
         term.keys("p")
 
@@ -230,7 +232,8 @@ def live_and_frozen_blocks(
             stalled.check(every_s=5.0)  # the terminal is read rarely: it is part of what is measured
         return follower.step
 
-    blocks, start, frozen = [], reach(first), False
+    blocks: list[tuple[int, int, bool]] = []
+    start, frozen = reach(first), False
     while not blocks or frozen or start + 2 * block <= last:  # whole pairs, at least one
         end = reach(start + block)
         blocks.append((start, end, frozen))

@@ -134,7 +134,7 @@ def samples(
     record = predict_samples(
         trained, val, indices, step=trained.step, maskgit_steps=maskgit_steps, temperature=temperature
     )
-    name = trained.folder.id if trained.folder is not None else trained.checkpoint.name
+    name = trained.folder.id if trained.folder is not None else trained.checkpoint.name if trained.checkpoint else run
     try:
         width, height = write_png(
             record,

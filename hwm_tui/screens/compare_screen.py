@@ -15,7 +15,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from hwm_core.events.follow import MetricsFollower
@@ -50,7 +49,7 @@ class _Followed:
         return True
 
 
-class CompareScreen(ChartControls, Screen):
+class CompareScreen(ChartControls):
     DEFAULT_CSS = """
     CompareScreen #compare-body { height: 1fr; }
     CompareScreen #c-loss { width: 3fr; }

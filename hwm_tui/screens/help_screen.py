@@ -95,6 +95,3 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll() as box:
             box.border_subtitle = "escape closes · ↑↓ scroll"
             yield Static(table)
-
-    def action_dismiss(self) -> None:
-        self.dismiss(None)

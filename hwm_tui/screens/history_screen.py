@@ -15,7 +15,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 from textual.worker import get_current_worker
 
@@ -37,7 +36,7 @@ from .run_table import COLUMNS, NEWEST_FIRST, SORT_DEFAULT, row_cells
 REFRESH_S = 2.0
 
 
-class HistoryScreen(ChartControls, Screen):
+class HistoryScreen(ChartControls):
     class ResumeRequested(Message):
         """r on a resumable run: the app trains it in this window."""
 
@@ -81,7 +80,7 @@ class HistoryScreen(ChartControls, Screen):
         self.marked: list[str] = []  # runs selected for a comparison, in the order selected
 
     def compose(self) -> ComposeResult:
-        table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        table: DataTable[object] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         table.border_title = f"Runs in {self.runs_dir}"
         yield table
         yield RunDetailView(id="detail", settings=self.chart_settings)

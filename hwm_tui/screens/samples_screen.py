@@ -180,16 +180,16 @@ class SamplesScreen(Screen):
         else:
             self.note = "predicting from the latest checkpoint…"
             self._show_head()
-        self._predict()
+        self._predict(self.folder)
 
     @work(thread=True, exclusive=True, group="predict")
-    def _predict(self) -> None:
+    def _predict(self, folder: RunFolder) -> None:
         # The engine predicts (torch, in this worker thread); the screen only shows the file.
         from hwm_core.errors import UserError
         from hwm_core.predictions.predict import predict_from_checkpoint
 
         try:
-            predict_from_checkpoint(self.folder)
+            predict_from_checkpoint(folder)
             note = ""
         except UserError as exc:
             note = str(exc)

@@ -21,7 +21,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer
 
 from hwm_core.events.run_state import RunState, compile_message
@@ -64,7 +63,7 @@ class Pending(Enum):
     STOP = "stopping…"
 
 
-class TrainScreen(ChartControls, Screen):
+class TrainScreen(ChartControls):
     DEFAULT_CSS = """
     TrainScreen { layout: vertical; }
     TrainScreen #panels {
@@ -271,7 +270,7 @@ class TrainScreen(ChartControls, Screen):
     def _redraw_charts_when_due(self) -> None:
         if self.frozen:
             return
-        if not self._charts_had_steps and len(self.view.curves.loss):
+        if not self._charts_had_steps and len(self.view.chart_curves.loss):
             self._redraw_charts()  # the first steps show at once, whatever starting up cost
             return
         elapsed = _monotonic() - self._charts_drawn_at
@@ -285,7 +284,7 @@ class TrainScreen(ChartControls, Screen):
 
     def _redraw_charts(self, force: bool = False) -> None:
         self._charts_drawn_at, self._cpu_at_charts_drawn = _monotonic(), _thread_cpu()
-        self._charts_had_steps = len(self.view.curves.loss) > 0
+        self._charts_had_steps = len(self.view.chart_curves.loss) > 0
         charts = (self.query_one(LossChart), self.query_one(LrChart), self.query_one(GradChart))
         charts[0].show(self.view, force=force)
         # One chart a frame: a key pressed meanwhile waits for one chart's drawing, not three.

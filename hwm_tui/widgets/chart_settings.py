@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual.binding import Binding
+from textual.screen import Screen
 
 SMOOTHING_STEPS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99)  # EMA weight of the past
 WINDOWS = (None, 10_000, 1_000)  # all steps, or the last N
@@ -59,7 +60,7 @@ CHART_KEYS_HELP = [
 ]
 
 
-class ChartControls:
+class ChartControls(Screen):
     """Mixed into a screen with charts: the keys change `chart_settings` and redraw."""
 
     chart_settings: ChartSettings

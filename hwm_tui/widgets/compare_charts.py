@@ -34,7 +34,7 @@ class ComparedView:
 
 def x_of(view: RunState, steps: np.ndarray, axis: str) -> np.ndarray:
     """Steps as the x axis counts them: steps, samples seen, or hours since the run's first step."""
-    curves = view.curves
+    curves = view.chart_curves
     if axis == "steps" or not len(curves.samples):
         return steps
     if axis == "samples":
@@ -43,7 +43,7 @@ def x_of(view: RunState, steps: np.ndarray, axis: str) -> np.ndarray:
     return (np.interp(steps, curves.wall.x, curves.wall.y) - start) / 3600.0
 
 
-class CompareChart(RunChart):
+class CompareChart(RunChart[ComparedView]):
     """Draws `series_of(view)` of every run of a ComparedView."""
 
     def __init__(self, *args, **kwargs):
@@ -51,7 +51,7 @@ class CompareChart(RunChart):
         self.last_x = 0.0
 
     def series_of(self, view: RunState) -> Series:  # which series of a run this chart draws
-        return view.curves.loss
+        return view.chart_curves.loss
 
     def values_of(self, view: RunState, series: Series) -> np.ndarray:
         return series.y
@@ -106,15 +106,15 @@ class CompareLossChart(CompareChart):
         )
 
     def values_of(self, view: RunState, series: Series) -> np.ndarray:
-        return view.curves.loss.smoothed(self.settings.smoothing)
+        return view.chart_curves.loss.smoothed(self.settings.smoothing)
 
     def plot_run(self, plt, x, y, color, view) -> None:
         super().plot_run(plt, x, y, color, view)
-        val = view.curves.val_loss
+        val = view.chart_curves.val_loss
         if len(val):
             steps, values = val.x, val.y
-            if self.settings.window is not None and len(view.curves.loss):
-                keep = steps >= view.curves.loss.x[-1] - self.settings.window
+            if self.settings.window is not None and len(view.chart_curves.loss):
+                keep = steps >= view.chart_curves.loss.x[-1] - self.settings.window
                 steps, values = steps[keep], values[keep]
             if len(steps):
                 plt.scatter(x_of(view, steps, self.settings.x_axis).tolist(), values.tolist(), color=color, marker="●")
@@ -124,7 +124,7 @@ class CompareLrChart(CompareChart):
     title = "Learning rate"
 
     def series_of(self, view: RunState) -> Series:
-        return view.curves.lr
+        return view.chart_curves.lr
 
 
 class CompareGradChart(CompareChart):
@@ -135,7 +135,7 @@ class CompareGradChart(CompareChart):
         return True  # norms span decades: always log, as on the dashboard
 
     def series_of(self, view: RunState) -> Series:
-        return view.curves.grad_pre
+        return view.chart_curves.grad_pre
 
     def plot_run(self, plt, x, y, color, view) -> None:
         px, py = downsample_minmax(x, y, self.buckets)
@@ -147,7 +147,7 @@ class CompareGradChart(CompareChart):
             plt.horizontal_line(level, color="green")
         lo, hi = HEALTHY_BAND[0] / 2, HEALTHY_BAND[1] * 2
         for view in compared.views:
-            y = view.curves.grad_pre.y
+            y = view.chart_curves.grad_pre.y
             y = y[np.isfinite(y) & (y > 0)]
             if len(y):
                 lo, hi = min(lo, float(y.min()) / 2), max(hi, float(y.max()) * 2)

@@ -34,7 +34,7 @@ def downsample_minmax(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[list[
     if n <= 2 * buckets:
         return x.tolist(), y.tolist()
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    picks = []
+    picks: list[np.ndarray] = []
     for start, end in zip(edges[:-1], edges[1:]):
         segment = y[start:end]
         lo, hi = start + int(np.argmin(segment)), start + int(np.argmax(segment))

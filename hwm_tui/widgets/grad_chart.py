@@ -24,7 +24,7 @@ def _decade_label(value: float) -> str:
     return f"{value:g}" if 1e-2 <= value <= 1e3 else f"1e{round(math.log10(value))}"
 
 
-class GradChart(RunChart):
+class GradChart(RunChart[RunState]):
     title = "Gradient norms"
 
     def titles(self, view: RunState) -> None:
@@ -34,8 +34,8 @@ class GradChart(RunChart):
             f"[green]─ healthy {HEALTHY_BAND[0]:g}–{HEALTHY_BAND[1]:g}[/]"
         )
         window = "" if self.settings.window is None else f" · {self.settings.window_label}"
-        if len(view.curves.grad_pre):
-            pre = float(view.curves.grad_pre.y[-1])
+        if len(view.chart_curves.grad_pre):
+            pre = float(view.chart_curves.grad_pre.y[-1])
             value = f"{pre:.3g}" if math.isfinite(pre) else "non-finite"
             self.border_title = f"{self.title} · {value}{window}"
         else:
@@ -45,8 +45,8 @@ class GradChart(RunChart):
         clip = view.start.max_grad_norm if view.start else 1.0
         plt.yscale("log")
         lo, hi = HEALTHY_BAND[0] / 2, HEALTHY_BAND[1] * 2
-        last_step = view.first_step + 1
-        pre, post = view.curves.grad_pre, view.curves.grad_post
+        last_step: float = view.first_step + 1
+        pre, post = view.chart_curves.grad_pre, view.chart_curves.grad_post
         first = self.first_shown(view, float(pre.x[-1]) if len(pre) else last_step)
         if len(pre):
             px, py = _positive(*in_window(pre.x, pre.y, first))

@@ -24,7 +24,7 @@ class Overlay:
     view: RunState
 
 
-class LossChart(RunChart):
+class LossChart(RunChart[RunState]):
     title = "Loss"
 
     def __init__(self, *args, overlays: list[Overlay] | None = None, **kwargs):
@@ -45,8 +45,8 @@ class LossChart(RunChart):
             + (" · log" if st.log_y else "")
             + ("" if st.window is None else f" · {st.window_label}")
         )
-        if len(view.curves.loss):
-            step, loss = int(view.curves.loss.x[-1]), float(view.curves.loss.y[-1])
+        if len(view.chart_curves.loss):
+            step, loss = int(view.chart_curves.loss.x[-1]), float(view.chart_curves.loss.y[-1])
             self.border_title = f"{self.title} · step {step} · {loss:.4f}{shown}"
         else:
             self.border_title = f"{self.title} · waiting for the first step{shown}"
@@ -56,19 +56,19 @@ class LossChart(RunChart):
         reference = view.random_guess_loss
         if st.log_y:
             plt.yscale("log")
-        if not len(view.curves.loss):
+        if not len(view.chart_curves.loss):
             if not st.log_y:
                 plt.ylim(0, reference * 1.05)
             step_ticks(plt, 0, max(view.max_steps, 1), self.size.width)
             plt.horizontal_line(reference, color="red")
             return
-        loss, val_loss = view.curves.loss, view.curves.val_loss
+        loss, val_loss = view.chart_curves.loss, view.chart_curves.val_loss
         step = float(loss.x[-1])
         first = self.first_shown(view, step)
         for i, overlay in enumerate(self.overlays):
-            other = overlay.view.curves.loss
-            ox, oy = in_window(other.x, other.smoothed(st.smoothing), first)
-            ox, oy = downsample_last(ox, oy, self.buckets)
+            other = overlay.view.chart_curves.loss
+            in_x, in_y = in_window(other.x, other.smoothed(st.smoothing), first)
+            ox, oy = downsample_last(in_x, in_y, self.buckets)
             if ox:
                 plt.plot(ox, oy, color=OVERLAY_COLORS[i % len(OVERLAY_COLORS)], marker="braille")
         # Raw as dots (each bucket's min and max, so spikes show): joining them with lines

@@ -10,7 +10,7 @@ from .downsample import downsample_last
 from .run_chart import RunChart, in_window, step_ticks
 
 
-class LrChart(RunChart):
+class LrChart(RunChart[RunState]):
     title = "Learning rate"
 
     def titles(self, view: RunState) -> None:
@@ -18,8 +18,8 @@ class LrChart(RunChart):
         if start is None:
             self.border_title = f"{self.title} · waiting for the run"
             return
-        if len(view.curves.lr):
-            self.border_title = f"{self.title} · {float(view.curves.lr.y[-1]):.2e}"
+        if len(view.chart_curves.lr):
+            self.border_title = f"{self.title} · {float(view.chart_curves.lr.y[-1]):.2e}"
         else:
             self.border_title = f"{self.title} · peak {start.peak_lr:.1e}"
         self.border_subtitle = f"warmup {start.warmup_steps} · {start.schedule} to {start.max_steps}"
@@ -29,7 +29,7 @@ class LrChart(RunChart):
         if start is None:
             return
         st = self.settings
-        done = view.curves.lr
+        done = view.chart_curves.lr
         # The whole plan, unless a window asks for the last steps done.
         first = 0 if st.window is None else self.first_shown(view, float(done.x[-1]) if len(done) else 0)
         last = start.max_steps if st.window is None else (float(done.x[-1]) if len(done) else first + 1)
@@ -49,9 +49,9 @@ class LrChart(RunChart):
             x, y = in_window(done.x, done.y, first)
             if st.log_y:
                 x, y = x[y > 0], y[y > 0]
-            x, y = downsample_last(x, y, 2 * self.buckets)  # a smooth curve: no spikes to keep
-            if x:
-                plt.plot(x, y, color="yellow+", marker="braille")
+            xs, ys = downsample_last(x, y, 2 * self.buckets)  # a smooth curve: no spikes to keep
+            if xs:
+                plt.plot(xs, ys, color="yellow+", marker="braille")
             step, lr = float(done.x[-1]), float(done.y[-1])
             plt.vertical_line(step, color="white")
             if lr > 0 or not st.log_y:

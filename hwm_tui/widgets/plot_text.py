@@ -66,4 +66,5 @@ def _style(fore, style, back) -> Style:
     import plotext._utility as ut
 
     ansi = ut.colors_to_ansi(fore, style, back)
-    return Text.from_ansi(ansi + "x").spans[0].style if ansi else Style.null()
+    style = Text.from_ansi(ansi + "x").spans[0].style if ansi else Style.null()
+    return Style.parse(style) if isinstance(style, str) else style

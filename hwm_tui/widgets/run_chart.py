@@ -8,6 +8,7 @@ figure cannot be built twice; every render therefore plots afresh from the view.
 from __future__ import annotations
 
 import math
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 from rich.segment import Segment
@@ -23,7 +24,17 @@ from .plot_text import figure_rows
 Y_LABEL_COLUMNS = 10
 
 
-class RunChart(PlotextPlot):
+class ChartView(Protocol):
+    """What a chart draws from: anything with a version that bumps when it has news."""
+
+    @property
+    def version(self) -> int: ...
+
+
+ViewT = TypeVar("ViewT", bound=ChartView)
+
+
+class RunChart(PlotextPlot, Generic[ViewT]):
     DEFAULT_CSS = """
     RunChart {
         border: round $panel-lighten-2;
@@ -41,7 +52,7 @@ class RunChart(PlotextPlot):
         super().__init__(id=id, classes=classes)
         self.border_title = self.title
         self.settings = settings or ChartSettings()  # the screen's: shared by its charts
-        self.view: RunState | None = None
+        self.view: ViewT | None = None
         self._shown_version = -1
         self._strips: list[Strip] | None = None
         self._strips_key: tuple | None = None
@@ -50,7 +61,7 @@ class RunChart(PlotextPlot):
     def buckets(self) -> int:
         return max(8, self.size.width - Y_LABEL_COLUMNS)
 
-    def show(self, view: RunState, *, force: bool = False) -> bool:
+    def show(self, view: ViewT, *, force: bool = False) -> bool:
         """Schedule a redraw from `view` if it has anything new; returns whether it did."""
         if not force and view is self.view and view.version == self._shown_version:
             return False
@@ -87,10 +98,10 @@ class RunChart(PlotextPlot):
             for row in figure_rows(plt)
         ]
 
-    def titles(self, view: RunState) -> None:
+    def titles(self, view: ViewT) -> None:
         """The border's title and subtitle (each chart says what it shows)."""
 
-    def draw(self, plt, view: RunState) -> None:
+    def draw(self, plt, view: ViewT) -> None:
         """Plot `view` on plotext's figure `plt` (each chart draws its own)."""
 
     def first_shown(self, view: RunState, last_step: float) -> float:

@@ -3,7 +3,7 @@ throughput, memory, global batch and time since the last checkpoint."""
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -64,7 +64,7 @@ class StatusBar(Static):
         elif p.world_size > 1:
             figures.append(f" ({p.world_size} ranks)")
         figures.append(f" · ckpt {format_duration(since)} ago" if since is not None else " · no checkpoint yet")
-        lines = [head, progress, figures]
+        lines: list[RenderableType] = [head, progress, figures]
         if p.gpu is not None:
             lines.append(gpu_line(p.gpu))
         if message:

@@ -30,16 +30,16 @@ class SummaryBar(Static):
         text.append(f" · {p.step}/{p.max_steps} steps")
         if elapsed_s is not None:
             text.append(f" in {format_duration(elapsed_s)}")
-        if len(view.curves.loss):
-            text.append(f" · loss {float(view.curves.loss.smooth.y[-1]):.4f} (smoothed)")
+        if len(view.chart_curves.loss):
+            text.append(f" · loss {float(view.chart_curves.loss.smooth.y[-1]):.4f} (smoothed)")
         best = view.best_val()
         if best is not None:
             text.append(f" · best val {best[1]:.4f} at step {best[0]}")
         text.append(f" · {view.totals.warning_count} warnings")
         if p.message and outcome in ("failed", "diverged"):
             text.append(f"\n{p.message}", style="red")
-        if view.curves.checkpoints:
-            text.append(f"\nlast checkpoint: {view.curves.checkpoints[-1].path}", style="dim")
+        if view.chart_curves.checkpoints:
+            text.append(f"\nlast checkpoint: {view.chart_curves.checkpoints[-1].path}", style="dim")
         text.append("\nq exit · h history · ? help", style="dim")
         self.update(text)
         self.add_class("-shown")

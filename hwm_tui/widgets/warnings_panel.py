@@ -40,7 +40,7 @@ class WarningsPanel(VerticalScroll):
 
     def show(self, view: RunState) -> None:
         """Add the run's warnings not shown yet (the list only ever grows)."""
-        warnings = view.curves.warnings
+        warnings = view.chart_curves.warnings
         if len(warnings) == self._shown:
             return
         self.counts = dict(view.totals.warnings)
