@@ -1,4 +1,5 @@
-"""Shared fixtures: isolated cache and runs dirs. Helpers tests import are in helpers.py."""
+"""Shared fixtures: isolated cache and runs dirs; the longest test starts first. Helpers
+tests import are in helpers.py."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import pytest
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _isolated_cache(tmp_path_factory):
-    """Generated synthetic splits land in one temp cache for the whole session."""
-    cache = tmp_path_factory.mktemp("cache")
+def _isolated_cache(tmp_path_factory, worker_id):
+    """Generated synthetic splits land in one temp cache for the whole run, shared by the
+    parallel workers (a split is written to a temporary name and renamed in, so two
+    workers generating the same one at once both end with it)."""
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if worker_id != "master" else base) / "cache"
+    cache.mkdir(exist_ok=True)
     os.environ["HWM_CACHE_DIR"] = str(cache)
     os.environ.pop("HWM_RUNS_DIR", None)
     yield cache
@@ -21,3 +26,9 @@ def _isolated_cache(tmp_path_factory):
 def runs_dir(tmp_path) -> Path:
     path = tmp_path / "runs"
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # With --dist worksteal the first test goes to the first worker, which then trains
+    # it for minutes while the other workers take over the rest of its share.
+    items.sort(key=lambda item: item.get_closest_marker("longest") is None)

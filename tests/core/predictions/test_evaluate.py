@@ -206,6 +206,7 @@ def test_the_samples_view_opens_from_the_dashboard_and_pages_through_samples(run
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 def test_the_default_cpu_run_beats_the_trivial_predictors(runs_dir):
     """The README's first run (the cpu preset as shipped, its 1,000 steps) predicts the
     synthetic val split better than copying the last frame and than the unigram."""
