@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -153,3 +155,15 @@ def test_bench_subcommands_honour_or_refuse_every_option():
     result = hwm("bench", "dashboard", "--preset", "12gb", "--steps", "40", "--device", "cpu")
     assert result.returncode == 2 and "warmup_steps (500) must be <= train.max_steps (40)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_presets_runs_and_data_commands_start_without_torch(tmp_path):
+    """The CLI imports the engine inside each command, so listing things stays fast."""
+    script = (
+        "import sys\nfrom hwm_tui.cli import app\n"
+        "for args in (['presets', 'list'], ['runs', 'list', '--runs-dir', sys.argv[1]], ['data', '--help']):\n"
+        "    try:\n        app(args)\n    except SystemExit as done:\n        assert not done.code, (args, done.code)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
