@@ -28,6 +28,13 @@ def runs_dir(tmp_path) -> Path:
     return path
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # a parallel worker (before any test imports torch)
+        # One torch thread a worker and a process it starts: two workers with two threads each
+        # on two cores make each parallel region wait for a descheduled thread (several times slower).
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # With --dist worksteal the first test goes to the first worker, which then trains
     # it for minutes while the other workers take over the rest of its share.

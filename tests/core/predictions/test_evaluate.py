@@ -226,7 +226,8 @@ def test_the_default_cpu_run_beats_the_trivial_predictors(runs_dir):
         timeout=1800,
     )
     assert result.returncode == 0, result.stderr
-    scored = hwm("evaluate", "default", "--runs-dir", str(runs_dir), "--maskgit-steps", "2", "--json")
+    # MaskGIT is not what this test checks: its figure is computed with the fewest rounds
+    scored = hwm("evaluate", "default", "--runs-dir", str(runs_dir), "--maskgit-steps", "1", "--json")
     assert scored.returncode == 0, scored.stderr
     figures = json.loads(scored.stdout)
     assert figures["step"] == 1000
