@@ -226,12 +226,41 @@ def validate(config: Config, source: str) -> None:
             "step per process), or set it with --set train.batch_size=auto over a preset that "
             "gives batch_size and grad_accum_steps"
         )
+    _validate_expected(config, source)
     if t.warmup_steps > t.max_steps:
         raise ConfigError(
             f"{source}: train.warmup_steps ({t.warmup_steps}) must be <= "
             f"train.max_steps ({t.max_steps}): raise --max-steps to at least {t.warmup_steps}, "
             "or (for a new run) lower train.warmup_steps"
         )
+
+
+def _validate_expected(config: Config, source: str) -> None:
+    e = config.expected
+    lists = {"expected.steps": e.steps, "expected.loss_low": e.loss_low, "expected.loss_high": e.loss_high}
+    for key, values in lists.items():
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"{source}: {key} must be a list of numbers, got {values!r}")
+    if any(isinstance(s, float) and not s.is_integer() or s < 0 for s in e.steps):
+        raise ConfigError(f"{source}: expected.steps must be steps (whole numbers >= 0), got {e.steps!r}")
+    if not (len(e.steps) == len(e.loss_low) == len(e.loss_high)):
+        raise ConfigError(
+            f"{source}: expected.steps, expected.loss_low and expected.loss_high must be as long as each other "
+            f"(one band a step), got {len(e.steps)}, {len(e.loss_low)} and {len(e.loss_high)}"
+        )
+    if list(e.steps) != sorted(set(e.steps)):
+        raise ConfigError(f"{source}: expected.steps must rise, each step once, got {e.steps!r}")
+    for step, low, high in zip(e.steps, e.loss_low, e.loss_high):
+        if low > high:
+            raise ConfigError(f"{source}: at expected step {step}, loss_low ({low}) is above loss_high ({high})")
+    if e.grad_norm_high and e.grad_norm_low > e.grad_norm_high:
+        raise ConfigError(
+            f"{source}: expected.grad_norm_low ({e.grad_norm_low}) is above expected.grad_norm_high "
+            f"({e.grad_norm_high})"
+        )
+    if e.steps and not e.data:
+        raise ConfigError(f"{source}: expected.steps name a band: say which data it was measured on (expected.data)")
 
 
 def config_from_toml_file(path: Path) -> Config:

@@ -51,6 +51,17 @@ class ModelConfig:
         doc="learned spatial and temporal position embeddings, or rotary (RoPE: rows and "
         "columns in spatial attention, time in temporal attention)",
     )
+    state_conditioning: str = _spec(
+        "input",
+        choices=("input", "film"),
+        doc="input: the embedded states are added to the tokens once; film: also every block's norms "
+        "are shifted and scaled by its latent frame's states (adaLN-zero, as DiT conditions on its class)",
+    )
+    previous_frame_attention: bool = _spec(
+        False,
+        doc="each block also lets every token attend to all positions of the latent frame before its own "
+        "(rotary offsets), so the content an action moves is one attention away",
+    )
 
 
 @dataclass
@@ -67,6 +78,13 @@ class DataConfig:
 class MaskingConfig:
     max_corrupt_rate: float = _spec(
         0.2, lo=0, hi=1, hi_open=True, doc="Copilot-4D: up to this share of unmasked tokens replaced by random codes"
+    )
+    full_mask_rate: float = _spec(
+        0.0,
+        lo=0,
+        hi=1,
+        doc="share of training samples whose target frames are masked whole, as evaluate and MaskGIT's "
+        "first round see them (the rest: MaskGIT's cosine share)",
     )
 
 
@@ -146,6 +164,22 @@ class HealthConfig:
     val_rises: int = _spec(3, lo=0, doc="val-loss rises in a row that stop a run; 0: never")
 
 
+@dataclass
+class ExpectedConfig:
+    """What a healthy run of this preset shows, so a view can say on track, behind or ahead."""
+
+    data: str = _spec(
+        "",
+        choices=("", "real", "synthetic"),
+        doc="the data the band below was measured on; a run on other data is not judged; empty: no band",
+    )
+    steps: list = _spec([], doc="steps at which the loss is judged (0: the first step)")
+    loss_low: list = _spec([], doc="at each of those steps, the lowest training loss of a healthy run")
+    loss_high: list = _spec([], doc="at each of those steps, the highest training loss of a healthy run")
+    grad_norm_low: float = _spec(0.0, lo=0, doc="pre-clip gradient norms of a healthy run lie above this")
+    grad_norm_high: float = _spec(0.0, lo=0, doc="... and below this; 0: no range named")
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -154,6 +188,7 @@ SECTIONS: dict[str, type] = {
     "eval": EvalConfig,
     "checkpoint": CheckpointConfig,
     "health": HealthConfig,
+    "expected": ExpectedConfig,
 }
 
 # Keys a resumed run may change: none alters the model's shape or the data order.
@@ -185,6 +220,13 @@ RESUME_SAFE_KEYS = frozenset(
         "train.max_grad_norm",
         "data.train",
         "data.val",
+        # what a healthy run shows is a reading aid, never a training setting
+        "expected.data",
+        "expected.steps",
+        "expected.loss_low",
+        "expected.loss_high",
+        "expected.grad_norm_low",
+        "expected.grad_norm_high",
     }
 )
 
@@ -201,6 +243,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    expected: ExpectedConfig = field(default_factory=ExpectedConfig)
 
     @property
     def latent_frames(self) -> int:

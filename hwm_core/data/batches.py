@@ -105,7 +105,8 @@ class BatchBuilder:
         for g in samples:
             tokens, states = self.train_set.get(self.order.index(first_position + g))
             items.append((tokens, states, sample_rng(self.seed, TRAIN, step, g)))
-        return self._assemble(items, max_corrupt_rate=self.config.masking.max_corrupt_rate)
+        masking = self.config.masking
+        return self._assemble(items, max_corrupt_rate=masking.max_corrupt_rate, full_mask_rate=masking.full_mask_rate)
 
     def val_batch(self, samples: list[int]) -> MicroBatch:
         """The same fixed val samples and masks at every evaluation, so val losses compare."""
@@ -119,13 +120,21 @@ class BatchBuilder:
         return self._assemble(items, max_corrupt_rate=0.0)
 
     def _assemble(
-        self, items: list[tuple[np.ndarray, np.ndarray, np.random.Generator]], *, max_corrupt_rate: float
+        self,
+        items: list[tuple[np.ndarray, np.ndarray, np.random.Generator]],
+        *,
+        max_corrupt_rate: float,
+        full_mask_rate: float = 0.0,
     ) -> MicroBatch:
         codes_in, masks, originals, states = [], [], [], []
         for tokens, sample_states, rng in items:
             flat = tokens.reshape(tokens.shape[0], -1)
             corrupted, mask = corrupt_sample(
-                flat, rng, future_latents=self.config.data.future_latents, max_corrupt_rate=max_corrupt_rate
+                flat,
+                rng,
+                future_latents=self.config.data.future_latents,
+                max_corrupt_rate=max_corrupt_rate,
+                full_mask_rate=full_mask_rate,
             )
             codes_in.append(corrupted)
             masks.append(mask)

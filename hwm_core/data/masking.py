@@ -25,17 +25,29 @@ def cosine_mask_ratio(u: float) -> float:
     return math.cos(math.pi / 2 * u)
 
 
-def corrupt_sample(codes: np.ndarray, rng: np.random.Generator, *, future_latents: int,
-                   max_corrupt_rate: float) -> tuple[np.ndarray, np.ndarray]:
+def corrupt_sample(
+    codes: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    future_latents: int,
+    max_corrupt_rate: float,
+    full_mask_rate: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """codes int64 [T, S] -> (corrupted codes [T, S], mask bool [T, S]).
 
     A cosine-drawn share of the last `future_latents` frames is masked (at least
     one token); of all other tokens a share r ~ U(0, max_corrupt_rate) becomes
-    random codes, which teaches the model not to trust its context blindly.
+    random codes, which teaches the model not to trust its context blindly. With
+    `full_mask_rate`, that share of samples has its target masked whole: the case
+    evaluate scores and MaskGIT's first round meets, where no target token can be
+    copied from a neighbour and the context and states must carry the prediction.
     """
     t, s = codes.shape
     target = future_latents * s
     ratio = cosine_mask_ratio(rng.random())
+    # Drawn only when asked for, so a run without it keeps the same random stream as before.
+    if full_mask_rate > 0 and rng.random() < full_mask_rate:
+        ratio = 1.0
     n_masked = min(target, max(1, math.ceil(ratio * target)))
     mask = np.zeros(t * s, dtype=bool)
     mask[(t - future_latents) * s + rng.permutation(target)[:n_masked]] = True

@@ -36,7 +36,7 @@ def rotary_tables(positions: torch.Tensor, head_dim: int) -> torch.Tensor:
     axes = positions.shape[1]
     pairs = head_dim // 2 // axes
     speeds = ROPE_BASE ** (-torch.arange(pairs, dtype=torch.float32) / pairs)
-    angles = torch.cat([positions[:, a:a + 1].float() * speeds for a in range(axes)], dim=1)  # [L, head_dim/2]
+    angles = torch.cat([positions[:, a : a + 1].float() * speeds for a in range(axes)], dim=1)  # [L, head_dim/2]
     angles = torch.cat([angles, angles], dim=1)
     return torch.stack([angles.cos(), angles.sin()])
 
@@ -65,8 +65,9 @@ class Attention(nn.Module):
             cos, sin = rope.to(x.dtype)[:, :, None, None, :]
             qkv = torch.cat([rotate(qkv[:, :, :2], cos, sin), qkv[:, :, 2:]], dim=2)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=self.causal, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.proj(y.transpose(1, 2).reshape(n, length, d))
 
 
@@ -82,30 +83,92 @@ class MLP(nn.Module):
         return self.dropout(self.proj(F.gelu(self.fc(x))))
 
 
+class PreviousFrameAttention(nn.Module):
+    """Every token of latent frame t attends to all positions of frame t-1 (frame 0 to
+    itself), with the same 2D rotary offsets as spatial attention. A frame the robot's
+    motion shifted is then one attention away from the frame before it: a query made
+    from a masked token and its frame's states can pick "the token (dy, dx) away" in
+    the previous frame, which spatial-then-temporal attention reaches only in two
+    layers and through a query blurred by content."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.n_heads, self.dropout = n_heads, dropout
+        self.q = nn.Linear(d_model, d_model)
+        self.kv = nn.Linear(d_model, 2 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor, rope: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, S, D] -> [B, T, S, D]."""
+        b, t, s, d = x.shape
+        previous = torch.cat([x[:, :1], x[:, :-1]], dim=1)
+        hd = d // self.n_heads
+        q = self.q(x).view(b * t, s, self.n_heads, hd)
+        kv = self.kv(previous).view(b * t, s, 2, self.n_heads, hd)
+        k, v = kv[:, :, 0], kv[:, :, 1]
+        if rope is not None:
+            cos, sin = rope.to(x.dtype)[:, :, None, :]
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        y = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.proj(y.transpose(1, 2).reshape(b, t, s, d))
+
+
 class Block(nn.Module):
-    """Pre-norm: spatial attention within a latent frame, temporal attention across
-    latent frames at each position (causal: a frame never sees later ones), MLP."""
+    """Pre-norm: spatial attention within a latent frame, (optionally) attention to the
+    frame before, temporal attention across latent frames at each position (causal: a
+    frame never sees later ones), MLP. With FiLM, each norm's output is shifted and
+    scaled by its latent frame's embedded states (zero at init: the plain block)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         d = cfg.d_model
         self.norm_spatial = nn.LayerNorm(d)
         self.spatial = Attention(d, cfg.n_heads, causal=False, dropout=cfg.dropout)
+        self.previous: PreviousFrameAttention | None = None
+        if cfg.previous_frame_attention:
+            self.norm_previous = nn.LayerNorm(d)
+            self.previous = PreviousFrameAttention(d, cfg.n_heads, cfg.dropout)
         self.norm_temporal = nn.LayerNorm(d)
         self.temporal = Attention(d, cfg.n_heads, causal=True, dropout=cfg.dropout)
         self.norm_mlp = nn.LayerNorm(d)
         self.mlp = MLP(d, cfg.mlp_ratio, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.norms = 4 if self.previous is not None else 3
+        film = cfg.state_conditioning == "film" and cfg.condition_on_states
+        self.film = nn.Linear(d, 2 * self.norms * d) if film else None
 
-    def forward(self, x: torch.Tensor, spatial_rope: torch.Tensor | None = None,
-                temporal_rope: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        spatial_rope: torch.Tensor | None = None,
+        temporal_rope: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x [B, T, S, D]; cond [B, T, D]: each latent frame's embedded states (FiLM)."""
         b, t, s, d = x.shape
-        h = x.reshape(b * t, s, d)
-        h = h + self.dropout(self.spatial(self.norm_spatial(h), spatial_rope))
-        h = h.view(b, t, s, d).transpose(1, 2).reshape(b * s, t, d)
-        h = h + self.dropout(self.temporal(self.norm_temporal(h), temporal_rope))
-        h = h.view(b, s, t, d).transpose(1, 2)
-        return h + self.mlp(self.norm_mlp(h))
+        modulation = None
+        if self.film is not None and cond is not None:
+            # [B, T, 1, D] shifts and scales, one pair a norm
+            modulation = self.film(F.silu(cond))[:, :, None, :].chunk(2 * self.norms, dim=-1)
+
+        def norm(layer: nn.LayerNorm, h: torch.Tensor, which: int) -> torch.Tensor:
+            out = layer(h)
+            if modulation is None:
+                return out
+            return out * (1 + modulation[2 * which + 1]) + modulation[2 * which]
+
+        spatial = self.spatial(norm(self.norm_spatial, x, 0).reshape(b * t, s, d), spatial_rope)
+        x = x + self.dropout(spatial.view(b, t, s, d))
+        which = 1
+        if self.previous is not None:
+            x = x + self.dropout(self.previous(norm(self.norm_previous, x, which), spatial_rope))
+            which += 1
+        h = norm(self.norm_temporal, x, which).transpose(1, 2).reshape(b * s, t, d)
+        temporal = self.temporal(h, temporal_rope).view(b, s, t, d).transpose(1, 2)
+        x = x + self.dropout(temporal)
+        return x + self.mlp(norm(self.norm_mlp, x, which + 1))
 
 
 def latent_pooling(latent_frames: int) -> torch.Tensor:
@@ -114,11 +177,16 @@ def latent_pooling(latent_frames: int) -> torch.Tensor:
     pool = torch.zeros(latent_frames, windows * FRAMES_PER_WINDOW)
     for w in range(windows):
         for j, (start, end) in enumerate(LATENT_FRAME_GROUPS):
-            pool[3 * w + j, w * FRAMES_PER_WINDOW + start: w * FRAMES_PER_WINDOW + end] = 1.0 / (end - start)
+            pool[3 * w + j, w * FRAMES_PER_WINDOW + start : w * FRAMES_PER_WINDOW + end] = 1.0 / (end - start)
     return pool
 
 
 class MaskedHWM(nn.Module):
+    # buffers, typed (register_buffer leaves them Tensor | Module to a checker)
+    spatial_rope: torch.Tensor
+    temporal_rope: torch.Tensor
+    state_pooling: torch.Tensor
+
     def __init__(self, cfg: ModelConfig, latent_frames: int):
         super().__init__()
         self.cfg = cfg
@@ -133,20 +201,24 @@ class MaskedHWM(nn.Module):
             # attend to "the token one to the left", which learned embeddings learn slowly.
             rows, cols = torch.meshgrid(torch.arange(TOKENS_SIDE), torch.arange(TOKENS_SIDE), indexing="ij")
             head_dim = d // cfg.n_heads
-            self.register_buffer("spatial_rope", rotary_tables(torch.stack([rows, cols], -1).view(-1, 2),
-                                                               head_dim), persistent=False)
-            self.register_buffer("temporal_rope", rotary_tables(torch.arange(latent_frames)[:, None], head_dim),
-                                 persistent=False)
+            self.register_buffer(
+                "spatial_rope", rotary_tables(torch.stack([rows, cols], -1).view(-1, 2), head_dim), persistent=False
+            )
+            self.register_buffer(
+                "temporal_rope", rotary_tables(torch.arange(latent_frames)[:, None], head_dim), persistent=False
+            )
         else:
             self.spatial_position = nn.Parameter(torch.zeros(SPATIAL_POSITIONS, d))
             self.temporal_position = nn.Parameter(torch.zeros(latent_frames, d))
         # Only built when used: DDP refuses parameters that never get a gradient.
-        self.state_embedding = (nn.Sequential(nn.Linear(STATE_DIM, d), nn.GELU(), nn.Linear(d, d))
-                                if cfg.condition_on_states else None)
+        self.state_embedding = (
+            nn.Sequential(nn.Linear(STATE_DIM, d), nn.GELU(), nn.Linear(d, d)) if cfg.condition_on_states else None
+        )
         self.register_buffer("state_pooling", latent_pooling(latent_frames), persistent=False)
         # Layers from shared_from on all run the block at index shared_from.
         unique = min(cfg.n_layers, cfg.shared_from + 1)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(unique))
+        self.block_list: list[Block] = [b for b in self.blocks if isinstance(b, Block)]  # the same, typed
         self.layer_blocks = [min(i, cfg.shared_from) for i in range(cfg.n_layers)]
         self.norm_out = nn.LayerNorm(d)
         self.heads = nn.ModuleList(nn.Linear(d, size) for size in self.factors.sizes)
@@ -158,18 +230,26 @@ class MaskedHWM(nn.Module):
                 nn.init.normal_(module.weight, std=LINEAR_INIT_STD)
                 nn.init.zeros_(module.bias)
         # Residual projections shrink with depth so the residual stream keeps its scale (GPT-2).
-        for block in self.blocks:
-            for proj in (block.spatial.proj, block.temporal.proj, block.mlp.proj):
-                nn.init.normal_(proj.weight, std=LINEAR_INIT_STD / math.sqrt(3 * self.cfg.n_layers))
+        for block in self.block_list:
+            projections = [block.spatial.proj, block.temporal.proj, block.mlp.proj]
+            if block.previous is not None:
+                projections.append(block.previous.proj)
+            for proj in projections:
+                nn.init.normal_(proj.weight, std=LINEAR_INIT_STD / math.sqrt(len(projections) * self.cfg.n_layers))
+            # adaLN-zero: FiLM starts as the identity, so a new model is the plain one.
+            if block.film is not None:
+                nn.init.zeros_(block.film.weight)
         # The token embedding is a sum of F factors: each N(0, (init_std/√F)²) keeps the sum at init_std².
         factor_std = self.cfg.init_std / math.sqrt(self.factors.num_factors)
         for table in self.factor_embeddings:
+            assert isinstance(table, nn.Embedding)
             nn.init.normal_(table.weight, std=factor_std)
         if not self.rope:
             nn.init.normal_(self.spatial_position, std=self.cfg.init_std)
             nn.init.normal_(self.temporal_position, std=self.cfg.init_std)
         # Logit scale init_std at any width, so the first loss is the random-guess loss ln(64000).
         for head in self.heads:
+            assert isinstance(head, nn.Linear)
             nn.init.normal_(head.weight, std=self.cfg.init_std / math.sqrt(self.cfg.d_model))
 
     def embed_tokens(self, factor_ids: torch.Tensor) -> torch.Tensor:
@@ -185,19 +265,21 @@ class MaskedHWM(nn.Module):
         b, t, s, _ = factor_ids.shape
         x = self.embed_tokens(factor_ids)
         rope: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
+        cond: torch.Tensor | None = None
         if self.rope:
             rope = (self.spatial_rope, self.temporal_rope[:, :t])
         else:
             x = x + self.spatial_position[None, None] + self.temporal_position[None, :t, None]
         if self.state_embedding is not None:
-            per_frame = self.state_embedding(states)                       # [B, 17W, D]
+            per_frame = self.state_embedding(states)  # [B, 17W, D]
             pooling = self.state_pooling[:t].to(per_frame.dtype)
-            x = x + torch.einsum("tf,bfd->btd", pooling, per_frame)[:, :, None, :]
+            cond = torch.einsum("tf,bfd->btd", pooling, per_frame)  # [B, T, D]: each latent frame's
+            x = x + cond[:, :, None, :]
         for block_index in self.layer_blocks:
-            x = self.blocks[block_index](x, *rope)
+            x = self.block_list[block_index](x, *rope, cond)
         # Every target position, masked or not: a fixed shape (the heads are small, a
         # few 40-way projections); masked_token_loss counts only the masked ones.
-        hidden = self.norm_out(x[:, t - target_frames:].reshape(b, target_frames * s, -1))
+        hidden = self.norm_out(x[:, t - target_frames :].reshape(b, target_frames * s, -1))
         return [head(hidden) for head in self.heads]
 
     def num_parameters(self) -> int:
@@ -218,8 +300,9 @@ def token_cross_entropy(logits: list[torch.Tensor], targets: torch.Tensor) -> tu
     return token_loss, correct
 
 
-def masked_token_loss(logits: list[torch.Tensor], targets: torch.Tensor,
-                      mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_token_loss(
+    logits: list[torch.Tensor], targets: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample mean over its masked tokens of Σ_factors cross-entropy.
 
     Averaging per sample (not per micro-batch) makes the loss of a step the same
@@ -232,8 +315,15 @@ def masked_token_loss(logits: list[torch.Tensor], targets: torch.Tensor,
     return (token_loss * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1), correct
 
 
-def forward_loss(model: nn.Module, factor_ids: torch.Tensor, states: torch.Tensor, targets: torch.Tensor,
-                 target_mask: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
+def forward_loss(
+    model: nn.Module,
+    factor_ids: torch.Tensor,
+    states: torch.Tensor,
+    targets: torch.Tensor,
+    target_mask: torch.Tensor,
+    device: torch.device,
+    precision: str,
+) -> torch.Tensor:
     """One micro-batch's per-sample losses, the forward under autocast: the function a
     training step calls for each micro-batch, and what `train.compile` compiles."""
     with autocast(device, precision):

@@ -24,9 +24,18 @@ def masked_share(step: int, steps: int) -> float:
 
 
 @torch.no_grad()
-def generate(model: torch.nn.Module, factor_ids: torch.Tensor, states: torch.Tensor, target_frames: int, *,
-             mask_ids: list[int], steps: int, temperature: float, generator: torch.Generator | None = None,
-             precision: str = "fp32") -> torch.Tensor:
+def generate(
+    model: torch.nn.Module,
+    factor_ids: torch.Tensor,
+    states: torch.Tensor,
+    target_frames: int,
+    *,
+    mask_ids: list[int],
+    steps: int,
+    temperature: float,
+    generator: torch.Generator | None = None,
+    precision: str = "fp32",
+) -> torch.Tensor:
     """factor_ids [B, T, S, F], the context true (the target frames' values are ignored).
     Returns [B, target_frames, S, F], the generated factor ids of the last target frames."""
     ids = factor_ids.clone()
@@ -37,26 +46,27 @@ def generate(model: torch.nn.Module, factor_ids: torch.Tensor, states: torch.Ten
         still_masked = torch.ones(b, s, dtype=torch.bool, device=ids.device)
         for round_ in range(1, steps + 1):
             with autocast(ids.device, precision):
-                logits = model(ids[:, :frame + 1], states, 1)
-            chosen, confidence = _choose(logits, temperature, generator)        # [B, S, F], [B, S]
-            confidence = confidence.masked_fill(~still_masked, -math.inf)       # already decided: kept
-            left = math.floor(masked_share(round_, steps) * s)                  # masked after this round
-            keep = still_masked.sum(dim=1) - left                               # tokens decided now, per sample
+                logits = model(ids[:, : frame + 1], states, 1)
+            chosen, confidence = _choose(logits, temperature, generator)  # [B, S, F], [B, S]
+            confidence = confidence.masked_fill(~still_masked, -math.inf)  # already decided: kept
+            left = math.floor(masked_share(round_, steps) * s)  # masked after this round
+            keep = still_masked.sum(dim=1) - left  # tokens decided now, per sample
             order = confidence.argsort(dim=1, descending=True)
             rank = torch.empty_like(order).scatter_(1, order, torch.arange(s, device=ids.device).expand(b, s))
             decide = still_masked & (rank < keep[:, None])
             ids[:, frame][decide] = chosen[decide]
             still_masked &= ~decide
-    return ids[:, t - target_frames:]
+    return ids[:, t - target_frames :]
 
 
-def _choose(logits: list[torch.Tensor], temperature: float,
-            generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _choose(
+    logits: list[torch.Tensor], temperature: float, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per factor an argmax (temperature 0) or a sample, and each token's confidence:
     the log-probability of its chosen factors, summed (the factorised pmf's)."""
-    picks, confidence = [], 0.0
+    picks, log_likelihoods = [], []
     for factor_logits in logits:
-        factor_logits = factor_logits.float()                                   # [B, S, size]
+        factor_logits = factor_logits.float()  # [B, S, size]
         log_probs = factor_logits.log_softmax(dim=-1)
         if temperature <= 0:
             pick = factor_logits.argmax(dim=-1)
@@ -64,5 +74,5 @@ def _choose(logits: list[torch.Tensor], temperature: float,
             probs = (factor_logits / temperature).softmax(dim=-1)
             pick = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(probs.shape[:2])
         picks.append(pick)
-        confidence = confidence + log_probs.gather(-1, pick[..., None]).squeeze(-1)
-    return torch.stack(picks, dim=-1), confidence
+        log_likelihoods.append(log_probs.gather(-1, pick[..., None]).squeeze(-1))
+    return torch.stack(picks, dim=-1), torch.stack(log_likelihoods).sum(dim=0)

@@ -26,6 +26,11 @@ def model_shape(config: Config) -> dict[str, Any]:
     shape = {k: getattr(config.model, k) for k in SHAPE_KEYS if k != "positions"}
     if config.model.positions != "learned":  # older checkpoints name no positions: learned ones
         shape["positions"] = config.model.positions
+    # Older checkpoints name neither: their model is the default one.
+    if config.model.state_conditioning != "input":
+        shape["state_conditioning"] = config.model.state_conditioning
+    if config.model.previous_frame_attention:
+        shape["previous_frame_attention"] = True
     shape["latent_frames"] = config.latent_frames
     shape["future_latents"] = config.data.future_latents
     return shape
