@@ -1,7 +1,8 @@
 """`hwm-tui samples --png`: the samples view's panels as one labelled PNG (Pillow).
 
 One row per sample, one column per panel (context frames, then per target frame the
-truth, the argmax, the MaskGIT sample and the argmax's errors); each 32x32 latent
+truth, the argmax, the MaskGIT sample, MaskGIT under another sample's states, and the
+argmax's errors); each 32x32 latent
 frame drawn SCALE times larger, tokens as square blocks.
 """
 
@@ -37,11 +38,13 @@ def write_png(record: SampleRecord, out: Path, *, title: str) -> tuple[int, int]
     draw.text((GAP, 8), title, fill=TEXT)
     for i, row in enumerate(rows):
         top = TITLE + i * (COLUMN_LABEL + PANEL + GAP)
-        argmax_acc, maskgit_acc = accuracy(record, i)
+        right = accuracy(record, i)
+        lines = [f"argmax  {right.argmax:.1%}", f"MaskGIT {right.maskgit:.1%}"]
+        if right.maskgit_other is not None and record.other_indices is not None:
+            lines += [f"other   {right.maskgit_other:.1%}", f"(states of {record.other_indices[i]})"]
         draw.text((GAP, top + COLUMN_LABEL), f"val sample {record.indices[i]}", fill=TEXT)
-        draw.text((GAP, top + COLUMN_LABEL + 16), f"argmax  {argmax_acc:.1%}", fill=DIM)
-        draw.text((GAP, top + COLUMN_LABEL + 30), f"MaskGIT {maskgit_acc:.1%}", fill=DIM)
-        draw.text((GAP, top + COLUMN_LABEL + 44), "tokens right", fill=DIM)
+        for n, line in enumerate([*lines, "tokens right"]):
+            draw.text((GAP, top + COLUMN_LABEL + 14 + 12 * n), line, fill=DIM)
         for j, panel in enumerate(row):
             left = ROW_LABEL + j * (PANEL + GAP)
             draw.text((left, top + 2), panel.label, fill=TEXT)

@@ -97,3 +97,9 @@ class WindowDataset:
         first = start * FRAMES_PER_WINDOW
         states = np.asarray(shard.states[first : first + self.windows * FRAMES_PER_WINDOW])
         return tokens, self.stats.normalise(states)
+
+    def raw_states(self, i: int) -> np.ndarray:
+        """Sample i's states as recorded, float32 [17*windows, 25] (not normalised)."""
+        shard_index, start = (int(x) for x in self.index[i])
+        first = start * FRAMES_PER_WINDOW
+        return np.asarray(self.split.shards[shard_index].states[first : first + self.windows * FRAMES_PER_WINDOW])

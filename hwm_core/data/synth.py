@@ -33,10 +33,10 @@ from .split import (
 
 GENERATOR_VERSION = 1
 WORLD_SIDE = 256
-TEXTURE_SMOOTHNESS = 8.0    # correlation length of the texture, in tokens
-DIGIT_SPREAD = 0.45         # std of a digit field, as a share of its half-range
+TEXTURE_SMOOTHNESS = 8.0  # correlation length of the texture, in tokens
+DIGIT_SPREAD = 0.45  # std of a digit field, as a share of its half-range
 SPEEDS = np.array([-0.25, -0.125, 0.0, 0.125, 0.25])  # tokens per frame: up to 2 a latent frame
-KEEP_VELOCITY = 0.5         # chance a velocity carries over into the next latent frame
+KEEP_VELOCITY = 0.5  # chance a velocity carries over into the next latent frame
 SEGMENT_FRAMES = (150, 600)
 NUM_OBJECTS = 3
 OBJECT_SIDE = 4
@@ -62,8 +62,7 @@ def _quantise(field: np.ndarray, levels: int) -> np.ndarray:
 
 
 def make_world(rng: np.random.Generator) -> np.ndarray:
-    digits = np.stack([_quantise(_smooth_field(rng, WORLD_SIDE, TEXTURE_SMOOTHNESS), n)
-                       for n in FSQ_LEVELS], axis=-1)
+    digits = np.stack([_quantise(_smooth_field(rng, WORLD_SIDE, TEXTURE_SMOOTHNESS), n) for n in FSQ_LEVELS], axis=-1)
     return digits_to_codes(digits)
 
 
@@ -72,7 +71,7 @@ class _Episode:
 
     def __init__(self, rng: np.random.Generator, codes_rng: np.random.Generator):
         self.rng = rng
-        self.pos = rng.uniform(0, WORLD_SIDE, size=2)             # camera (row, col)
+        self.pos = rng.uniform(0, WORLD_SIDE, size=2)  # camera (row, col)
         self.velocity = rng.choice(SPEEDS, size=2)
         self.joints = rng.uniform(-1, 1, size=21)
         self.hands = rng.integers(0, 2, size=2).astype(np.float64)
@@ -107,16 +106,17 @@ class _Episode:
         cols = (int(self.pos[1]) + np.arange(TOKENS_SIDE)) % WORLD_SIDE
         view = world[np.ix_(rows, cols)].copy()
         for (r, c), codes in zip(self.obj_pos, self.obj_codes):
-            view[r: r + OBJECT_SIDE, c: c + OBJECT_SIDE] = codes
+            view[r : r + OBJECT_SIDE, c : c + OBJECT_SIDE] = codes
         # The arm's column follows joint 0; its tip shows whether the left hand is closed.
         arm_col = int(round((self.joints[0] + 1) / 2 * (TOKENS_SIDE - ARM_WIDTH)))
-        view[-ARM_ROWS:, arm_col: arm_col + ARM_WIDTH] = arm_codes[0]
-        view[-ARM_ROWS, arm_col: arm_col + ARM_WIDTH] = arm_codes[1 + int(self.hands[0])]
+        view[-ARM_ROWS:, arm_col : arm_col + ARM_WIDTH] = arm_codes[0]
+        view[-ARM_ROWS, arm_col : arm_col + ARM_WIDTH] = arm_codes[1 + int(self.hands[0])]
         return view
 
 
-def generate_shard(world: np.ndarray, arm_codes: np.ndarray, rng: np.random.Generator,
-                   num_frames: int, first_segment: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def generate_shard(
+    world: np.ndarray, arm_codes: np.ndarray, rng: np.random.Generator, num_frames: int, first_segment: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Returns video [ceil(F/17),3,32,32] int32, states [F,25] f32, segment ids [F] i32."""
     codes_rng = np.random.default_rng(rng.integers(2**63))
     num_windows = -(-num_frames // FRAMES_PER_WINDOW)
@@ -153,8 +153,7 @@ def generate_shard(world: np.ndarray, arm_codes: np.ndarray, rng: np.random.Gene
     return video, states, segments, segment + 1
 
 
-def write_split(out: str | Path, *, shards: int = 2, frames: int = 4080, seed: int = 0,
-                flat: bool = False) -> Path:
+def write_split(out: str | Path, *, shards: int = 2, frames: int = 4080, seed: int = 0, flat: bool = False) -> Path:
     """Write a synthetic split; the same arguments always give the same bytes."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,16 +168,23 @@ def write_split(out: str | Path, *, shards: int = 2, frames: int = 4080, seed: i
     segment = 0
     for s in range(shards):
         video, states, segments, segment = generate_shard(
-            world, arm_codes, np.random.default_rng(shard_seqs[s]), frames, segment)
+            world, arm_codes, np.random.default_rng(shard_seqs[s]), frames, segment
+        )
         _write_bytes(shard_file(out, layout, "video", s), video.tobytes())
         _write_bytes(shard_file(out, layout, "states", s), states.tobytes())
         _write_bytes(shard_file(out, layout, "segments", s), segments.tobytes())
         shard_meta = {"shard_num_frames": frames, "shard_ind": s, "hz": HZ}
-        _write_bytes(shard_file(out, layout, "metadata", s),
-                     (json.dumps(shard_meta, sort_keys=True) + "\n").encode())
-    metadata = {"num_shards": shards, "num_images": shards * frames, "hz": HZ,
-                "synthetic": True, "generator_version": GENERATOR_VERSION, "seed": seed,
-                "token_dtype": "int32", "state_dim": STATE_DIM}
+        _write_bytes(shard_file(out, layout, "metadata", s), (json.dumps(shard_meta, sort_keys=True) + "\n").encode())
+    metadata = {
+        "num_shards": shards,
+        "num_images": shards * frames,
+        "hz": HZ,
+        "synthetic": True,
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "token_dtype": "int32",
+        "state_dim": STATE_DIM,
+    }
     _write_bytes(out / "metadata.json", (json.dumps(metadata, indent=1, sort_keys=True) + "\n").encode())
     return out
 
@@ -188,3 +194,42 @@ def _write_bytes(path: Path, data: bytes) -> None:
     with open(tmp, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
+
+
+# --- What the generator's rule makes predictable -------------------------------------
+# evaluate's reference line on a synthetic split: the generator knows how its view
+# moves, so the last context latent frame moved by the shift the velocity states
+# encode is what a model that follows its actions can reach (objects and the arm
+# aside). A reference for the reader, never a training signal.
+
+
+def is_synthetic(metadata: dict) -> bool:
+    """A split this generator wrote (its rule is the one below)."""
+    return metadata.get("synthetic") is True and metadata.get("generator_version") == GENERATOR_VERSION
+
+
+def view_shifts(raw_states: np.ndarray) -> np.ndarray:
+    """raw (not normalised) states [17*W, 25] -> [3*W, 2] int: by how many tokens
+    (rows, columns) each latent frame's view moved since the latent frame before it:
+    the velocities of the frames it spans, summed (they scroll the camera each frame)
+    and rounded (the camera's sub-token offset is not in the states)."""
+    windows = raw_states.shape[0] // FRAMES_PER_WINDOW
+    velocity = raw_states[:, [LINEAR_VELOCITY_DIM, ANGULAR_VELOCITY_DIM]].astype(np.float64)
+    shifts = np.zeros((3 * windows, 2), dtype=np.int64)
+    for w in range(windows):
+        for j, (start, end) in enumerate(LATENT_FRAME_GROUPS):
+            moved = velocity[w * FRAMES_PER_WINDOW + start : w * FRAMES_PER_WINDOW + end].sum(axis=0)
+            shifts[3 * w + j] = np.floor(moved + 0.5)
+    return shifts
+
+
+def shifted_view(frame: np.ndarray, shift: np.ndarray, fill: int = -1) -> np.ndarray:
+    """frame [32, 32] as the camera sees it after moving `shift` (rows, columns): token
+    (r, c) is the old (r + dy, c + dx); what enters at the edges is unknown (`fill`)."""
+    dy, dx = int(shift[0]), int(shift[1])
+    out = np.full_like(frame, fill)
+    rows, cols = frame.shape
+    out[max(0, -dy) : rows - max(0, dy), max(0, -dx) : cols - max(0, dx)] = frame[
+        max(0, dy) : rows - max(0, -dy), max(0, dx) : cols - max(0, -dx)
+    ]
+    return out

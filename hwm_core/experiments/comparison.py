@@ -1,5 +1,6 @@
 """Several runs side by side: the config values in which they differ, and each run's
-steps, best and last val loss, warnings and status.
+steps, best and last val loss, warnings and status, and its latest evaluation
+(tokens right, and under another sample's states).
 
 The history screen's comparison and `hwm-tui runs compare` both use this, so the
 screen and the script agree; a run is named by its id and the values that set it
@@ -15,6 +16,7 @@ from typing import Any
 from ..config.loading import config_from_toml_file
 from ..config.schema import SECTIONS
 from ..errors import UserError
+from ..predictions.evaluation_store import EvaluationHeadline, headline, latest_evaluation
 from ..runs.folder import RunFolder
 from ..runs.history import RunSummary, safe_summarize
 
@@ -60,6 +62,7 @@ def short_key(key: str) -> str:
 class ComparedRun:
     summary: RunSummary
     values: dict[str, Any] = field(default_factory=dict)  # the differing keys' values
+    evaluation: EvaluationHeadline | None = None  # its latest `hwm-tui evaluate`, if any
 
     @property
     def label(self) -> str:
@@ -79,6 +82,7 @@ class ComparedRun:
             "last_val_loss": _finite(s.last_val_loss),
             "warnings": s.warning_count,
             "path": s.path,
+            "latest_evaluation": self.evaluation.to_json() if self.evaluation is not None else None,
         }
 
 
@@ -96,7 +100,10 @@ def compare(folders: list[RunFolder], now: float) -> Comparison:
         raise UserError(f"{len(folders)} runs: a comparison shows at most {MAX_RUNS}; leave some out")
     configs = [flat_config(f) for f in folders]
     keys = differing_keys(configs)
-    runs = [ComparedRun(safe_summarize(f, now), {k: c.get(k) for k in keys}) for f, c in zip(folders, configs)]
+    runs = [
+        ComparedRun(safe_summarize(f, now), {k: c.get(k) for k in keys}, headline(latest_evaluation(f)))
+        for f, c in zip(folders, configs)
+    ]
     return Comparison(keys, runs)
 
 

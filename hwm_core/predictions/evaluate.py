@@ -10,6 +10,11 @@ the trivial predictors a reader needs to judge the figures.
   factor's code frequencies in the train split (add-one smoothed), and the accuracy
   of copying the last context latent frame.
 - MaskGIT generation of the target frames (maskgit.py): accuracy against the truth.
+- Controllability: the same teacher-forced figures with each sample's states
+  replaced by another sample's (controllability.py), and the difference: how much
+  the prediction follows the actions (Genie's Δ PSNR, in token space).
+- On a synthetic split, what the actions make predictable: the last context latent
+  frame moved by the shift the states encode (the generator's rule, synth.py).
 
 The same command gives the same figures: samples in split order, generation
 seeded per batch. Results are kept in the run folder (evaluation_store.py).
@@ -27,8 +32,10 @@ import numpy as np
 import torch
 
 from ..data import Split, WindowDataset
+from ..data.synth import is_synthetic, shifted_view, view_shifts
 from ..fsq import CODEBOOK_SIZE, FactorSpec
 from ..runtime.device import describe_device
+from .controllability import paired_sample
 from .inference import TrainedModel, sample_batch
 from .predict import maskgit_sample, teacher_forced
 
@@ -36,7 +43,7 @@ from .predict import maskgit_sample, teacher_forced
 @dataclass
 class EvalOptions:
     batch_size: int = 16
-    limit: int | None = None      # the first N valid samples; None: all
+    limit: int | None = None  # the first N valid samples; None: all
     maskgit_steps: int = 8
     temperature: float = 0.0
     seed: int = 0
@@ -46,7 +53,7 @@ def factor_unigram(split: Split, factors: FactorSpec) -> list[torch.Tensor]:
     """Per factor, the log-frequency of each of its values over every token of the
     split (add-one smoothed, so an unseen value costs a finite amount)."""
     counts = [np.ones(size, dtype=np.float64) for size in factors.sizes]
-    table = factors.factor_array(np.arange(CODEBOOK_SIZE))   # code -> factor ids
+    table = factors.factor_array(np.arange(CODEBOOK_SIZE))  # code -> factor ids
     for shard in split.shards:
         per_code = np.bincount(np.asarray(shard.video, dtype=np.int64).ravel(), minlength=CODEBOOK_SIZE)
         for f, size in enumerate(factors.sizes):
@@ -57,7 +64,11 @@ def factor_unigram(split: Split, factors: FactorSpec) -> list[torch.Tensor]:
 class _Totals:
     """Sums per target frame, turned into means at the end."""
 
-    def __init__(self, frames: int, factors: int):
+    def __init__(self, frames: int, factors: int, *, paired: bool, synthetic: bool):
+        self.paired, self.synthetic = paired, synthetic
+        self.other_ce = np.zeros(frames)
+        self.other_correct = np.zeros(frames)
+        self.shift_correct = np.zeros(frames)
         self.tokens = np.zeros(frames)
         self.ce = np.zeros(frames)
         self.correct = np.zeros(frames)
@@ -70,39 +81,90 @@ class _Totals:
         n = np.maximum(self.tokens, 1)
         per_frame = lambda x: [float(v) for v in x / n]  # noqa: E731
         overall = lambda x: float(x.sum() / max(self.tokens.sum(), 1))  # noqa: E731
+        extra: dict[str, Any] = {}
+        if self.paired:
+            extra["controllability"] = {
+                "pairing": "each sample under the states of the sample half the split away",
+                "other_states_ce_nats": overall(self.other_ce),
+                "other_states_token_accuracy": overall(self.other_correct),
+                "other_states_token_accuracy_per_frame": per_frame(self.other_correct),
+                # Both read so that larger means the model follows its actions more.
+                "delta_ce_nats": overall(self.other_ce) - overall(self.ce),
+                "delta_token_accuracy": overall(self.correct) - overall(self.other_correct),
+            }
+        reference = {}
+        if self.synthetic:
+            reference = {
+                "states_shift_accuracy": overall(self.shift_correct),
+                "states_shift_accuracy_per_frame": per_frame(self.shift_correct),
+            }
         return {
-            "teacher_forced": {
-                "ce_nats": overall(self.ce), "ce_nats_per_frame": per_frame(self.ce),
-                "token_accuracy": overall(self.correct), "token_accuracy_per_frame": per_frame(self.correct),
-                "factor_accuracy": [float(v) for v in self.factor_correct.sum(0) / max(self.tokens.sum(), 1)],
+            **extra,
+            **{
+                "teacher_forced": {
+                    "ce_nats": overall(self.ce),
+                    "ce_nats_per_frame": per_frame(self.ce),
+                    "token_accuracy": overall(self.correct),
+                    "token_accuracy_per_frame": per_frame(self.correct),
+                    "factor_accuracy": [float(v) for v in self.factor_correct.sum(0) / max(self.tokens.sum(), 1)],
+                },
+                "baselines": {
+                    "uniform_ce_nats": math.log(CODEBOOK_SIZE),
+                    "unigram_ce_nats": overall(self.unigram_ce),
+                    "unigram_ce_nats_per_frame": per_frame(self.unigram_ce),
+                    "copy_last_accuracy": overall(self.copy_correct),
+                    "copy_last_accuracy_per_frame": per_frame(self.copy_correct),
+                    **reference,
+                },
+                "maskgit": {
+                    "token_accuracy": overall(self.maskgit_correct),
+                    "token_accuracy_per_frame": per_frame(self.maskgit_correct),
+                },
             },
-            "baselines": {
-                "uniform_ce_nats": math.log(CODEBOOK_SIZE),
-                "unigram_ce_nats": overall(self.unigram_ce), "unigram_ce_nats_per_frame": per_frame(self.unigram_ce),
-                "copy_last_accuracy": overall(self.copy_correct),
-                "copy_last_accuracy_per_frame": per_frame(self.copy_correct),
-            },
-            "maskgit": {"token_accuracy": overall(self.maskgit_correct),
-                        "token_accuracy_per_frame": per_frame(self.maskgit_correct)},
         }
 
 
-def evaluate(trained: TrainedModel, samples: WindowDataset, unigram: list[torch.Tensor], options: EvalOptions,
-             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def _shift_correct(samples: WindowDataset, indices: list[int], codes: np.ndarray, target: int) -> np.ndarray:
+    """The generator's predictor scored: codes [B, T, 32, 32] -> right tokens per target frame [Tf]."""
+    right = np.zeros(target)
+    for row, i in enumerate(indices):
+        shifts = view_shifts(samples.raw_states(i))
+        t = codes.shape[1]
+        for f, frame in enumerate(range(t - target, t)):
+            moved = shifted_view(codes[row, frame - 1], shifts[frame])
+            right[f] += float((moved == codes[row, frame]).sum())
+    return right
+
+
+def evaluate(
+    trained: TrainedModel,
+    samples: WindowDataset,
+    unigram: list[torch.Tensor],
+    options: EvalOptions,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     count = len(samples) if options.limit is None else min(options.limit, len(samples))
     target = trained.config.data.future_latents
-    totals = _Totals(target, trained.factors.num_factors)
+    paired = len(samples) >= 2
+    synthetic = is_synthetic(samples.split.metadata)
+    totals = _Totals(target, trained.factors.num_factors, paired=paired, synthetic=synthetic)
     unigram = [u.to(trained.device) for u in unigram]
     started = time.time()
     for first in range(0, count, options.batch_size):
         indices = list(range(first, min(first + options.batch_size, count)))
         ids, states = sample_batch(trained, samples, indices)
-        truth = ids[:, -target:]                                                 # [B, Tf, S, F]
+        truth = ids[:, -target:]  # [B, Tf, S, F]
         ce, _, right = teacher_forced(trained, ids, states)
-        generated = maskgit_sample(trained, ids, states, steps=options.maskgit_steps,
-                                   temperature=options.temperature, seed=options.seed + first)
-        last_context = ids[:, -target - 1: -target]                              # [B, 1, S, F]
-        unigram_ce = -sum(u[truth[..., f]] for f, u in enumerate(unigram))       # [B, Tf, S]
+        generated = maskgit_sample(
+            trained,
+            ids,
+            states,
+            steps=options.maskgit_steps,
+            temperature=options.temperature,
+            seed=options.seed + first,
+        )
+        last_context = ids[:, -target - 1 : -target]  # [B, 1, S, F]
+        unigram_ce = -sum(u[truth[..., f]] for f, u in enumerate(unigram))  # [B, Tf, S]
         per_frame = lambda x: x.float().sum(dim=(0, 2)).cpu().numpy()  # noqa: E731 - [B, Tf, S] -> [Tf]
         totals.tokens += truth.shape[0] * truth.shape[2]
         totals.ce += per_frame(ce)
@@ -111,17 +173,32 @@ def evaluate(trained: TrainedModel, samples: WindowDataset, unigram: list[torch.
         totals.unigram_ce += per_frame(unigram_ce)
         totals.copy_correct += per_frame((last_context == truth).all(-1))
         totals.maskgit_correct += per_frame((generated == truth).all(-1))
+        if paired:
+            _, other_states = sample_batch(trained, samples, [paired_sample(i, len(samples)) for i in indices])
+            other_ce, _, other_right = teacher_forced(trained, ids, other_states)
+            totals.other_ce += per_frame(other_ce)
+            totals.other_correct += per_frame(other_right.all(-1))
+        if synthetic:
+            codes = np.stack([samples.get(i)[0] for i in indices])
+            totals.shift_correct += _shift_correct(samples, indices, codes, target)
         if progress is not None:
             progress(indices[-1] + 1, count)
     return {
-        "checkpoint": str(trained.checkpoint), "step": trained.step,
+        "checkpoint": str(trained.checkpoint),
+        "step": trained.step,
         "run": trained.folder.id if trained.folder is not None else None,
-        "split": str(samples.split.root), "samples": count, "tokens_per_frame": 1024,
-        "target_frames": target, "windows": trained.config.data.windows,
+        "split": str(samples.split.root),
+        "samples": count,
+        "tokens_per_frame": 1024,
+        "target_frames": target,
+        "windows": trained.config.data.windows,
         "factor_groups": trained.config.model.factor_groups,
-        "maskgit_steps": options.maskgit_steps, "temperature": options.temperature, "seed": options.seed,
+        "maskgit_steps": options.maskgit_steps,
+        "temperature": options.temperature,
+        "seed": options.seed,
         **totals.figures(),
-        "device": describe_device(trained.device), "seconds": round(time.time() - started, 1),
+        "device": describe_device(trained.device),
+        "seconds": round(time.time() - started, 1),
     }
 
 

@@ -3,7 +3,9 @@ false-colour images.
 
 At each evaluation the trainer predicts its first `eval.sample_count` val samples
 (the same ones every time, in the order validation takes them): each target frame
-teacher-forced (argmax) and generated with MaskGIT. The codes go to
+teacher-forced (argmax) and generated with MaskGIT, and generated once more under
+another sample's states (the one evaluate pairs it with), so a reader sees the
+prediction move with the actions, or not. The codes go to
 `samples/step_XXXXXXXX.safetensors` in the run folder (integers only, no pickle),
 which the samples view, `hwm-tui samples --png` and `watch` read. Colours come
 from the FSQ digits: digits 0, 1 and 2 (8 levels each) are red, green and blue.
@@ -31,13 +33,16 @@ class SampleRecord:
     """Codes [n, frames, 32, 32] (int32) of n val samples at one step."""
 
     step: int
-    indices: list[int]      # which val samples (positions in the split's valid samples)
-    context: np.ndarray     # [n, Tc, 32, 32] true context frames
-    truth: np.ndarray       # [n, Tf, 32, 32] true target frames
-    argmax: np.ndarray      # [n, Tf, 32, 32] teacher-forced argmax
-    maskgit: np.ndarray     # [n, Tf, 32, 32] MaskGIT generation
+    indices: list[int]  # which val samples (positions in the split's valid samples)
+    context: np.ndarray  # [n, Tc, 32, 32] true context frames
+    truth: np.ndarray  # [n, Tf, 32, 32] true target frames
+    argmax: np.ndarray  # [n, Tf, 32, 32] teacher-forced argmax
+    maskgit: np.ndarray  # [n, Tf, 32, 32] MaskGIT generation
     maskgit_steps: int = 0
     temperature: float = 0.0
+    # MaskGIT under another sample's states, and which sample lent them (absent in older files)
+    maskgit_other: np.ndarray | None = None  # [n, Tf, 32, 32]
+    other_indices: list[int] | None = None
 
     @property
     def count(self) -> int:
@@ -62,7 +67,7 @@ def false_colour(codes: np.ndarray) -> np.ndarray:
 
 def error_map(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Right tokens dark grey; wrong ones red, brighter the more FSQ digits are wrong."""
-    wrong = (codes_to_digits(predicted) != codes_to_digits(truth)).sum(-1)          # 0..6 digits off
+    wrong = (codes_to_digits(predicted) != codes_to_digits(truth)).sum(-1)  # 0..6 digits off
     out = np.full((*wrong.shape, 3), 40, dtype=np.uint8)
     bad = wrong > 0
     out[bad] = 0
@@ -76,19 +81,38 @@ def panels(record: SampleRecord, i: int) -> list[Panel]:
     out = [Panel(f"context {c + 1}", false_colour(record.context[i, c])) for c in range(record.context.shape[1])]
     for j in range(record.target_frames):
         tag = f" {j + 1}" if record.target_frames > 1 else ""
-        out += [Panel(f"truth{tag}", false_colour(record.truth[i, j])),
-                Panel(f"argmax{tag}", false_colour(record.argmax[i, j])),
-                Panel(f"MaskGIT{tag}", false_colour(record.maskgit[i, j])),
-                Panel(f"errors{tag}", error_map(record.argmax[i, j], record.truth[i, j]))]
+        out += [
+            Panel(f"truth{tag}", false_colour(record.truth[i, j])),
+            Panel(f"argmax{tag}", false_colour(record.argmax[i, j])),
+            Panel(f"MaskGIT{tag}", false_colour(record.maskgit[i, j])),
+        ]
+        if record.maskgit_other is not None:
+            out.append(Panel(f"other states{tag}", false_colour(record.maskgit_other[i, j])))
+        out.append(Panel(f"errors{tag}", error_map(record.argmax[i, j], record.truth[i, j])))
     return out
 
 
-def accuracy(record: SampleRecord, i: int) -> tuple[float, float]:
-    """Token accuracy of sample i's argmax and MaskGIT predictions."""
-    return (float((record.argmax[i] == record.truth[i]).mean()), float((record.maskgit[i] == record.truth[i]).mean()))
+@dataclass
+class SampleAccuracy:
+    """Token accuracy of one sample's predictions; `maskgit_other` None where not recorded."""
+
+    argmax: float
+    maskgit: float
+    maskgit_other: float | None
+
+
+def accuracy(record: SampleRecord, i: int) -> SampleAccuracy:
+    """Token accuracy of sample i's argmax and MaskGIT predictions (and MaskGIT under other states)."""
+    other = None
+    if record.maskgit_other is not None:
+        other = float((record.maskgit_other[i] == record.truth[i]).mean())
+    return SampleAccuracy(
+        float((record.argmax[i] == record.truth[i]).mean()), float((record.maskgit[i] == record.truth[i]).mean()), other
+    )
 
 
 # ------------------------------------------------------------------------- files
+
 
 def samples_dir(folder: RunFolder) -> Path:
     return folder.path / SAMPLES_DIR
@@ -102,10 +126,16 @@ def save_samples(folder: RunFolder, record: SampleRecord, keep: int = KEEP_SAMPL
     directory.mkdir(exist_ok=True)
     path = directory / f"step_{record.step:08d}.safetensors"
     tmp = directory / f".{path.name}.{os.getpid()}.tmp"
-    tensors = {name: np.ascontiguousarray(getattr(record, name), dtype=np.int32)
-               for name in ("context", "truth", "argmax", "maskgit")}
-    meta = {"step": record.step, "indices": record.indices, "maskgit_steps": record.maskgit_steps,
-            "temperature": record.temperature}
+    names = ["context", "truth", "argmax", "maskgit"] + (["maskgit_other"] if record.maskgit_other is not None else [])
+    tensors = {name: np.ascontiguousarray(getattr(record, name), dtype=np.int32) for name in names}
+    meta = {
+        "step": record.step,
+        "indices": record.indices,
+        "maskgit_steps": record.maskgit_steps,
+        "temperature": record.temperature,
+    }
+    if record.other_indices is not None:
+        meta["other_indices"] = record.other_indices
     try:
         save_file(tensors, str(tmp), metadata={"hwm": json.dumps(meta)})
         os.replace(tmp, path)
@@ -123,9 +153,18 @@ def load_samples(path: Path) -> SampleRecord:
     with safe_open(str(path), framework="numpy") as fh:
         meta = json.loads(fh.metadata()["hwm"])
         arrays = {name: fh.get_tensor(name) for name in ("context", "truth", "argmax", "maskgit")}
-    return SampleRecord(step=int(meta["step"]), indices=list(meta["indices"]),
-                        maskgit_steps=int(meta.get("maskgit_steps", 0)),
-                        temperature=float(meta.get("temperature", 0.0)), **arrays)
+        names = fh.keys()  # a safe_open handle has keys(), not `in`
+        other = fh.get_tensor("maskgit_other") if "maskgit_other" in names else None
+    other_indices = meta.get("other_indices")
+    return SampleRecord(
+        step=int(meta["step"]),
+        indices=list(meta["indices"]),
+        maskgit_steps=int(meta.get("maskgit_steps", 0)),
+        temperature=float(meta.get("temperature", 0.0)),
+        maskgit_other=other,
+        other_indices=list(other_indices) if other_indices is not None else None,
+        **arrays,
+    )
 
 
 def latest_samples(folder: RunFolder) -> Path | None:

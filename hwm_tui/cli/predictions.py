@@ -35,7 +35,9 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score a checkpoint on a whole split: teacher-forced CE and accuracy per target frame, MaskGIT
-    generation, and the uniform, unigram and copy-last baselines on the same samples."""
+    generation, controllability (the same under another sample's states), and the uniform, unigram
+    and copy-last baselines on the same samples (on a synthetic split also what the states make
+    predictable)."""
     from rich.progress import Progress
 
     from hwm_core.data import Split
@@ -94,7 +96,27 @@ def evaluation_table(result: dict) -> Table:
         gen["token_accuracy_per_frame"],
         "{:.1%}",
     )
+    control = result.get("controllability")
+    if control is not None:
+        row(
+            "token accuracy, another sample's states",
+            control["other_states_token_accuracy"],
+            control["other_states_token_accuracy_per_frame"],
+            "{:.1%}",
+        )
+        table.add_row(
+            "controllability: accuracy lost, CE gained",
+            f"{control['delta_token_accuracy'] * 100:+.1f} pts, {control['delta_ce_nats']:+.3f} nats",
+            *([""] * (frames if frames > 1 else 0)),
+        )
     row("copy-last accuracy", base["copy_last_accuracy"], base["copy_last_accuracy_per_frame"], "{:.1%}")
+    if "states_shift_accuracy" in base:
+        row(
+            "what the states make predictable (synthetic: last frame moved by their shift)",
+            base["states_shift_accuracy"],
+            base["states_shift_accuracy_per_frame"],
+            "{:.1%}",
+        )
     table.add_row(
         "factor accuracy", " ".join(f"{v:.1%}" for v in tf["factor_accuracy"]), *([""] * (frames if frames > 1 else 0))
     )

@@ -7,6 +7,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
@@ -17,6 +18,9 @@ from .console import console
 from .options import RUNS_DIR_HELP
 from .predictions import evaluation_table
 from .user_errors import user_errors
+
+if TYPE_CHECKING:
+    from hwm_core.predictions.evaluation_store import EvaluationHeadline
 
 runs_app = typer.Typer(no_args_is_help=True, help="Runs in the runs dir, for scripts.")
 
@@ -128,6 +132,8 @@ def runs_compare(
         "best val",
         "last val",
         "warnings",
+        "eval acc",
+        "other states",
         title=f"{len(runs)} runs: they differ in {', '.join(comparison.keys) or 'nothing in their configs'}",
         box=box.SIMPLE_HEAD,
     )
@@ -144,9 +150,20 @@ def runs_compare(
             _loss(s.best_val_loss),
             _loss(s.last_val_loss),
             str(s.warning_count),
+            *_evaluation_cells(run.evaluation),
         )
     # A pipe (a script) takes the whole table, however wide; a terminal, what fits.
     (console if console.is_terminal else Console(width=10_000, soft_wrap=True)).print(table)
+
+
+def _evaluation_cells(h: EvaluationHeadline | None) -> tuple[str, str]:
+    """The latest evaluation's accuracy, and under other states with the points lost; '-' where none."""
+    if h is None:
+        return "-", "-"
+    other = "-"
+    if h.other_states_accuracy is not None and h.delta_accuracy is not None:
+        other = f"{h.other_states_accuracy:.1%} ({-h.delta_accuracy * 100:+.1f})"
+    return f"{h.accuracy:.1%} @{h.step}", other
 
 
 EXPORT_COLUMNS = (

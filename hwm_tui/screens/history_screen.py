@@ -193,7 +193,7 @@ class HistoryScreen(ChartControls):
 
     def _show_detail(self, run_id: str, summary: RunSummary, detail: RunDetail) -> None:
         if run_id == self.selected:
-            self.detail_view.show(summary, detail.view, detail.config)
+            self.detail_view.show(summary, detail.view, detail.config, detail.evaluation)
 
     def redraw_charts_now(self) -> None:
         self.detail_view.redraw_charts_now()

@@ -1,4 +1,5 @@
-"""What the history screen has read of each run: its curves and config, kept for the
+"""What the history screen has read of each run: its curves, config and latest
+evaluation, kept for the
 last few runs looked at, so a refresh reads only what a run's metrics.jsonl gained."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from hwm_core.events.follow import MetricsFollower
 from hwm_core.events.run_state import RunState
+from hwm_core.predictions.evaluation_store import EvaluationHeadline, headline, latest_evaluation
 from hwm_core.runs.folder import RunFolder
 from hwm_core.runs.history import RunSummary
 
@@ -24,6 +26,7 @@ class RunDetail:
     metrics: MetricsFollower  # where the read stopped; copied before it reads on
     view: RunState
     config: str
+    evaluation: EvaluationHeadline | None = None  # its latest `hwm-tui evaluate`, read at each refresh
 
 
 class RunDetails:
@@ -41,7 +44,8 @@ class RunDetails:
             cached = self._details.get(run_id)
         metrics = cached.metrics.copy() if cached is not None else MetricsFollower(folder.metrics)
         read = metrics.poll()
-        if cached is not None and not read.rewound and not read.events:
+        evaluation = headline(latest_evaluation(folder))
+        if cached is not None and not read.rewound and not read.events and evaluation == cached.evaluation:
             return cached
         if cached is not None and not read.rewound:
             view, config = cached.view.copy(), cached.config
@@ -50,7 +54,7 @@ class RunDetails:
         view.add_all(read.events)
         if view.start is None and summary.max_steps:
             view.progress.max_steps = summary.max_steps
-        detail = RunDetail(metrics, view, config)
+        detail = RunDetail(metrics, view, config, evaluation)
         with self._lock:
             self._details[run_id] = detail
             self._details.move_to_end(run_id)

@@ -1,7 +1,8 @@
 """`s`: what the model predicts for a few fixed val samples, as false-colour images.
 
 Per sample: its context latent frames, then per target frame the truth, the
-teacher-forced argmax, a MaskGIT sample and the argmax's errors. FSQ digits 0, 1
+teacher-forced argmax, a MaskGIT sample, a MaskGIT sample under another sample's
+states (does the prediction follow the actions?) and the argmax's errors. FSQ digits 0, 1
 and 2 are red, green and blue; in the error map right tokens are grey, wrong ones
 red (brighter with more digits wrong). The images are drawn by textual-image: real
 pixels where the terminal can show them, half-block characters elsewhere (tmux).
@@ -139,12 +140,16 @@ class SamplesScreen(Screen):
         head.append(f"Samples · run {self.run_id or '-'}", style="bold")
         r = self.record
         if r is not None:
-            argmax, maskgit = accuracy(r, self.sample)
+            right = accuracy(r, self.sample)
             head.append(f" · step {r.step} · val sample {r.indices[self.sample]} ({self.sample + 1} of {r.count})")
             head.append(
-                f"\ntokens right: argmax {argmax:.1%} · MaskGIT {maskgit:.1%} "
+                f"\ntokens right: argmax {right.argmax:.1%} · MaskGIT {right.maskgit:.1%} "
                 f"({r.maskgit_steps} steps, T={r.temperature:g})"
             )
+            if right.maskgit_other is not None and r.other_indices is not None:
+                head.append(
+                    f" · under the states of val sample {r.other_indices[self.sample]}: {right.maskgit_other:.1%}"
+                )
             head.append("\ncolours: FSQ digits 0 1 2 as red green blue · errors: grey right, red wrong", style="dim")
         if self.note:
             head.append(f"\n{self.note}", style="yellow")

@@ -130,6 +130,9 @@ def test_evaluate_twice_gives_the_same_figures_and_runs_show_lists_it(runs_dir):
     assert json.loads(shown.stdout)["latest_evaluation"]["step"] == 4
     table = hwm("runs", "show", run.name, "--runs-dir", str(runs_dir))
     assert "teacher-forced CE" in table.stdout and "copy-last accuracy" in table.stdout
+    assert "another sample's states" in table.stdout and "controllability" in table.stdout
+    assert set(a["controllability"]) >= {"other_states_token_accuracy", "delta_token_accuracy", "delta_ce_nats"}
+    assert "states_shift_accuracy" in a["baselines"]  # a synthetic split: what the states make predictable
 
 
 def test_a_checkpoint_of_another_shape_or_a_split_too_short_is_one_line(runs_dir, tmp_path):
@@ -166,12 +169,15 @@ def test_training_keeps_predictions_and_the_png_has_the_size_of_its_layout(runs_
     record = load_samples(latest_samples(__import__("hwm_core.runs.folder").runs.folder.RunFolder(run)))
     assert record.step == 4 and record.count == 2 and record.truth.shape == (2, 1, 32, 32)
     assert record.context.shape == (2, 2, 32, 32) and (record.argmax < CODEBOOK_SIZE).all()
+    # the same samples generated under the states of the samples evaluate pairs them with
+    assert record.maskgit_other is not None and record.maskgit_other.shape == record.maskgit.shape
+    assert record.other_indices is not None and all(o != i for o, i in zip(record.other_indices, record.indices))
     out = tmp_path / "sheet.png"
     result = hwm("samples", run.name, "--runs-dir", str(runs_dir), "--png", str(out), "--count", "3")
     assert result.returncode == 0, result.stderr
     with Image.open(out) as image:
-        # 3 samples; 2 context frames + truth, argmax, MaskGIT, errors of 1 target frame
-        assert image.format == "PNG" and image.size == png_size(6, 3)
+        # 3 samples; 2 context frames + truth, argmax, MaskGIT, MaskGIT under other states, errors of 1 target frame
+        assert image.format == "PNG" and image.size == png_size(7, 3)
         assert len(image.getcolors(1 << 16) or []) > 20  # panels drawn, not a blank sheet
 
 
@@ -194,7 +200,8 @@ def test_the_samples_view_opens_from_the_dashboard_and_pages_through_samples(run
             head = str(screen.query_one("#samples-head").render())
             assert "step 4" in head and "(1 of 2)" in head
             labels = [p.label for p in screen.query(SamplePanel)]
-            assert labels == ["context 1", "context 2", "truth", "argmax", "MaskGIT", "errors"]
+            assert labels == ["context 1", "context 2", "truth", "argmax", "MaskGIT", "other states", "errors"]
+            assert "under the states of val sample" in head
             await pilot.press("right")
             await pilot.pause(0.2)
             assert "(2 of 2)" in str(screen.query_one("#samples-head").render())
