@@ -27,6 +27,7 @@ from hwm_core.events.types import (
     CheckpointFailedEvent,
     CompileEvent,
     EvalEvent,
+    StartEvent,
     StateEvent,
     StepEvent,
     WarningEvent,
@@ -37,7 +38,7 @@ from hwm_core.status import COMPLETED, DIVERGED, INTERRUPTED, exit_code
 from hwm_core.training.runner import TrainingRunner
 from hwm_core.training.session import TrainingSession
 
-from .style import WARNING_STYLES
+from .style import ON_TRACK_STYLES, WARNING_STYLES
 
 PLAIN_LOG_INTERVAL_S = 10.0  # without a terminal (a log file), one line this often
 
@@ -53,6 +54,10 @@ def progress_line(p: RunProgress) -> Table:
         Text(f"{format_rate(p.tokens_per_s)} tok/s"),
         Text(_gpu(p)),
         Text(f"ETA {format_duration(p.eta_s)}"),
+        Text(
+            p.on_track.word if p.on_track is not None else "",
+            style=ON_TRACK_STYLES[p.on_track.word] if p.on_track is not None else "",
+        ),
         Text("" if p.state == "running" else p.state, style="yellow"),
     )
     return grid
@@ -65,6 +70,7 @@ def plain_line(p: RunProgress) -> str:
         f"{format_rate(p.tokens_per_s)} tok/s mem {format_bytes(p.memory_bytes)} "
         + (f"{_gpu(p)} " if p.gpu is not None else "")
         + f"ETA {format_duration(p.eta_s)}"
+        + (f" {p.on_track.word}" if p.on_track is not None else "")
     )
 
 
@@ -200,7 +206,13 @@ def _consume(runner: TrainingRunner, run: RunState, console: Console, *, timeout
             event = runner.events.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return
+        before = run.progress.on_track
         run.add(event)
+        verdict = run.progress.on_track
+        if isinstance(event, StepEvent) and verdict is not None and verdict is not before:
+            console.print(Text(verdict.describe(), style=ON_TRACK_STYLES[verdict.word]))
+        if isinstance(event, StartEvent) and run.on_track.band is not None:
+            console.print(f"[dim]a healthy {escape(event.preset)} run: {escape(run.on_track.band.describe())}[/]")
         if isinstance(event, WarningEvent):
             style = WARNING_STYLES.get(event.kind, "red")
             console.print(

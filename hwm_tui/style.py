@@ -47,3 +47,6 @@ STATUS_STYLES = {
     "diverged": "bold red",
     "broken": "bold red",
 }
+
+# A run against its preset's loss band (hwm_core/events/on_track.py).
+ON_TRACK_STYLES = {"on track": "green", "behind": "yellow", "ahead": "cyan"}

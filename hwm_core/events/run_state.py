@@ -22,6 +22,7 @@ from typing import Any
 
 from ..fsq import CODEBOOK_SIZE
 from ..status import is_final
+from .on_track import LossBand, OnTrack, Verdict
 from .step_series import Series, SmoothedSeries
 from .types import (
     CheckpointEvent,
@@ -79,6 +80,7 @@ class RunProgress:
     message: str = ""
     gpu: GpuEvent | None = None  # the newest reading of the run's GPUs, if there are any
     samples_path: str = ""  # the newest predictions of the fixed val samples
+    on_track: Verdict | None = None  # the latest verdict against the preset's loss band, if it names one
 
     @property
     def fraction(self) -> float:
@@ -109,6 +111,7 @@ class RunTotals:
     last_val_loss: float | None = None
     best_val_loss: float | None = None
     last_val_acc: float | None = None
+    on_track: str | None = None  # the latest verdict, e.g. "behind at step 1000" (listings show it)
     warnings: dict[str, int] = field(default_factory=dict)
     metrics_offset: int = 0
 
@@ -195,6 +198,7 @@ class RunState:
         self.gpu = GpuFigures()
         self._compiled_step_next = False
         self.start: StartEvent | None = None  # the latest start: a resume starts again
+        self.on_track = OnTrack()  # the run's loss against its preset's band
         self.first_step = 0  # where the charts' x axis begins: the first start's step
 
     @property
@@ -223,6 +227,10 @@ class RunState:
             totals.step = max(totals.step, event.step)
             if math.isfinite(event.loss):
                 totals.last_loss = event.loss
+            verdict = self.on_track.step(event.step, event.loss)
+            if verdict is not None:
+                p.on_track = verdict
+                totals.on_track = f"{verdict.word} at step {verdict.step}"
             if curves is not None:
                 curves.loss.append(event.step, event.loss)
                 curves.lr.append(event.step, event.lr)
@@ -276,6 +284,8 @@ class RunState:
             p.step = p.start_step = event.start_step
             p.global_batch, p.world_size = event.global_batch, event.world_size
             p.micro_batch, p.grad_accum_steps, p.compile = event.micro_batch, event.grad_accum_steps, event.compile
+            self.on_track.start(LossBand.from_json(event.expected), event.start_step, event.resumed)
+            p.on_track = self.on_track.latest
             if event.time and p.last_checkpoint_time is None and event.resumed:
                 p.last_checkpoint_time = event.time
             if curves is not None:
@@ -295,6 +305,7 @@ class RunState:
         other.totals = dataclasses.replace(self.totals, warnings=dict(self.totals.warnings))
         other.gpu = dataclasses.replace(self.gpu)
         other.curves = self.curves.copy() if self.curves is not None else None
+        other.on_track = self.on_track.copy()
         return other
 
     # ------------------------------------------------------------------ read off the state

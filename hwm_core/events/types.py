@@ -147,6 +147,8 @@ class StartEvent:
     micro_batch: int = 0  # samples per forward/backward on each process (0: not recorded)
     grad_accum_steps: int = 0
     compile: str = "off"
+    # the loss band of a healthy run (on_track.LossBand.to_json), when the preset names one for this data
+    expected: dict | None = None
     time: float = field(default_factory=_now)
     type: str = "start"
 

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data.batches import DataCursor, MicroBatch, Prefetcher, micro_batch_samples
 from ..events.bus import EventBus
+from ..events.on_track import LossBand
 from ..events.types import CompileEvent, Event, StartEvent, StateEvent, StepEvent, WarningEvent
 from ..fsq import CODEBOOK_SIZE
 from ..model.masked_hwm import SPATIAL_POSITIONS, forward_loss
@@ -34,6 +35,7 @@ from .checkpointing import Checkpointer
 from .compile import CompiledStep
 from .controls import Controls
 from .divergence import Divergence, DivergenceGuard
+from .expected import expected_band
 from .grad_health import grad_stats, judge
 from .schedule import lr_at
 from .session import TrainingSession
@@ -110,6 +112,7 @@ class Trainer:
                     micro_batch=s.batch.micro_batch,
                     grad_accum_steps=s.batch.grad_accum_steps,
                     compile=self.config.train.compile,
+                    expected=_band_json(expected_band(self.config, s.builder.train_set.split.metadata)),
                 )
             )
             self._publish(StateEvent("running", s.state.step))
@@ -394,3 +397,7 @@ class Trainer:
         final = StateEvent(self.status, s.state.step, message=self.error or "")
         self._publish(final)
         self.bookkeeping.close(self.status, self.error)
+
+
+def _band_json(band: LossBand | None) -> dict | None:
+    return band.to_json() if band is not None else None

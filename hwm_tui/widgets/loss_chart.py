@@ -1,6 +1,7 @@
 """Loss: train loss per step, raw and smoothed, val loss points, and the
-random-guess loss ln(codebook size) as a dashed reference line. Runs of the same
-sweep can be drawn under it, each a faint smoothed line."""
+random-guess loss ln(codebook size) as a dashed reference line. Where the preset
+names what a healthy run shows, its loss band at each of those steps is a yellow
+bar. Runs of the same sweep can be drawn under it, each a faint smoothed line."""
 
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ class LossChart(RunChart[RunState]):
         legend = "".join(
             f" [{OVERLAY_COLORS[i % len(OVERLAY_COLORS)]}]{o.label}[/]" for i, o in enumerate(self.overlays)
         )
+        band = " [yellow]┃ expected[/]" if view.on_track.band is not None else ""
         self.border_subtitle = (
             f"[grey]raw[/] [cyan]smoothed[/] [green]● val[/] "
-            f"[red]╌ ln({view.codebook_size:,}) = {view.random_guess_loss:.2f}[/]" + legend
+            f"[red]╌ ln({view.codebook_size:,}) = {view.random_guess_loss:.2f}[/]" + band + legend
         )
         shown = (
             f" · smoothing {st.smoothing:g}"
@@ -81,6 +83,12 @@ class LossChart(RunChart[RunState]):
         vx, vy = in_window(val_loss.x, val_loss.y, first)
         if len(vx):
             plt.scatter(vx.tolist(), vy.tolist(), color="green+", marker="●")
+        band = view.on_track.band
+        if band is not None:
+            for band_step, low, high in zip(band.steps, band.low, band.high):
+                at = max(band_step, view.first_step + 1)  # step 0: the run's first step
+                if first <= at <= max(step, first + 1):
+                    plt.plot([at, at], [low, high], color="yellow", marker="braille")
         dashes = np.linspace(first, max(step, first + 1), max(2, self.buckets // 2))
         plt.scatter(dashes.tolist(), [reference] * len(dashes), color="red", marker="-")
         step_axis(plt, first, step, self.size.width)

@@ -1,5 +1,6 @@
-"""The history screen's lower half: the selected run's curves, its GPUs and its config,
-or why it cannot be shown."""
+"""The history screen's lower half: the selected run's curves, whether it was on track,
+its latest evaluation,
+its GPUs and its config, or why it cannot be shown."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from textual.containers import Container, Vertical, VerticalScroll
 from textual.widgets import Static, TabbedContent, TabPane
 
 from hwm_core.events.run_state import RunState
+from hwm_core.predictions.evaluation_store import EvaluationHeadline
 from hwm_core.runs.history import RunSummary
 
 from .chart_settings import ChartSettings
+from .evaluation_line import evaluation_line
 from .grad_chart import GradChart
 from .loss_chart import LossChart
 from .lr_chart import LrChart
+from .on_track_text import on_track_text
 
 
 class RunDetailView(Vertical):
@@ -25,6 +29,10 @@ class RunDetailView(Vertical):
     RunDetailView #detail-error.-shown { display: block; }
     RunDetailView #gpu-line { display: none; padding: 0 1; color: $text-muted; }
     RunDetailView #gpu-line.-shown { display: block; }
+    RunDetailView #track-line { display: none; padding: 0 1; }
+    RunDetailView #track-line.-shown { display: block; }
+    RunDetailView #eval-line { display: none; padding: 0 1; }
+    RunDetailView #eval-line.-shown { display: block; }
     RunDetailView #config-scroll { height: 1fr; }
     """
 
@@ -37,6 +45,8 @@ class RunDetailView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="empty")
         yield Static("", id="detail-error")
+        yield Static("", id="track-line")
+        yield Static("", id="eval-line")
         yield Static("", id="gpu-line")
         with TabbedContent(id="tabs"):
             with TabPane("Curves", id="tab-curves"), Container(id="curves"):
@@ -54,10 +64,14 @@ class RunDetailView(Vertical):
             empty.update(message)
         empty.display, tabs.display = message is not None, message is None
 
-    def show(self, summary: RunSummary, view: RunState, config: str) -> None:
+    def show(
+        self, summary: RunSummary, view: RunState, config: str, evaluation: EvaluationHeadline | None = None
+    ) -> None:
         for chart in self._charts():
             chart.show(view)
         self._show_error("")
+        self._show_on_track(view)
+        self._show_evaluation(evaluation)
         self._show_gpu(view)
         self._show_config(summary, config)
 
@@ -66,6 +80,8 @@ class RunDetailView(Vertical):
         for chart in self._charts():
             chart.show(empty)
         self._show_error(f"run {run_id} cannot be shown: {error}")
+        self._show_evaluation(None)
+        self._show_on_track(empty)
         self._show_gpu(empty)
         self._show_config(summary, f"# cannot be read: {error}")
 
@@ -80,6 +96,16 @@ class RunDetailView(Vertical):
             self.query_one("#h-lr", LrChart),
             self.query_one("#h-grad", GradChart),
         )
+
+    def _show_on_track(self, view: RunState) -> None:
+        widget = self.query_one("#track-line", Static)
+        widget.update(on_track_text(view))
+        widget.set_class(view.on_track.band is not None, "-shown")
+
+    def _show_evaluation(self, evaluation: EvaluationHeadline | None) -> None:
+        widget = self.query_one("#eval-line", Static)
+        widget.update(evaluation_line(evaluation) if evaluation is not None else "")
+        widget.set_class(evaluation is not None, "-shown")
 
     def _show_gpu(self, view: RunState) -> None:
         widget = self.query_one("#gpu-line", Static)

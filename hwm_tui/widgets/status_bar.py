@@ -13,7 +13,7 @@ from hwm_core.events.run_state import RunProgress
 from hwm_core.events.types import GpuEvent
 from hwm_core.figures import format_bytes, format_duration, format_rate
 
-from ..style import STATE_STYLES
+from ..style import ON_TRACK_STYLES, STATE_STYLES
 
 
 class StatusBar(Static):
@@ -47,10 +47,13 @@ class StatusBar(Static):
         progress.add_column(ratio=1)
         progress.add_column(no_wrap=True)
         percent = f"{100 * p.fraction:.0f}%"
+        where = Text(f"{percent} · ETA {format_duration(p.eta_s)}")
+        if p.on_track is not None:
+            where.append(f" · {p.on_track.word} at step {p.on_track.step}", style=ON_TRACK_STYLES[p.on_track.word])
         progress.add_row(
             Text(f"step {p.step}/{p.max_steps}", style="bold"),
             ProgressBar(total=max(p.max_steps, 1), completed=p.step),
-            Text(f"{percent} · ETA {format_duration(p.eta_s)}"),
+            where,
         )
 
         since = p.since_checkpoint_s(now)

@@ -8,6 +8,8 @@ from textual.widgets import Static
 from hwm_core.events.run_state import RunState
 from hwm_core.figures import format_duration
 
+from .on_track_text import on_track_text
+
 OUTCOME_STYLES = {"finished": "bold green", "stopped": "bold yellow", "failed": "bold red", "diverged": "bold red"}
 
 
@@ -36,6 +38,9 @@ class SummaryBar(Static):
         if best is not None:
             text.append(f" · best val {best[1]:.4f} at step {best[0]}")
         text.append(f" · {view.totals.warning_count} warnings")
+        if view.on_track.band is not None:
+            text.append("\n")
+            text.append(on_track_text(view))
         if p.message and outcome in ("failed", "diverged"):
             text.append(f"\n{p.message}", style="red")
         if view.chart_curves.checkpoints:
