@@ -25,6 +25,11 @@ def forward_flops_per_sample(config: Config) -> float:
         + 2 * 2 * t * s * s * d  # spatial attention: QKᵀ and AV, per latent frame
         + 2 * 2 * s * t * t * d / 2  # temporal attention, causal
     )
+    if m.previous_frame_attention:  # frames 1..T-1 attend to the whole frame before each
+        later = (t - 1) * s
+        per_layer += 2 * later * d * 3 * d + 2 * later * d * d + 2 * 2 * (t - 1) * s * s * d
+    if m.state_conditioning == "film" and m.condition_on_states:
+        per_layer += 2 * t * d * 2 * (4 if m.previous_frame_attention else 3) * d  # per frame, not per token
     frames = config.data.windows * FRAMES_PER_WINDOW
     states = 2 * frames * (STATE_DIM * d + d * d) if m.condition_on_states else 0
     # the heads see every position of the target frames (a fixed shape; the loss counts the masked)

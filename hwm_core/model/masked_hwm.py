@@ -84,12 +84,12 @@ class MLP(nn.Module):
 
 
 class PreviousFrameAttention(nn.Module):
-    """Every token of latent frame t attends to all positions of frame t-1 (frame 0 to
-    itself), with the same 2D rotary offsets as spatial attention. A frame the robot's
-    motion shifted is then one attention away from the frame before it: a query made
-    from a masked token and its frame's states can pick "the token (dy, dx) away" in
-    the previous frame, which spatial-then-temporal attention reaches only in two
-    layers and through a query blurred by content."""
+    """Every token of latent frame t >= 1 attends to all positions of frame t-1, with the
+    same 2D rotary offsets as spatial attention (frame 0 has none before it: unchanged).
+    A frame the robot's motion shifted is then one attention away from the frame before
+    it: a query made from a masked token and its frame's states can pick "the token
+    (dy, dx) away" in the previous frame, which spatial-then-temporal attention reaches
+    only in two layers and through a query blurred by content."""
 
     def __init__(self, d_model: int, n_heads: int, dropout: float):
         super().__init__()
@@ -99,12 +99,13 @@ class PreviousFrameAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, T, S, D] -> [B, T, S, D]."""
+        """x [B, T, S, D] -> [B, T, S, D], zeros for frame 0."""
         b, t, s, d = x.shape
-        previous = torch.cat([x[:, :1], x[:, :-1]], dim=1)
         hd = d // self.n_heads
-        q = self.q(x).view(b * t, s, self.n_heads, hd)
-        kv = self.kv(previous).view(b * t, s, 2, self.n_heads, hd)
+        if t < 2:
+            return torch.zeros_like(x)
+        q = self.q(x[:, 1:]).reshape(b * (t - 1), s, self.n_heads, hd)
+        kv = self.kv(x[:, :-1]).reshape(b * (t - 1), s, 2, self.n_heads, hd)
         k, v = kv[:, :, 0], kv[:, :, 1]
         if rope is not None:
             cos, sin = rope.to(x.dtype)[:, :, None, :]
@@ -112,7 +113,8 @@ class PreviousFrameAttention(nn.Module):
         y = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=self.dropout if self.training else 0.0
         )
-        return self.proj(y.transpose(1, 2).reshape(b, t, s, d))
+        out = self.proj(y.transpose(1, 2).reshape(b, t - 1, s, d))
+        return torch.cat([torch.zeros_like(x[:, :1]), out], dim=1)
 
 
 class Block(nn.Module):
