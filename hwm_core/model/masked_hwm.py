@@ -55,12 +55,12 @@ SDPA_MAX_BATCH = 65_535
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool, dropout_p: float,
-              max_batch: int = SDPA_MAX_BATCH) -> torch.Tensor:
+              max_batch: int | None = None) -> torch.Tensor:
     """scaled_dot_product_attention over [N, H, L, hd], in calls of at most `max_batch`
     sequences each: the same result (each sequence attends only within itself), with
     every launch's grid within CUDA's limit. The split is static (N is fixed in a run),
-    so a compiled step still compiles once."""
-    n = q.shape[0]
+    so a compiled step still compiles once. `max_batch`: SDPA_MAX_BATCH unless given."""
+    n, max_batch = q.shape[0], max_batch or SDPA_MAX_BATCH
     if n <= max_batch:
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=dropout_p)
     return torch.cat([F.scaled_dot_product_attention(q[i:i + max_batch], k[i:i + max_batch], v[i:i + max_batch],
