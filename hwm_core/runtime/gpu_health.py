@@ -21,7 +21,7 @@ from ..events.types import GpuEvent
 SAMPLE_INTERVAL_S = 1.0
 
 
-def _nvml() -> Any | None:
+def open_nvml() -> Any | None:
     """The NVML bindings, initialised; None where there is no NVML or no driver."""
     try:
         import pynvml
@@ -42,7 +42,7 @@ def run_gpus(device: torch.device) -> list[int]:
     return list(range(local)) if local > 1 else [device.index or 0]
 
 
-def _handle(nvml: Any, cuda_index: int) -> Any:
+def nvml_handle(nvml: Any, cuda_index: int) -> Any:
     """NVML numbers GPUs in PCI order, CUDA (by default) fastest first: match them by UUID."""
     try:
         uuid = str(torch.cuda.get_device_properties(cuda_index).uuid)
@@ -53,7 +53,7 @@ def _handle(nvml: Any, cuda_index: int) -> Any:
         return nvml.nvmlDeviceGetHandleByIndex(ids[cuda_index] if cuda_index < len(ids) else cuda_index)
 
 
-def _read(query: Callable[..., Any], *args: Any) -> Any | None:
+def nvml_read(query: Callable[..., Any], *args: Any) -> Any | None:
     """One NVML query; None if this GPU does not answer it."""
     try:
         return query(*args)
@@ -71,11 +71,11 @@ def process_memory_bytes(device: torch.device) -> int | None:
     a container whose process ids NVML does not share."""
     if device.type != "cuda":
         return None
-    nvml = _nvml()
+    nvml = open_nvml()
     if nvml is None:
         return None
     try:
-        handle = _handle(nvml, device.index or 0)
+        handle = nvml_handle(nvml, device.index or 0)
         for process in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
             used = getattr(process, "usedGpuMemory", None)
             if process.pid == os.getpid() and isinstance(used, int):
@@ -84,10 +84,10 @@ def process_memory_bytes(device: torch.device) -> int | None:
     except Exception:  # noqa: BLE001 - any NVML error: the caller estimates instead
         return None
     finally:
-        _shutdown(nvml)
+        close_nvml(nvml)
 
 
-def _shutdown(nvml: Any) -> None:
+def close_nvml(nvml: Any) -> None:
     try:
         nvml.nvmlShutdown()
     except Exception:  # noqa: BLE001 - NVML going away must not fail the caller
@@ -106,7 +106,7 @@ class GpuSampler:
         interval_s: float = SAMPLE_INTERVAL_S,
     ):
         self.nvml, self.indices = nvml, list(cuda_indices)
-        self.handles = [_handle(nvml, i) for i in self.indices]
+        self.handles = [nvml_handle(nvml, i) for i in self.indices]
         self.publish, self.step, self.interval_s = publish, step, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hwm-gpu-health", daemon=True)
@@ -116,7 +116,7 @@ class GpuSampler:
         cls, device: torch.device, publish: Callable[[GpuEvent], None], step: Callable[[], int]
     ) -> GpuSampler | None:
         indices = run_gpus(device)
-        nvml = _nvml() if indices else None
+        nvml = open_nvml() if indices else None
         if nvml is None:
             return None
         try:
@@ -133,14 +133,14 @@ class GpuSampler:
         n = self.nvml
         util, used, total, power, temp = [], [], [], [], []
         for h in self.handles:
-            memory = _read(n.nvmlDeviceGetMemoryInfo, h)
-            utilization = _read(n.nvmlDeviceGetUtilizationRates, h)
+            memory = nvml_read(n.nvmlDeviceGetMemoryInfo, h)
+            utilization = nvml_read(n.nvmlDeviceGetUtilizationRates, h)
             util.append(_number(getattr(utilization, "gpu", None)))
             used.append(_number(getattr(memory, "used", None)))
             total.append(_number(getattr(memory, "total", None)))
-            milliwatts = _number(_read(n.nvmlDeviceGetPowerUsage, h))
+            milliwatts = _number(nvml_read(n.nvmlDeviceGetPowerUsage, h))
             power.append(milliwatts / 1000.0)
-            temp.append(_number(_read(n.nvmlDeviceGetTemperature, h, n.NVML_TEMPERATURE_GPU)))
+            temp.append(_number(nvml_read(n.nvmlDeviceGetTemperature, h, n.NVML_TEMPERATURE_GPU)))
         return GpuEvent(
             step=self.step(),
             index=list(self.indices),
@@ -161,4 +161,4 @@ class GpuSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2 * self.interval_s)
-        _shutdown(self.nvml)
+        close_nvml(self.nvml)
