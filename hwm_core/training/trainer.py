@@ -136,9 +136,10 @@ class Trainer:
                 gpus.stop()
             if prefetcher is not None:
                 prefetcher.close()
-            if self.step_fn.setting != "off":
+            if self.step_fn.setting != "off" or self.session.device.type == "cuda":
                 # The next run in this process (a bench's next preset, a sweep's next
-                # point) starts without this one's graphs, pools or recompile count.
+                # point) starts without this one's graphs, pools, recompile count or
+                # cached CUDA blocks.
                 release_compiled_memory()
             self._finish()
         return self.status
