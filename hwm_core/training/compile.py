@@ -19,6 +19,9 @@ graphs every `.grad` is allocated once, zeroed, before the first backward, and z
 in place between steps (`zero_grad(set_to_none=False)`): AccumulateGrad then adds
 each graph output into that persistent buffer (`variable_grad += new_grad`) and
 never keeps the output itself. Only a GPU run shows the failure this prevents.
+
+Under DDP the compiled function takes the DDP wrapper; how dynamo compiles through it
+(and keeps DDP's bucketed all-reduce overlap) is said at runtime/distributed.wrap_ddp.
 """
 
 from __future__ import annotations

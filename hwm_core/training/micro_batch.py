@@ -84,7 +84,6 @@ DOES_NOT_FIT = (
     "out of memory",
     "CUBLAS_STATUS_ALLOC_FAILED",
     "CUDNN_STATUS_ALLOC_FAILED",
-    "CUBLAS_STATUS_NOT_SUPPORTED",
     "invalid configuration argument",
 )
 
