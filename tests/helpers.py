@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,36 @@ def make_run(runs: Path, *extra: str) -> Path:
     bus.close()
     session.close()
     return session.folder.path
+
+
+class FakeNvml(types.SimpleNamespace):
+    """The calls GpuSampler makes, answering as one busy GPU would."""
+
+    NVML_TEMPERATURE_GPU = 0
+
+    def __init__(self):
+        super().__init__(shutdowns=0)
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlShutdown(self):
+        self.shutdowns += 1
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        raise RuntimeError("no torch device to ask for a UUID on a CPU machine")
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return f"gpu{index}"
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return types.SimpleNamespace(used=10 * 2**30, total=80 * 2**30)
+
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        return types.SimpleNamespace(gpu=97)
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        return 412_000
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return 61

@@ -17,9 +17,12 @@ from .types import EVENT_TYPES, Event
 
 
 def _finite_or_none(value: Any) -> Any:
-    # JSON has no NaN/Infinity; a non-finite figure is written as null.
+    # JSON has no NaN/Infinity; a non-finite figure is written as null (in lists too:
+    # a GPU field NVML does not report).
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
     return value
 
 
@@ -55,6 +58,8 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
             value = data[name]
             if value is None and f.type in ("float", float):
                 value = math.nan
+            if isinstance(value, list) and f.type in ("list", list):
+                value = [math.nan if v is None else v for v in value]
             if not _fits(value, f.type):
                 return None  # a damaged line ("step": null, say) is skipped, not passed on to break readers
             kwargs[name] = value

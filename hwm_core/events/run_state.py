@@ -132,6 +132,10 @@ class RunTotals:
             return cls()
 
 
+def _known(values: list) -> list:
+    return [v for v in values if math.isfinite(v)]
+
+
 @dataclass
 class GpuFigures:
     """A run's GPU readings over its whole length, for the history screen."""
@@ -149,11 +153,13 @@ class GpuFigures:
             return
         self.samples += 1
         self.gpus = len(event.utilization)
-        self.utilization_sum += sum(event.utilization) / len(event.utilization)
-        self.power_sum_w += sum(event.power_w)
-        self.memory_used_max = max(self.memory_used_max, *event.memory_used)
-        self.memory_total = max(event.memory_total)
-        self.temperature_max_c = max(self.temperature_max_c, *event.temperature_c)
+        # A field a GPU does not report is NaN (gpu_health): left out, not let spoil the sums.
+        utilization = _known(event.utilization)
+        self.utilization_sum += sum(utilization) / len(utilization) if utilization else math.nan
+        self.power_sum_w += sum(_known(event.power_w)) if _known(event.power_w) else math.nan
+        self.memory_used_max = int(max(self.memory_used_max, *_known(event.memory_used), 0))
+        self.memory_total = int(max(_known(event.memory_total), default=self.memory_total))
+        self.temperature_max_c = max(self.temperature_max_c, *_known(event.temperature_c), 0.0)
 
     @property
     def mean_utilization(self) -> float:

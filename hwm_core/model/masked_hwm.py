@@ -47,6 +47,33 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos + torch.cat((-second, first), dim=-1) * sin
 
 
+# The flash and memory-efficient SDPA kernels put the batch on a CUDA grid axis of at
+# most 65,535 blocks; past it a launch fails with "invalid configuration argument".
+# Temporal attention hands SDPA micro-batch x 1,024 sequences, so from 64 samples on it
+# would fail on a GPU (only a GPU shows the error; the CPU kernels have no such cap).
+SDPA_MAX_BATCH = 65_535
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool, dropout_p: float, max_batch: int | None = None
+) -> torch.Tensor:
+    """scaled_dot_product_attention over [N, H, L, hd], in calls of at most `max_batch`
+    sequences each: the same result (each sequence attends only within itself), with
+    every launch's grid within CUDA's limit. The split is static (N is fixed in a run),
+    so a compiled step still compiles once. `max_batch`: SDPA_MAX_BATCH unless given."""
+    n, max_batch = q.shape[0], max_batch or SDPA_MAX_BATCH
+    if n <= max_batch:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=dropout_p)
+    return torch.cat(
+        [
+            F.scaled_dot_product_attention(
+                q[i : i + max_batch], k[i : i + max_batch], v[i : i + max_batch], is_causal=causal, dropout_p=dropout_p
+            )
+            for i in range(0, n, max_batch)
+        ]
+    )
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over the second axis of [N, L, D]; with `rope` tables,
     queries and keys are turned by their positions (RoPE), so a head sees offsets."""
@@ -61,13 +88,13 @@ class Attention(nn.Module):
         n, length, d = x.shape
         qkv = self.qkv(x).view(n, length, 3, self.n_heads, d // self.n_heads)
         if rope is not None:
-            # queries and keys in one go, before they are split: [N, L, 2, H, hd] by [L, 1, 1, hd]
-            cos, sin = rope.to(x.dtype)[:, :, None, None, :]
+            # queries and keys in one go, before they are split: [N, L, 2, H, hd] by [L, 1, 1, hd];
+            # the tables in q/k's dtype (bf16 under autocast, where x is still fp32): fp32 tables
+            # would promote q and k to fp32 and take SDPA off its bf16 kernels
+            cos, sin = rope.to(qkv.dtype)[:, :, None, None, :]
             qkv = torch.cat([rotate(qkv[:, :, :2], cos, sin), qkv[:, :, 2:]], dim=2)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=self.causal, dropout_p=self.dropout if self.training else 0.0
-        )
+        y = attention(q, k, v, causal=self.causal, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(n, length, d))
 
 
@@ -108,10 +135,14 @@ class PreviousFrameAttention(nn.Module):
         kv = self.kv(x[:, :-1]).reshape(b * (t - 1), s, 2, self.n_heads, hd)
         k, v = kv[:, :, 0], kv[:, :, 1]
         if rope is not None:
-            cos, sin = rope.to(x.dtype)[:, :, None, :]
+            cos, sin = rope.to(q.dtype)[:, :, None, :]  # in q/k's dtype, as in Attention
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        y = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=self.dropout if self.training else 0.0
+        y = attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            causal=False,
+            dropout_p=self.dropout if self.training else 0.0,
         )
         out = self.proj(y.transpose(1, 2).reshape(b, t - 1, s, d))
         return torch.cat([torch.zeros_like(x[:, :1]), out], dim=1)

@@ -53,17 +53,17 @@ def checkpoint_payload(
     world_size: int,
     global_batch: int,
     run_id: str | None,
+    cuda_rng_states: list[torch.Tensor] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Everything a resume needs, split into tensors and JSON; `restore` puts it back."""
+    """Everything a resume needs, split into tensors and JSON; `restore` puts it back.
+    `cuda_rng_states`: each rank's CUDA RNG state (of its own GPU), in rank order."""
     tensors: dict[str, torch.Tensor] = {f"{MODEL_PREFIX}{k}": v for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     for pid, values in opt["state"].items():
         for key, value in values.items():
             tensors[f"optim.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
     tensors["rng.torch"] = torch.get_rng_state()
-    if device.type == "cuda":
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
+    tensors.update(cuda_rng_tensors(cuda_rng_states or []))
     py_state = random.getstate()
     np_state = np.random.get_state(legacy=True)
     assert isinstance(np_state, tuple)  # the legacy form: (name, keys, pos, has_gauss, cached)
@@ -97,8 +97,33 @@ def load_model_weights(checkpoint: Checkpoint, model: torch.nn.Module, *, what_t
         ) from None
 
 
+def cuda_rng_tensors(states_by_rank: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each rank's CUDA RNG state under its rank (dropout draws differ per rank; rank 0
+    alone writes the file, so the others' states are gathered to it first)."""
+    return {f"{CUDA_RNG_PREFIX}{rank}": state for rank, state in enumerate(states_by_rank)}
+
+
+CUDA_RNG_PREFIX = "rng.cuda.rank"
+
+
+def own_cuda_rng(tensors: dict[str, torch.Tensor], rank: int, device_index: int) -> torch.Tensor | None:
+    """This rank's CUDA RNG state to restore. Checkpoints written before each rank kept
+    its own hold rank 0's view of every GPU as `rng.cuda.<i>`; they are read as they were
+    restored then (GPU i's entry for the GPU this rank trains on). None: no state for
+    this rank (a CPU checkpoint, or more ranks now than when it was written): the RNG
+    keeps its seeded state."""
+    own = tensors.get(f"{CUDA_RNG_PREFIX}{rank}")
+    if own is not None:
+        return own
+    return tensors.get(f"rng.cuda.{device_index}")
+
+
 def restore(
-    checkpoint: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+    checkpoint: Checkpoint,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    rank: int = 0,
 ) -> None:
     """Model, optimizer and every RNG as they were when the checkpoint was written."""
     tensors, meta = checkpoint.tensors, checkpoint.meta
@@ -115,6 +140,6 @@ def restore(
     np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
     torch.set_rng_state(tensors["rng.torch"])
     if device.type == "cuda":
-        cuda_states = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng.cuda."))]
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
+        cuda_state = own_cuda_rng(tensors, rank, device.index or 0)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state(cuda_state, device)

@@ -13,6 +13,29 @@ from ..errors import ConfigError
 
 
 def resolve_device(train: TrainConfig, local_rank: int = 0) -> torch.device:
+    """The device a run (or an evaluation) uses; on a GPU, with TF32 for fp32 matmuls."""
+    device = _choose_device(train, local_rank)
+    if device.type == "cuda":
+        enable_tf32()
+    return device
+
+
+def enable_tf32() -> None:
+    """fp32 matmuls (the fp32 precision, and fp32 islands under bf16 autocast) in TF32 on
+    the tensor cores of Ampere and later: several times faster, with a 10-bit mantissa
+    that training does not notice; torch leaves it off for CUDA matmuls by default.
+    Through `set_float32_matmul_precision`, which sets torch's newer per-backend flags
+    and its legacy one together: torch refuses to read a mix of the two (and inductor
+    reads the legacy one), so a single flag set on its own would break compiling.
+    Called only for a CUDA run, whose CPU matmuls are not on its path."""
+    torch.set_float32_matmul_precision("high")
+
+
+def tf32_enabled() -> bool:
+    return torch.get_float32_matmul_precision() != "highest"
+
+
+def _choose_device(train: TrainConfig, local_rank: int) -> torch.device:
     if train.device == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():

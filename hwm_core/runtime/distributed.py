@@ -48,6 +48,18 @@ def init_process_group(info: DistInfo, device: torch.device) -> None:
     )
 
 
+def bind_thread_to_device(device: torch.device) -> None:
+    """Make `device` the current CUDA device of the calling thread.
+
+    The current device is per host thread (cudaSetDevice): `init_process_group` sets it
+    on the main thread, but training runs on the `hwm-trainer` thread, which would start
+    on GPU 0. There, on ranks above 0, anything that takes "the current device"
+    (a `torch.cuda.*` call without a device, a new stream, an `empty_cache`, a kernel
+    library's handle) would land on GPU 0. Only several GPUs show it."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+
 def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
@@ -76,12 +88,35 @@ def shutdown(info: DistInfo) -> None:
 
 def wrap_ddp(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
     """What forward and backward go through: DistributedDataParallel over several
-    processes (it all-reduces the gradients), the model itself in one."""
+    processes (it all-reduces the gradients), the model itself in one.
+
+    DDP and train.compile: the compiled function (training/compile.py) takes this
+    wrapper. Read against torch's sources (not yet run on several GPUs): dynamo does not
+    trace into DDP's forward (`_inside_ddp_forward` is `_disable_dynamo`), so the graph
+    breaks there and the inner model's forward is compiled as a frame of its own while
+    `DistributedDataParallel._active_ddp_module` is set; convert_frame then compiles it
+    with DDPOptimizer, which splits the graph at DDP's bucket boundaries so the
+    all-reduce of each bucket still overlaps the rest of backward. What it costs: the
+    loss is a graph of its own, and under CUDA graphs a step is several graphs. A
+    profile on several GPUs is what shows whether the overlap holds."""
     if not info.enabled:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def gather_cuda_rng_states(device: torch.device, info: DistInfo) -> list[torch.Tensor]:
+    """Every rank's CUDA RNG state (of its own GPU), in rank order, on the CPU; [] off
+    CUDA. A collective: every rank calls it at the same point (each checkpoint)."""
+    if device.type != "cuda":
+        return []
+    own = torch.cuda.get_rng_state(device)
+    if not info.enabled:
+        return [own]
+    gathered = [torch.empty_like(own, device=device) for _ in range(info.world_size)]
+    dist.all_gather(gathered, own.to(device))
+    return [state.cpu() for state in gathered]
 
 
 def agree_min(value: int, info: DistInfo, device: torch.device) -> int:

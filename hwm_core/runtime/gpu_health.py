@@ -8,6 +8,7 @@ NVIDIA GPU is missing, nothing is read, shown or written, and nothing fails.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from ..events.types import GpuEvent
 SAMPLE_INTERVAL_S = 1.0
 
 
-def _nvml() -> Any | None:
+def open_nvml() -> Any | None:
     """The NVML bindings, initialised; None where there is no NVML or no driver."""
     try:
         import pynvml
@@ -41,7 +42,7 @@ def run_gpus(device: torch.device) -> list[int]:
     return list(range(local)) if local > 1 else [device.index or 0]
 
 
-def _handle(nvml: Any, cuda_index: int) -> Any:
+def nvml_handle(nvml: Any, cuda_index: int) -> Any:
     """NVML numbers GPUs in PCI order, CUDA (by default) fastest first: match them by UUID."""
     try:
         uuid = str(torch.cuda.get_device_properties(cuda_index).uuid)
@@ -50,6 +51,47 @@ def _handle(nvml: Any, cuda_index: int) -> Any:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         ids = [int(x) for x in visible.split(",") if x.strip().isdigit()]
         return nvml.nvmlDeviceGetHandleByIndex(ids[cuda_index] if cuda_index < len(ids) else cuda_index)
+
+
+def nvml_read(query: Callable[..., Any], *args: Any) -> Any | None:
+    """One NVML query; None if this GPU does not answer it."""
+    try:
+        return query(*args)
+    except Exception:  # noqa: BLE001 - NVMLError_NotSupported, _NoPermission, ...: this field, not the others
+        return None
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def process_memory_bytes(device: torch.device) -> int | None:
+    """What this process holds on `device` as NVML sees it (its CUDA context included);
+    None where NVML cannot say: no NVML, a MIG slice or vGPU (no per-process figure), or
+    a container whose process ids NVML does not share."""
+    if device.type != "cuda":
+        return None
+    nvml = open_nvml()
+    if nvml is None:
+        return None
+    try:
+        handle = nvml_handle(nvml, device.index or 0)
+        for process in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            used = getattr(process, "usedGpuMemory", None)
+            if process.pid == os.getpid() and isinstance(used, int):
+                return used
+        return None
+    except Exception:  # noqa: BLE001 - any NVML error: the caller estimates instead
+        return None
+    finally:
+        close_nvml(nvml)
+
+
+def close_nvml(nvml: Any) -> None:
+    try:
+        nvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - NVML going away must not fail the caller
+        pass
 
 
 class GpuSampler:
@@ -64,7 +106,7 @@ class GpuSampler:
         interval_s: float = SAMPLE_INTERVAL_S,
     ):
         self.nvml, self.indices = nvml, list(cuda_indices)
-        self.handles = [_handle(nvml, i) for i in self.indices]
+        self.handles = [nvml_handle(nvml, i) for i in self.indices]
         self.publish, self.step, self.interval_s = publish, step, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hwm-gpu-health", daemon=True)
@@ -74,7 +116,7 @@ class GpuSampler:
         cls, device: torch.device, publish: Callable[[GpuEvent], None], step: Callable[[], int]
     ) -> GpuSampler | None:
         indices = run_gpus(device)
-        nvml = _nvml() if indices else None
+        nvml = open_nvml() if indices else None
         if nvml is None:
             return None
         try:
@@ -85,15 +127,20 @@ class GpuSampler:
         return sampler
 
     def sample(self) -> GpuEvent:
+        """One reading of every GPU. Each field is read on its own: a field this GPU does
+        not report (power or utilisation on a MIG slice or a vGPU: NVMLError_NotSupported)
+        is NaN, written as null, and the others are still read."""
         n = self.nvml
         util, used, total, power, temp = [], [], [], [], []
-        for handle in self.handles:
-            memory = n.nvmlDeviceGetMemoryInfo(handle)
-            util.append(float(n.nvmlDeviceGetUtilizationRates(handle).gpu))
-            used.append(int(memory.used))
-            total.append(int(memory.total))
-            power.append(n.nvmlDeviceGetPowerUsage(handle) / 1000.0)  # milliwatts
-            temp.append(float(n.nvmlDeviceGetTemperature(handle, n.NVML_TEMPERATURE_GPU)))
+        for h in self.handles:
+            memory = nvml_read(n.nvmlDeviceGetMemoryInfo, h)
+            utilization = nvml_read(n.nvmlDeviceGetUtilizationRates, h)
+            util.append(_number(getattr(utilization, "gpu", None)))
+            used.append(_number(getattr(memory, "used", None)))
+            total.append(_number(getattr(memory, "total", None)))
+            milliwatts = _number(nvml_read(n.nvmlDeviceGetPowerUsage, h))
+            power.append(milliwatts / 1000.0)
+            temp.append(_number(nvml_read(n.nvmlDeviceGetTemperature, h, n.NVML_TEMPERATURE_GPU)))
         return GpuEvent(
             step=self.step(),
             index=list(self.indices),
@@ -114,7 +161,4 @@ class GpuSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2 * self.interval_s)
-        try:
-            self.nvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001 - NVML going away at the end must not fail the run
-            pass
+        close_nvml(self.nvml)

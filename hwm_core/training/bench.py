@@ -2,27 +2,42 @@
 its FLOP/s as a share of what this machine's dense matmuls reach in the same run.
 
 Compiling (train.compile) happens in the warm-up steps and is reported apart from
-the step time; so is the share of the step spent waiting for the data path."""
+the step time; so is the share of the step spent waiting for the data path.
+
+A preset that fails (out of memory under its budget, say) is a result, not an error:
+`bench_each` gives it a row saying so and goes on with the next, each preset starting
+from a clean compile state and an empty CUDA cache."""
 
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 
 from ..config.presets import preset_names
+from ..errors import UserError
 from ..events.bus import EventBus
 from ..events.types import CompileEvent, StepEvent
 from ..model.flops import train_flops_per_step
 from ..runs.inbox import CommandInbox
 from ..runtime.device import GIB, describe_device, effective_precision, peak_memory_bytes
+from ..runtime.gpu_health import process_memory_bytes
+from .compile import release_compiled_memory
+from .micro_batch import does_not_fit
 from .session import TrainRequest, prepare
 from .trainer import Trainer
 
 ALL_PRESETS = "all"
+OK, DOES_NOT_FIT, FAILED = "ok", "does not fit", "failed"
+# What a CUDA context, cuBLAS's workspaces and the loaded kernels take besides the
+# allocator's blocks, where NVML cannot tell this process's own use (~0.3-0.6 GiB on
+# current cards and CUDA 12 with lazy loading): an estimate, said to be one.
+CONTEXT_ESTIMATE_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -52,10 +67,43 @@ class BenchResult:
     data_wait_share: float = 0.0  # of the timed steps' time, spent waiting for micro-batches
     memory_limit_gib: float = 0.0  # the cap the run had (0: none)
     memory_budget_gib: float = 0.0  # what the preset promises to fit in (0: no promise)
-    fits_budget: bool | None = None  # peak CUDA memory within the budget; None on CPU or without one
+    fits_budget: bool | None = None  # the memory held within the budget; None on CPU or without one
+    held_memory_bytes: int = 0  # what the process held on the GPU at its peak, context included
+    held_memory_kind: str = ""  # how that was measured (NVML, or an estimated context)
+    first_loss: float = math.nan  # the loss of step 1, at initialisation: ln(64,000) = 11.07 expected
+    nonfinite_steps: int = 0  # steps whose loss or gradients were not finite
+    outcome: str = OK  # ok, does not fit (out of memory), failed
+    error: str | None = None  # why it did not run, when it did not
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def not_run(cls, preset: str, outcome: str, error: str, *, budget_gib: float = 0.0) -> BenchResult:
+        """A preset that did not complete: its row says why, its figures are zero."""
+        return cls(
+            preset=preset,
+            device="",
+            precision="",
+            steps=0,
+            warmup_steps=0,
+            global_batch=0,
+            num_parameters=0,
+            step_time_s=0.0,
+            step_time_min_s=0.0,
+            samples_per_s=0.0,
+            tokens_per_s=0.0,
+            peak_memory_bytes=0,
+            peak_memory_kind="",
+            model_flops_per_step=0.0,
+            achieved_flops_per_s=0.0,
+            matmul_flops_per_s=0.0,
+            flops_share=0.0,
+            memory_budget_gib=budget_gib,
+            fits_budget=False if outcome == DOES_NOT_FIT else None,
+            outcome=outcome,
+            error=error,
+        )
 
 
 def measure_matmul_flops(device: torch.device, dtype: torch.dtype, seconds: float = 1.0) -> float:
@@ -87,6 +135,49 @@ def bench_presets(preset: str) -> list[str]:
     return preset_names() if preset == ALL_PRESETS else [preset]
 
 
+def bench_each(names: list[str], run_one: Callable[[str], BenchResult]) -> list[BenchResult]:
+    """`run_one` for every preset; one that raises gets a row saying why (out of memory,
+    or a launch error past a kernel's limits: does not fit), and the rest still run. A
+    user error (a bad --set) stops a bench of one preset with its line, as any command."""
+    results = []
+    for name in names:
+        try:
+            results.append(run_one(name))
+        except UserError as exc:
+            if len(names) == 1:
+                raise
+            none_fits = "not even a micro-batch" in str(exc)  # batch_size = auto found nothing that fits
+            results.append(BenchResult.not_run(name, DOES_NOT_FIT if none_fits else FAILED, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - this preset's failure is its row; the others still run
+            first = str(exc).strip().splitlines()
+            message = f"{type(exc).__name__}: {first[0] if first else ''}"[:300]
+            results.append(BenchResult.not_run(name, DOES_NOT_FIT if does_not_fit(exc) else FAILED, message))
+        finally:
+            _release(None)
+    return results
+
+
+def _release(device: torch.device | None) -> None:
+    """Each preset on its own: no earlier preset's compiled graphs, pools or cached blocks."""
+    release_compiled_memory()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def held_memory(device: torch.device) -> tuple[int, str]:
+    """What the process held on the GPU at its peak: the allocator's reserved peak plus
+    the CUDA context. The allocated peak can never pass a cap (allocated <= reserved <=
+    cap); what must fit a card is everything the process holds. NVML's figure for this
+    process (now) minus the allocator's reserved bytes (now) is the context; without
+    NVML (or where it cannot see this process: MIG, a container) it is estimated."""
+    reserved_peak = int(torch.cuda.max_memory_reserved(device))
+    used = process_memory_bytes(device)
+    if used is not None:
+        context = max(0, used - int(torch.cuda.memory_reserved(device)))
+        return reserved_peak + context, "reserved peak + CUDA context (NVML)"
+    return reserved_peak + CONTEXT_ESTIMATE_BYTES, "reserved peak + CUDA context (estimated)"
+
+
 def run_bench(
     preset: str,
     *,
@@ -100,10 +191,8 @@ def run_bench(
     sets += ["data.train=synthetic", "eval.eval_steps=0"]
     if device:
         sets.append(f"train.device={device}")
-    if torch.cuda.is_available():  # each preset's peak on its own, in a bench of several
-        gc.collect()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    gc.collect()
+    _release(None)  # each preset's peak on its own, in a bench of several
     session = prepare(TrainRequest(preset=preset, overrides=sets, memory_limit_gib=memory_limit_gib), create_run=False)
     warmup = warmup if warmup is not None else (1 if session.device.type == "cpu" else 3)
     total = warmup + steps
@@ -113,9 +202,16 @@ def run_bench(
     session.config.train.warmup_steps = min(session.config.train.warmup_steps, total)
     bus = EventBus(None)
     events = bus.subscribe()
-    status = Trainer(session, bus, CommandInbox()).run()
+    trainer = Trainer(session, bus, CommandInbox())
+    status = trainer.run()
     if status != "completed":
-        raise RuntimeError(f"bench run ended as {status}")
+        out_of_memory = (trainer.error or "").startswith("out of GPU memory")
+        return BenchResult.not_run(
+            session.config.preset,
+            DOES_NOT_FIT if out_of_memory else FAILED,
+            f"{status}: {trainer.error or ''}",
+            budget_gib=session.config.memory_budget_gib,
+        )
     step_events, compiled, compile_error = [], None, None
     while not events.empty():
         event = events.get()
@@ -134,6 +230,7 @@ def run_bench(
     t = session.config.train
     budget = session.config.memory_budget_gib
     on_cuda = session.device.type == "cuda"
+    held, held_kind = held_memory(session.device) if on_cuda else (0, "")
     return BenchResult(
         preset=session.config.preset,
         device=describe_device(session.device),
@@ -160,5 +257,9 @@ def run_bench(
         data_wait_share=sum(e.data_wait_s for e in timed) / sum(e.step_time_s for e in timed),
         memory_limit_gib=t.memory_limit_gib,
         memory_budget_gib=budget,
-        fits_budget=(memory <= budget * GIB) if on_cuda and budget else None,
+        fits_budget=(held <= budget * GIB) if on_cuda and budget else None,
+        held_memory_bytes=held,
+        held_memory_kind=held_kind,
+        first_loss=step_events[0].loss if step_events else math.nan,
+        nonfinite_steps=sum(e.skipped for e in step_events),
     )

@@ -13,6 +13,7 @@ from ..events.bus import EventBus
 from ..events.types import CheckpointEvent, CheckpointFailedEvent, Event, StateEvent, WarningEvent
 from ..runs import checkpoint as ckpt
 from ..runs.checkpoint_contents import checkpoint_payload
+from ..runtime.distributed import gather_cuda_rng_states
 from .session import TrainingSession
 
 
@@ -22,15 +23,21 @@ class Checkpointer:
         self.bus = bus
         self.publish = publish
         self.last_step: int | None = session.resumed_from  # of the newest checkpoint written
+        # The step of the last save every rank took part in: what save_if_new decides by,
+        # the same on every rank (a save is a collective: the CUDA RNG states are gathered).
+        self.last_attempt: int | None = session.resumed_from
 
     def save_if_new(self, *, paused: bool) -> None:
-        if self.session.state.step != self.last_step and self.session.state.step > 0:
+        if self.session.state.step != self.last_attempt and self.session.state.step > 0:
             self.save(paused=paused)
 
     def save(self, *, paused: bool) -> bool:
         """A checkpoint of the current step; False if it could not be written. `paused`:
         the state the trainer is in once it is done."""
         s = self.session
+        self.last_attempt = s.state.step
+        # Every rank's own CUDA RNG state goes into rank 0's file (checkpoint_contents).
+        cuda_rng_states = gather_cuda_rng_states(s.device, s.dist)
         if s.folder is None:  # not rank 0
             return True
         step = s.state.step
@@ -46,6 +53,7 @@ class Checkpointer:
             world_size=s.dist.world_size,
             global_batch=s.global_batch,
             run_id=s.folder.id,
+            cuda_rng_states=cuda_rng_states,
         )
         try:
             self.bus.sync()  # a checkpoint never stands on disk ahead of the metrics it follows

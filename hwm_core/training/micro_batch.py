@@ -21,16 +21,24 @@ from ..errors import ConfigError
 HEADROOM = 0.9  # of the memory allowed: the allocator's fragmentation and what the trainer adds later
 
 
-def divisors_descending(n: int) -> list[int]:
-    return [m for m in range(n, 0, -1) if n % m == 0]
+def divisors_ascending(n: int) -> list[int]:
+    return [m for m in range(1, n + 1) if n % m == 0]
 
 
 def choose_micro_batch(effective: int, fits: Callable[[int], bool]) -> int | None:
-    """The largest divisor of `effective` for which `fits` says yes; None if none does."""
-    for m in divisors_descending(effective):
-        if fits(m):
-            return m
-    return None
+    """The largest divisor of `effective` for which `fits` says yes; None if none does.
+
+    Tried from the smallest up, stopping at the first that does not fit (memory grows
+    with the micro-batch): the first try is small, so cuBLAS and the CUDA context make
+    their handles and workspaces before a large try fills the GPU (a large first try
+    could leave cuBLAS no room: CUBLAS_STATUS_ALLOC_FAILED), and a compiled probe
+    compiles few shapes."""
+    best = None
+    for m in divisors_ascending(effective):
+        if not fits(m):
+            break
+        best = m
+    return best
 
 
 def resolve_auto_batch(
@@ -70,12 +78,33 @@ def resolve_auto_batch(
     return split
 
 
+# Errors a try can end with that mean "this micro-batch does not fit", not a bug:
+# out of memory under another name, and launches past a kernel's grid limits.
+DOES_NOT_FIT = (
+    "out of memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "invalid configuration argument",
+)
+
+
+def does_not_fit(exc: BaseException | None) -> bool:
+    """Also when a compiler wrapped the error in its own (the cause chain is read)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, torch.OutOfMemoryError) or any(sign in str(exc) for sign in DOES_NOT_FIT):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def cuda_memory_probe(
     try_step: Callable[[int], None], device: torch.device, extra_bytes: int, limit_bytes: int
 ) -> Callable[[int], bool]:
-    """`fits(m)`: run `try_step(m)` (one real forward and backward of m samples) and
-    see whether its peak, plus `extra_bytes` the optimizer state will take, stays
-    under HEADROOM of `limit_bytes`. Out of memory is a no, not an error."""
+    """`fits(m)`: run `try_step(m)` (real forward and backward passes of m samples,
+    through the step training will run) and see whether its peak, plus `extra_bytes`
+    the optimizer state will take, stays under HEADROOM of `limit_bytes`. Out of
+    memory, and a launch error (see DOES_NOT_FIT), is a no, not an error."""
 
     def fits(m: int) -> bool:
         torch.cuda.empty_cache()
@@ -84,7 +113,9 @@ def cuda_memory_probe(
             try_step(m)
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
-        except torch.OutOfMemoryError:
+        except Exception as exc:  # torch.OutOfMemoryError, or a compiler's error wrapping one; others re-raised
+            if not does_not_fit(exc):
+                raise
             return False
         finally:
             torch.cuda.empty_cache()

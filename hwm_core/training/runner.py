@@ -9,6 +9,7 @@ import threading
 from ..events.bus import EventBus
 from ..events.types import Event
 from ..runs.inbox import CommandInbox
+from ..runtime.distributed import bind_thread_to_device
 from .session import TrainingSession
 from .trainer import Trainer
 
@@ -35,6 +36,8 @@ class TrainingRunner:
 
     def _run(self) -> None:
         try:
+            # This thread's current CUDA device is the run's (rank k's GPU k), not GPU 0.
+            bind_thread_to_device(self.session.device)
             self.status = self.trainer.run()
         except BaseException as exc:  # noqa: BLE001 - the status is already 'failed' on disk; keep the error
             self.status = "failed"

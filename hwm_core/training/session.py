@@ -32,7 +32,8 @@ from ..runtime import distributed
 from ..runtime.atomic import write_text_atomic
 from ..runtime.device import configure_cpu_threads, describe_device, limit_memory, resolve_device, seed_everything
 from ..runtime.distributed import DistInfo
-from .micro_batch import cuda_memory_probe, resolve_auto_batch
+from .compile import CompiledStep, allocate_grad_buffers, release_compiled_memory
+from .micro_batch import cuda_memory_probe, does_not_fit, resolve_auto_batch
 from .optimizer import build_optimizer
 from .request import TrainRequest, request_config
 from .resume import find_resume_point, rewind_folder
@@ -151,10 +152,12 @@ def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateSt
     builder = BatchBuilder(config, train_set, val_set)
     fits = None
     if config.train.batch_size == AUTO and memory is not None:
-        adam_moments = 2 * sum(p.numel() * 4 for p in model.parameters())  # two fp32 buffers a parameter
-        fits = cuda_memory_probe(
-            partial(_try_micro_batch, model, builder, config, device), device, adam_moments, memory
-        )
+        param_bytes = sum(p.numel() * 4 for p in model.parameters())
+        # Adam's two fp32 moments; under DDP also its gradient buckets (one more copy of the
+        # gradients), since the probe runs before the model is wrapped.
+        extra = 2 * param_bytes + (param_bytes if dist.enabled else 0)
+        step = CompiledStep(forward_loss, config.train.compile)  # the step training runs
+        fits = cuda_memory_probe(partial(_try_micro_batch, step, model, builder, config, device), device, extra, memory)
     batch = resolve_auto_batch(
         config,
         fits,
@@ -162,6 +165,11 @@ def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateSt
         notices=notices,
         device_name=describe_device(device),
     )
+    if fits is not None:
+        # The probe's graphs and pools given back, and its peak forgotten: the run's (and
+        # a bench's) peak memory is the training's own.
+        release_compiled_memory()
+        torch.cuda.reset_peak_memory_stats(device)
     return _Parts(
         device,
         model,
@@ -173,17 +181,42 @@ def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateSt
     )
 
 
-def _try_micro_batch(model: MaskedHWM, builder: BatchBuilder, config: Config, device: torch.device, m: int) -> None:
-    """One real forward and backward of m samples, leaving no trace: no gradients,
-    and the RNGs as they were."""
-    cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(device)
+def _try_micro_batch(
+    step: CompiledStep, model: MaskedHWM, builder: BatchBuilder, config: Config, device: torch.device, m: int
+) -> None:
+    """Real forward and backward passes of m samples through `step`, the step training
+    runs (compiled, and in CUDA graphs, as the preset says), leaving no trace: no
+    gradients, and the RNGs as they were. Under CUDA graphs it runs three times (graph
+    trees warm up, record, then replay), so the graph pool is in the peak; each try
+    starts with no earlier try's graphs (no pool of another size held, no recompile
+    limit reached). A compiler error that is not a size's doing makes the probe go on
+    eager, as training will. Only a GPU shows the compiled peak."""
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    if step.active:
+        release_compiled_memory()
     try:
         batch = builder.train_batch(1, 0, list(range(m))).to(device)
-        forward_loss(model, *batch.tensors(), device, config.train.precision).sum().backward()
+        calls = 3 if step.keeps_grad_buffers else 1
+        if step.keeps_grad_buffers:
+            allocate_grad_buffers(model.parameters())
+        done = 0
+        while done < calls:
+            try:
+                step(model, *batch.tensors(), device, config.train.precision).sum().backward()
+            except Exception as exc:  # re-raised unless it is the compiler's own failure
+                if not step.active or does_not_fit(exc):
+                    raise
+                step.failed(exc)  # training meets the same error and goes on eager: probe eager
+                model.zero_grad(set_to_none=True)
+                calls, done = 1, 0
+                continue
+            done += 1
     finally:
         model.zero_grad(set_to_none=True)
         torch.set_rng_state(cpu_rng)
-        torch.cuda.set_rng_state(cuda_rng, device)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, device)
 
 
 def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> TrainingSession:
@@ -251,7 +284,7 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder, loc
     parts = _assemble(point.config, dist, notices, stats=StateStats.load(folder.state_stats))
     config = recorded(point.config, parts.batch)
     notices[:0] = point.notices(parts.batch.global_batch(dist.world_size))
-    restore(point.checkpoint, parts.model, parts.optimizer, parts.device)
+    restore(point.checkpoint, parts.model, parts.optimizer, parts.device, rank=dist.rank)
     header = point.checkpoint.meta
     state = TrainingState(
         step=point.step,

@@ -32,7 +32,7 @@ from ..runtime.gpu_health import GpuSampler
 from ..status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
 from .bookkeeping import RunBookkeeping
 from .checkpointing import Checkpointer
-from .compile import CompiledStep
+from .compile import CompiledStep, allocate_grad_buffers, release_compiled_memory
 from .controls import Controls
 from .divergence import Divergence, DivergenceGuard
 from .expected import expected_band
@@ -139,6 +139,11 @@ class Trainer:
                 gpus.stop()
             if prefetcher is not None:
                 prefetcher.close()
+            if self.step_fn.setting != "off" or self.session.device.type == "cuda":
+                # The next run in this process (a bench's next preset, a sweep's next
+                # point) starts without this one's graphs, pools, recompile count or
+                # cached CUDA blocks.
+                release_compiled_memory()
             self._finish()
         return self.status
 
@@ -251,38 +256,48 @@ class Trainer:
 
     def _accumulate_gradients(self, batches: list[MicroBatch], step: int) -> torch.Tensor:
         """Forward and backward over the step's micro-batches; returns the sum of their
-        per-sample losses, on the device. The first step of a compiled run compiles;
-        if that fails, the run says so once and goes on eager, from the same batches."""
+        per-sample losses, on the device. The first step of a compiled run compiles and
+        the second captures CUDA graphs (compile.FALLBACK_STEPS); if either fails, out of
+        memory included, the run says so once and goes on eager, from the same batches."""
         step_fn = self.step_fn
+        if step_fn.keeps_grad_buffers:
+            allocate_grad_buffers(self.parameters)  # once: outside any CUDA graph capture
         if not step_fn.pending:
             return self._forward_backward(batches)
-        self._publish(StateEvent("compiling", step - 1))
-        step_fn.first_call()
+        compiling = step_fn.compiling
+        if compiling:
+            self._publish(StateEvent("compiling", step - 1))
+        step_fn.open_step()
         try:
             loss_sum = self._forward_backward(batches)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any compiler error: eager still trains
-            step_fn.failed(exc)
-            self.session.optimizer.zero_grad(set_to_none=True)
-            self._publish(
-                CompileEvent(step=step, mode=step_fn.setting, seconds=0.0, ok=False, message=step_fn.error or "")
-            )
-            self._publish(
-                WarningEvent(
-                    step=step,
-                    kind="compile",
-                    value=0.0,
-                    message=f"train.compile = {step_fn.setting} failed ({step_fn.error}); "
-                    "training goes on eager: set train.compile = off to skip it",
-                )
-            )
+        except Exception as exc:  # noqa: BLE001 - any compiler or capture error, or OOM in it: eager still trains
+            self._fall_back_to_eager(exc, step)
             loss_sum = self._forward_backward(batches)
         else:
-            step_fn.compiled()
-            self._publish(CompileEvent(step=step, mode=step_fn.setting, seconds=step_fn.seconds or 0.0, ok=True))
-        self._publish(StateEvent("running", step - 1))
+            step_fn.step_ok()
+            if compiling:
+                self._publish(CompileEvent(step=step, mode=step_fn.setting, seconds=step_fn.seconds or 0.0, ok=True))
+        if compiling:
+            self._publish(StateEvent("running", step - 1))
         return loss_sum
+
+    def _fall_back_to_eager(self, exc: Exception, step: int) -> None:
+        """The compiled step failed inside its window: its graphs and their memory are
+        released (CompiledStep.failed), the half-accumulated gradients dropped."""
+        step_fn = self.step_fn
+        step_fn.failed(exc)
+        self.session.optimizer.zero_grad(set_to_none=True)
+        self._publish(CompileEvent(step=step, mode=step_fn.setting, seconds=0.0, ok=False, message=step_fn.error or ""))
+        what = "ran out of memory compiling or capturing CUDA graphs" if step_fn.out_of_memory else "failed"
+        self._publish(
+            WarningEvent(
+                step=step,
+                kind="compile",
+                value=0.0,
+                message=f"train.compile = {step_fn.setting} {what} ({step_fn.error}); "
+                "its graphs' memory was released and training goes on eager: set train.compile = off to skip it",
+            )
+        )
 
     def _forward_backward(self, batches: list[MicroBatch]) -> torch.Tensor:
         s, t = self.session, self.config.train
@@ -336,7 +351,8 @@ class Trainer:
             s.state.consecutive_nonfinite = 0
         else:
             s.state.consecutive_nonfinite += 1
-        s.optimizer.zero_grad(set_to_none=True)
+        # Under CUDA graphs the .grad buffers stay and are zeroed in place (compile.py).
+        s.optimizer.zero_grad(set_to_none=not self.step_fn.keeps_grad_buffers)
 
     def _advance_to(self, step: int) -> None:
         """The one place the step and the position in the sample stream move."""

@@ -11,7 +11,7 @@ import os
 
 import typer
 
-from . import predictions, screens, sweep, train
+from . import doctor, predictions, screens, sweep, train
 from .bench import bench_app
 from .data import data_app
 from .presets import presets_app
@@ -27,7 +27,15 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
 app.add_typer(presets_app, name="presets")
 app.add_typer(runs_app, name="runs")
-for command in (train.train, sweep.sweep, predictions.evaluate, predictions.samples, screens.history, screens.watch):
+for command in (
+    train.train,
+    sweep.sweep,
+    predictions.evaluate,
+    predictions.samples,
+    screens.history,
+    screens.watch,
+    doctor.doctor,
+):
     app.command()(command)
 
 

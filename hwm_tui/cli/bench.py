@@ -120,34 +120,44 @@ def bench_train(
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Time real training steps of a preset: step time, throughput, memory, FLOP/s, compile time."""
+    """Time real training steps of a preset: step time, throughput, memory, FLOP/s, compile time.
+    A preset that runs out of memory or fails is reported as such; the others still run.
+    Exit 1 when any preset did not complete or does not fit its memory budget."""
     from hwm_core.config.loading import load_config
-    from hwm_core.training.bench import bench_presets, run_bench
+    from hwm_core.training.bench import OK, bench_each, bench_presets, run_bench
 
-    results = []
-    for name in bench_presets(preset):
+    def run_one(name: str):
         limit = memory_limit
         if limit is None and preset == "all":
             limit = load_config(name).memory_budget_gib or None
-        results.append(
-            run_bench(
-                name,
-                steps=steps,
-                overrides=device_overrides(device, set_),
-                memory_limit_gib=limit if _on_cuda(device) else None,
-            )
+        return run_bench(
+            name,
+            steps=steps,
+            overrides=device_overrides(device, set_),
+            memory_limit_gib=limit if _on_cuda(device) else None,
         )
+
+    results = bench_each(bench_presets(preset), run_one)
     if as_json:
         out = [r.to_json() for r in results]
         print(json.dumps(out if preset == "all" else out[0], indent=1))
-        return
-    table = Table(title="bench train", show_header=True)
-    table.add_column("")
-    for r in results:
-        table.add_column(f"{r.preset}\n{r.device} ({r.precision})")
-    for label, cell in _BENCH_ROWS:
-        table.add_row(label, *(cell(r) for r in results))
-    console.print(table)
+    else:
+        table = Table(title="bench train", show_header=True)
+        table.add_column("")
+        for r in results:
+            table.add_column(f"{r.preset}\n{r.device} ({r.precision})" if r.outcome == OK else r.preset)
+        table.add_row("outcome", *(_outcome(r) for r in results))
+        for label, cell in _BENCH_ROWS:
+            table.add_row(label, *(cell(r) if r.outcome == OK else "-" for r in results))
+        console.print(table)
+    if any(r.outcome != OK or r.fits_budget is False for r in results):
+        raise typer.Exit(1)
+
+
+def _outcome(r) -> str:
+    if r.outcome == "ok":
+        return "ran" if r.fits_budget is not False else f"ran, OVER its {r.memory_budget_gib:g} GiB budget"
+    return f"{r.outcome}: {r.error}"
 
 
 def _on_cuda(device: str | None) -> bool:
@@ -168,10 +178,12 @@ def _bench_rows():
             return f"failed, ran eager ({r.compile_error})"
         return f"{r.compile}: {r.compile_s:.1f} s (in warm-up)" if r.compile_s is not None else r.compile
 
-    def memory(r) -> str:
-        text = format_bytes(r.peak_memory_bytes)
+    def held(r) -> str:
+        if not r.held_memory_bytes:
+            return "-"
+        text = f"{format_bytes(r.held_memory_bytes)} ({r.held_memory_kind})"
         if r.fits_budget is not None:
-            text += f" ({'fits' if r.fits_budget else 'OVER'} {r.memory_budget_gib:g} GiB)"
+            text += f": {'fits' if r.fits_budget else 'OVER'} {r.memory_budget_gib:g} GiB"
         return text
 
     return [
@@ -183,7 +195,8 @@ def _bench_rows():
         ("waiting for data", lambda r: f"{r.data_wait_share:.1%} of the step"),
         ("samples/s", lambda r: f"{r.samples_per_s:.2f}"),
         ("tokens/s", lambda r: format_rate(r.tokens_per_s)),
-        ("peak memory", lambda r: f"{memory(r)} ({r.peak_memory_kind})"),
+        ("peak memory", lambda r: f"{format_bytes(r.peak_memory_bytes)} ({r.peak_memory_kind})"),
+        ("memory held on the GPU", held),
         ("memory limit", lambda r: f"{r.memory_limit_gib:g} GiB" if r.memory_limit_gib else "none"),
         ("model FLOPs per step", lambda r: f"{r.model_flops_per_step:.3e}"),
         ("achieved FLOP/s", lambda r: f"{r.achieved_flops_per_s:.3e}"),

@@ -78,6 +78,10 @@ class StatusBar(Static):
         self._lines_shown = len(lines)
 
 
+def _known(value: float, form: str) -> str:
+    return form.format(value) if value == value else "–"  # NaN != NaN
+
+
 def gpu_line(gpu: GpuEvent) -> Text:
     """Each GPU: utilisation (red when idle), memory used/total, power, temperature."""
     line = Text(no_wrap=True, overflow="ellipsis", style="dim")
@@ -87,8 +91,10 @@ def gpu_line(gpu: GpuEvent) -> Text:
         if n:
             line.append(" │ ")
         line.append(f"GPU{index} ")
+        # A field NVML does not report on this GPU (MIG, vGPU) is NaN: shown as "–".
         busy = "bold green" if util >= 80 else "bold yellow" if util >= 30 else "bold red"
-        line.append(f"{util:.0f}%", style=busy)
-        line.append(f" · {used / 2**30:.1f}/{total / 2**30:.0f} GiB · {power:.0f} W · ")
-        line.append(f"{temp:.0f}°C", style="bold red" if temp >= 85 else "")
+        line.append(_known(util, "{:.0f}%"), style=busy if util == util else "")
+        memory = f"{used / 2**30:.1f}/{total / 2**30:.0f} GiB" if used == used and total == total else "– GiB"
+        line.append(f" · {memory} · {_known(power, '{:.0f} W')} · ")
+        line.append(_known(temp, "{:.0f}°C"), style="bold red" if temp >= 85 else "")
     return line

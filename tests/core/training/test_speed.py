@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import types
 
 import pytest
 import torch
@@ -27,7 +26,7 @@ from hwm_core.runtime.gpu_health import GpuSampler
 from hwm_core.training.micro_batch import choose_micro_batch, resolve_auto_batch
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-from tests.helpers import hwm, only_run, read_metrics, set_args, tiny_sets
+from tests.helpers import FakeNvml, hwm, only_run, read_metrics, set_args, tiny_sets
 
 
 def train(overrides: list[str], steps: int, runs_dir=None, resume: str | None = None):
@@ -172,7 +171,7 @@ def test_auto_micro_batch_takes_the_largest_divisor_that_fits():
     split = resolve_auto_batch(
         config, lambda m: tried.append(m) or m <= 8, agree=lambda m: m, notices=notices, device_name="a fake 12 GB GPU"
     )
-    assert tried == [16, 8]  # from the largest down, stopping at the first that fits
+    assert tried == [1, 2, 4, 8, 16]  # from the smallest up, stopping at the first that does not fit
     assert (split.micro_batch, split.grad_accum_steps) == (8, 2)
     assert config.train.batch_size == "auto"  # what the user asked for stays as asked
     assert "micro-batch 8 x 2" in notices[0]
@@ -227,39 +226,6 @@ def test_memory_limit_and_oom_are_one_line(tmp_path, monkeypatch):
     session.close()
     assert trainer.error.startswith("out of GPU memory at step 1: lower train.batch_size")
     assert session.folder.read_meta()["status"] == "failed"
-
-
-class FakeNvml(types.SimpleNamespace):
-    """The calls GpuSampler makes, answering as one busy GPU would."""
-
-    NVML_TEMPERATURE_GPU = 0
-
-    def __init__(self):
-        super().__init__(shutdowns=0)
-
-    def nvmlInit(self):
-        pass
-
-    def nvmlShutdown(self):
-        self.shutdowns += 1
-
-    def nvmlDeviceGetHandleByUUID(self, uuid):
-        raise RuntimeError("no torch device to ask for a UUID on a CPU machine")
-
-    def nvmlDeviceGetHandleByIndex(self, index):
-        return f"gpu{index}"
-
-    def nvmlDeviceGetMemoryInfo(self, handle):
-        return types.SimpleNamespace(used=10 * 2**30, total=80 * 2**30)
-
-    def nvmlDeviceGetUtilizationRates(self, handle):
-        return types.SimpleNamespace(gpu=97)
-
-    def nvmlDeviceGetPowerUsage(self, handle):
-        return 412_000
-
-    def nvmlDeviceGetTemperature(self, handle, sensor):
-        return 61
 
 
 def test_gpu_health_is_read_through_nvml_and_shown(monkeypatch):
