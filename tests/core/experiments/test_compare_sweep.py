@@ -140,11 +140,25 @@ def test_the_comparison_snapshot(snap_compare, tmp_path, monkeypatch):
 
 
 def test_runs_compare_export_and_list_for_scripts(tmp_path):
+    from hwm_core.predictions.evaluation_store import save_evaluation
+    from hwm_core.runs.folder import RunFolder
+
     runs = tmp_path / "runs"
     ids = lr_runs(runs)
+    # the second run was evaluated: its accuracy, and under another sample's states
+    save_evaluation(RunFolder(runs / ids[1]), {
+        "step": 400, "samples": 231, "teacher_forced": {"token_accuracy": 0.70},
+        "controllability": {"other_states_token_accuracy": 0.17, "delta_token_accuracy": 0.53},
+        "baselines": {"copy_last_accuracy": 0.264, "states_shift_accuracy": 0.845},
+    })  # fmt: skip
     result = hwm("runs", "compare", *ids, "--runs-dir", str(runs), "--json")
     assert result.returncode == 0, result.stderr
     table = json.loads(result.stdout)
+    evaluations = [r["latest_evaluation"] for r in table["runs"]]
+    assert evaluations[0] is None and evaluations[2] is None
+    assert evaluations[1]["accuracy"] == 0.70 and evaluations[1]["delta_accuracy"] == 0.53
+    shown = hwm("runs", "compare", *ids, "--runs-dir", str(runs)).stdout
+    assert "70.0% @400" in shown and "17.0% (-53.0)" in shown, shown
     assert table["differing_keys"] == ["train.lr"]
     assert [r["values"]["train.lr"] for r in table["runs"]] == [3e-05, 5e-05, 1e-4]
     assert [r["steps"] for r in table["runs"]] == [600, 400, 250]
