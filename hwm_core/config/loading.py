@@ -197,6 +197,11 @@ def validate(config: Config, source: str) -> None:
             f"{source}: model.positions = rope needs model.d_model / model.n_heads divisible by 4 "
             f"(rows and columns take half each), got {m.d_model // m.n_heads}"
         )
+    if m.previous_frame_layers > m.n_layers:
+        raise ConfigError(
+            f"{source}: model.previous_frame_layers ({m.previous_frame_layers}) must be <= "
+            f"model.n_layers ({m.n_layers})"
+        )
     if m.shared_from > m.n_layers:
         raise ConfigError(
             f"{source}: model.shared_from ({m.shared_from}) must be <= "

@@ -57,10 +57,11 @@ class ModelConfig:
         doc="input: the embedded states are added to the tokens once; film: also every block's norms "
         "are shifted and scaled by its latent frame's states (adaLN-zero, as DiT conditions on its class)",
     )
-    previous_frame_attention: bool = _spec(
-        False,
-        doc="each block also lets every token attend to all positions of the latent frame before its own "
-        "(rotary offsets), so the content an action moves is one attention away",
+    previous_frame_layers: int = _spec(
+        0,
+        lo=0,
+        doc="in this many first blocks every token also attends to all positions of the latent frame "
+        "before its own (rotary offsets), so the content an action moves is one attention away; 0: none",
     )
 
 

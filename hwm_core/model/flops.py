@@ -25,16 +25,16 @@ def forward_flops_per_sample(config: Config) -> float:
         + 2 * 2 * t * s * s * d  # spatial attention: QKᵀ and AV, per latent frame
         + 2 * 2 * s * t * t * d / 2  # temporal attention, causal
     )
-    if m.previous_frame_attention:  # frames 1..T-1 attend to the whole frame before each
-        later = (t - 1) * s
-        per_layer += 2 * later * d * 3 * d + 2 * later * d * d + 2 * 2 * (t - 1) * s * s * d
-    if m.state_conditioning == "film" and m.condition_on_states:
-        per_layer += 2 * t * d * 2 * (4 if m.previous_frame_attention else 3) * d  # per frame, not per token
+    # in the first previous_frame_layers blocks, frames 1..T-1 attend to the whole frame before each
+    later = (t - 1) * s
+    previous = 2 * later * d * 3 * d + 2 * later * d * d + 2 * 2 * (t - 1) * s * s * d
+    film = 2 * t * d * 2 * 3 * d if m.state_conditioning == "film" and m.condition_on_states else 0
+    extra = m.previous_frame_layers * previous + m.n_layers * film  # FiLM: per frame, not per token
     frames = config.data.windows * FRAMES_PER_WINDOW
     states = 2 * frames * (STATE_DIM * d + d * d) if m.condition_on_states else 0
     # the heads see every position of the target frames (a fixed shape; the loss counts the masked)
     heads = 2 * config.data.future_latents * s * d * sum(FactorSpec(m.factor_groups).sizes)
-    return m.n_layers * per_layer + states + heads
+    return m.n_layers * per_layer + extra + states + heads
 
 
 def train_flops_per_step(config: Config, global_batch: int) -> float:

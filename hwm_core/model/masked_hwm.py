@@ -154,13 +154,13 @@ class Block(nn.Module):
     frame never sees later ones), MLP. With FiLM, each norm's output is shifted and
     scaled by its latent frame's embedded states (zero at init: the plain block)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, index: int = 0):
         super().__init__()
         d = cfg.d_model
         self.norm_spatial = nn.LayerNorm(d)
         self.spatial = Attention(d, cfg.n_heads, causal=False, dropout=cfg.dropout)
         self.previous: PreviousFrameAttention | None = None
-        if cfg.previous_frame_attention:
+        if index < cfg.previous_frame_layers:
             self.norm_previous = nn.LayerNorm(d)
             self.previous = PreviousFrameAttention(d, cfg.n_heads, cfg.dropout)
         self.norm_temporal = nn.LayerNorm(d)
@@ -250,7 +250,7 @@ class MaskedHWM(nn.Module):
         self.register_buffer("state_pooling", latent_pooling(latent_frames), persistent=False)
         # Layers from shared_from on all run the block at index shared_from.
         unique = min(cfg.n_layers, cfg.shared_from + 1)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(unique))
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(unique))
         self.block_list: list[Block] = [b for b in self.blocks if isinstance(b, Block)]  # the same, typed
         self.layer_blocks = [min(i, cfg.shared_from) for i in range(cfg.n_layers)]
         self.norm_out = nn.LayerNorm(d)

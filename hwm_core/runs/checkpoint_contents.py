@@ -29,8 +29,8 @@ def model_shape(config: Config) -> dict[str, Any]:
     # Older checkpoints name neither: their model is the default one.
     if config.model.state_conditioning != "input":
         shape["state_conditioning"] = config.model.state_conditioning
-    if config.model.previous_frame_attention:
-        shape["previous_frame_attention"] = True
+    if config.model.previous_frame_layers:
+        shape["previous_frame_layers"] = config.model.previous_frame_layers
     shape["latent_frames"] = config.latent_frames
     shape["future_latents"] = config.data.future_latents
     return shape

@@ -148,3 +148,38 @@ def test_importing_the_engine_pins_one_malloc_arena():
     import hwm_core
 
     assert hwm_core.ONE_MALLOC_ARENA
+
+
+def _model(*sets: str) -> MaskedHWM:
+    from hwm_core.config.loading import load_config
+
+    config = load_config("cpu", list(sets))
+    torch.manual_seed(0)
+    return MaskedHWM(config.model, config.latent_frames).eval()
+
+
+def test_film_starts_as_the_identity_so_a_new_model_is_the_plain_one():
+    plain, film = _model(), _model("model.state_conditioning=film")
+    film.load_state_dict(plain.state_dict(), strict=False)  # the same weights; FiLM's are zero
+    ids, states = torch.randint(0, 8, (2, 3, 1024, 3)), torch.randn(2, 17, 25)
+    with torch.no_grad():
+        for a, b in zip(plain(ids, states, 1), film(ids, states, 1)):
+            assert torch.equal(a, b)
+    assert all(block.film is not None for block in film.block_list)
+
+
+def test_attention_to_the_previous_frame_never_sees_a_later_frame():
+    """Frame k's output depends on frames 0..k alone, with previous-frame attention as without."""
+    model = _model("model.previous_frame_layers=2", "data.windows=2", "data.future_latents=2")
+    for p in model.parameters():
+        p.data.normal_(0, 0.3)
+    ids, states = torch.randint(0, 8, (1, 6, 1024, 3)), torch.randn(1, 34, 25)
+    later = ids.clone()
+    later[:, 5] = torch.randint(0, 8, later[:, 5].shape)
+    with torch.no_grad():
+        a, b = model(ids, states, 2), model(later, states, 2)
+    for fa, fb in zip(a, b):
+        assert torch.allclose(fa[:, :1024], fb[:, :1024], atol=1e-5)  # frame 4 unchanged
+        assert not torch.allclose(fa[:, 1024:], fb[:, 1024:])  # frame 5 itself changed
+    assert [block.previous is not None for block in model.block_list] == [True, True]
+    assert [b.previous is not None for b in _model("model.previous_frame_layers=1").block_list] == [True, False]
