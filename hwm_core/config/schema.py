@@ -60,7 +60,7 @@ class ModelConfig:
     previous_frame_layers: int = _spec(
         0,
         lo=0,
-        doc="in this many first blocks every token also attends to all positions of the latent frame "
+        doc="in this many last blocks every token also attends to all positions of the latent frame "
         "before its own (rotary offsets), so the content an action moves is one attention away; 0: none",
     )
 

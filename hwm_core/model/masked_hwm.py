@@ -160,7 +160,7 @@ class Block(nn.Module):
         self.norm_spatial = nn.LayerNorm(d)
         self.spatial = Attention(d, cfg.n_heads, causal=False, dropout=cfg.dropout)
         self.previous: PreviousFrameAttention | None = None
-        if index < cfg.previous_frame_layers:
+        if index >= cfg.n_layers - cfg.previous_frame_layers:
             self.norm_previous = nn.LayerNorm(d)
             self.previous = PreviousFrameAttention(d, cfg.n_heads, cfg.dropout)
         self.norm_temporal = nn.LayerNorm(d)

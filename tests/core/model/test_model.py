@@ -182,4 +182,4 @@ def test_attention_to_the_previous_frame_never_sees_a_later_frame():
         assert torch.allclose(fa[:, :1024], fb[:, :1024], atol=1e-5)  # frame 4 unchanged
         assert not torch.allclose(fa[:, 1024:], fb[:, 1024:])  # frame 5 itself changed
     assert [block.previous is not None for block in model.block_list] == [True, True]
-    assert [b.previous is not None for b in _model("model.previous_frame_layers=1").block_list] == [True, False]
+    assert [b.previous is not None for b in _model("model.previous_frame_layers=1").block_list] == [False, True]
