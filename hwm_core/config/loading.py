@@ -21,7 +21,7 @@ else:  # pragma: no cover - exercised only on 3.10
 from ..errors import ConfigError
 from ..fsq import FSQ_LEVELS
 from .presets import presets_dir, resolve_preset_path
-from .schema import AUTO, SECTIONS, Config
+from .schema import AUTO, MIRRORS, SECTIONS, Config
 
 
 def load_config(preset: str, overrides: list[str] | None = None) -> Config:
@@ -225,6 +225,12 @@ def validate(config: Config, source: str) -> None:
             f"{source}: train.batch_size = auto needs train.effective_batch (samples per optimizer "
             "step per process), or set it with --set train.batch_size=auto over a preset that "
             "gives batch_size and grad_accum_steps"
+        )
+    unknown = [m for m in config.log.mirrors if m not in MIRRORS]
+    if unknown or len(set(config.log.mirrors)) != len(config.log.mirrors):
+        raise ConfigError(
+            f"{source}: log.mirrors must list each of {', '.join(MIRRORS)} at most once, "
+            f"got {config.log.mirrors!r}"
         )
     if t.warmup_steps > t.max_steps:
         raise ConfigError(

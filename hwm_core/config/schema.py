@@ -146,6 +146,20 @@ class HealthConfig:
     val_rises: int = _spec(3, lo=0, doc="val-loss rises in a row that stop a run; 0: never")
 
 
+MIRRORS = ("tensorboard", "wandb")  # where a run's events may be mirrored (hwm_core/mirrors)
+
+
+@dataclass
+class LogConfig:
+    mirrors: list = _spec(
+        [],
+        doc="mirror every step, eval, warning and GPU reading to these, from a thread of their own: "
+        "tensorboard (event files in the run's tensorboard/), wandb (the W&B run named by the run id; "
+        "offline without an API key); each needs its extra: pip install 'hwm-tui[tensorboard]'",
+    )
+    wandb_project: str = _spec("hwm-tui", doc="the W&B project runs go to (the entity: WANDB_ENTITY or your default)")
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -154,6 +168,7 @@ SECTIONS: dict[str, type] = {
     "eval": EvalConfig,
     "checkpoint": CheckpointConfig,
     "health": HealthConfig,
+    "log": LogConfig,
 }
 
 # Keys a resumed run may change: none alters the model's shape or the data order.
@@ -185,6 +200,9 @@ RESUME_SAFE_KEYS = frozenset(
         "train.max_grad_norm",
         "data.train",
         "data.val",
+        # where a run is mirrored changes nothing it computes
+        "log.mirrors",
+        "log.wandb_project",
     }
 )
 
@@ -201,6 +219,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def latent_frames(self) -> int:
