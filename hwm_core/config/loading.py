@@ -229,8 +229,7 @@ def validate(config: Config, source: str) -> None:
     unknown = [m for m in config.log.mirrors if m not in MIRRORS]
     if unknown or len(set(config.log.mirrors)) != len(config.log.mirrors):
         raise ConfigError(
-            f"{source}: log.mirrors must list each of {', '.join(MIRRORS)} at most once, "
-            f"got {config.log.mirrors!r}"
+            f"{source}: log.mirrors must list each of {', '.join(MIRRORS)} at most once, got {config.log.mirrors!r}"
         )
     if t.warmup_steps > t.max_steps:
         raise ConfigError(
