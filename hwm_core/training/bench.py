@@ -7,15 +7,20 @@ the step time; so is the share of the step spent waiting for the data path."""
 from __future__ import annotations
 
 import gc
+import shutil
 import statistics
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
 from ..config.presets import preset_names
 from ..events.bus import EventBus
 from ..events.types import CompileEvent, StepEvent
+from ..mirrors.base import MirrorContext, check_installed
+from ..mirrors.thread import MirrorThread
 from ..model.flops import train_flops_per_step
 from ..runs.inbox import CommandInbox
 from ..runtime.device import GIB, describe_device, effective_precision, peak_memory_bytes
@@ -53,6 +58,8 @@ class BenchResult:
     memory_limit_gib: float = 0.0  # the cap the run had (0: none)
     memory_budget_gib: float = 0.0  # what the preset promises to fit in (0: no promise)
     fits_budget: bool | None = None  # peak CUDA memory within the budget; None on CPU or without one
+    mirrors: list[str] = field(default_factory=list)  # log.mirrors the timed steps were mirrored to
+    step_time_ratio: float | None = None  # median step time over the same preset's without mirrors (bench train --log)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -95,7 +102,10 @@ def run_bench(
     warmup: int | None = None,
     overrides: list[str] | None = None,
     memory_limit_gib: float | None = None,
+    mirrors: list[str] | None = None,
 ) -> BenchResult:
+    mirrors = list(mirrors or [])
+    check_installed(mirrors)
     sets = list(overrides or [])
     sets += ["data.train=synthetic", "eval.eval_steps=0"]
     if device:
@@ -113,7 +123,8 @@ def run_bench(
     session.config.train.warmup_steps = min(session.config.train.warmup_steps, total)
     bus = EventBus(None)
     events = bus.subscribe()
-    status = Trainer(session, bus, CommandInbox()).run()
+    with _mirrored(mirrors, session, bus):
+        status = Trainer(session, bus, CommandInbox()).run()
     if status != "completed":
         raise RuntimeError(f"bench run ended as {status}")
     step_events, compiled, compile_error = [], None, None
@@ -161,4 +172,44 @@ def run_bench(
         memory_limit_gib=t.memory_limit_gib,
         memory_budget_gib=budget,
         fits_budget=(memory <= budget * GIB) if on_cuda and budget else None,
+        mirrors=mirrors,
     )
+
+
+class _mirrored:
+    """The bench's steps mirrored as a run's are, into a folder deleted afterwards; W&B offline,
+    so a benchmark never lands in the user's W&B project. Closing (W&B's finish) is not timed."""
+
+    def __init__(self, names: list[str], session, bus: EventBus):
+        self.names, self.session, self.bus = names, session, bus
+        self.folder: Path | None = None
+        self.thread: MirrorThread | None = None
+
+    def __enter__(self) -> None:
+        if not self.names:
+            return
+        self.folder = Path(tempfile.mkdtemp(prefix="hwm-bench-mirrors-"))
+        context = MirrorContext(
+            run_id=f"bench-{int(time.time())}",
+            run_dir=self.folder,
+            config=self.session.config.to_dict(),
+            wandb_mode="offline",
+        )
+        self.thread = MirrorThread.for_names(self.names, context, self.bus.publish).start(self.bus)
+
+    def __exit__(self, *exc) -> None:
+        if self.thread is not None:
+            self.thread.close()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def with_mirror_ratios(results: list[BenchResult]) -> list[BenchResult]:
+    """Each mirrored result's step time over its preset's unmirrored one (run just before it)."""
+    base: dict[str, float] = {}
+    for r in results:
+        if not r.mirrors:
+            base[r.preset] = r.step_time_s
+        elif r.preset in base:
+            r.step_time_ratio = r.step_time_s / base[r.preset]
+    return results

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from .console import console
-from .options import JSON_HELP, PRESET_HELP, SET_HELP, STEPS_HELP, device_overrides
+from .options import JSON_HELP, PRESET_HELP, SET_HELP, STEPS_HELP, device_overrides, mirror_names
 from .user_errors import user_errors
 
 bench_app = typer.Typer(help="Benchmarks: training steps, the dashboard's charts, the dashboard vs headless.")
@@ -118,34 +118,46 @@ def bench_train(
         min=0,
         help="Cap CUDA memory at this many GiB (with --preset all: each preset's own budget).",
     ),
+    log: list[str] = typer.Option(
+        [],
+        "--log",
+        help="Also time the steps mirrored to tensorboard or wandb (repeatable; W&B offline), side by side "
+        "with none, and each one's step time over none's.",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s, compile time."""
     from hwm_core.config.loading import load_config
-    from hwm_core.training.bench import bench_presets, run_bench
+    from hwm_core.training.bench import bench_presets, run_bench, with_mirror_ratios
 
+    mirrors = mirror_names(log) or []
+    variants: list[list[str]] = [[]] + [[m] for m in mirrors] + ([mirrors] if len(mirrors) > 1 else [])
     results = []
     for name in bench_presets(preset):
         limit = memory_limit
         if limit is None and preset == "all":
             limit = load_config(name).memory_budget_gib or None
-        results.append(
-            run_bench(
-                name,
-                steps=steps,
-                overrides=device_overrides(device, set_),
-                memory_limit_gib=limit if _on_cuda(device) else None,
+        for variant in variants:
+            results.append(
+                run_bench(
+                    name,
+                    steps=steps,
+                    overrides=device_overrides(device, set_),
+                    memory_limit_gib=limit if _on_cuda(device) else None,
+                    mirrors=variant,
+                )
             )
-        )
+    with_mirror_ratios(results)
     if as_json:
         out = [r.to_json() for r in results]
-        print(json.dumps(out if preset == "all" else out[0], indent=1))
+        print(json.dumps(out if preset == "all" or mirrors else out[0], indent=1))
         return
     table = Table(title="bench train", show_header=True)
     table.add_column("")
     for r in results:
-        table.add_column(f"{r.preset}\n{r.device} ({r.precision})")
-    for label, cell in _BENCH_ROWS:
+        table.add_column(f"{r.preset}{''.join(' + ' + m for m in r.mirrors)}\n{r.device} ({r.precision})")
+    rows = _BENCH_ROWS if not mirrors else [*_BENCH_ROWS[:5], _MIRROR_ROW, *_BENCH_ROWS[5:]]
+    for label, cell in rows:
         table.add_row(label, *(cell(r) for r in results))
     console.print(table)
 
@@ -193,6 +205,12 @@ def _bench_rows():
 
 
 _BENCH_ROWS = _bench_rows()
+_MIRROR_ROW = (
+    "step time / no mirror",
+    lambda r: (
+        f"{r.step_time_ratio:.3f}" if r.step_time_ratio is not None else ("1 (no mirror)" if not r.mirrors else "-")
+    ),
+)
 
 
 @bench_app.command("ui")

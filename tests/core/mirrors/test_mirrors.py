@@ -16,7 +16,7 @@ from hwm_core.runs.inbox import CommandInbox
 from hwm_core.training.runner import TrainingRunner
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-from tests.helpers import hwm, make_run, read_metrics, tiny_sets, wandb_history, wandb_records
+from tests.helpers import hwm, make_run, read_metrics, set_args, tiny_sets, wandb_history, wandb_records
 
 SETS = ("eval.eval_steps=2", "checkpoint.save_steps=2")
 
@@ -260,3 +260,16 @@ def test_a_mirror_without_its_package_stops_the_run_before_it_starts(monkeypatch
     with pytest.raises(ConfigError, match=r"pip install 'hwm-tui\[wandb\]'"):
         prepare(TrainRequest(preset="cpu", runs_dir=str(runs_dir), overrides=tiny_sets("log.mirrors=['wandb']")))
     assert not runs_dir.exists()
+
+
+def test_bench_train_times_the_steps_with_and_without_a_mirror_side_by_side():
+    result = hwm("bench", "train", "--steps", "2", "--log", "tensorboard", "--json", *set_args(tiny_sets()))
+    assert result.returncode == 0, result.stderr
+    plain, mirrored = json.loads(result.stdout)
+    assert (plain["mirrors"], plain["step_time_ratio"]) == ([], None)
+    assert mirrored["mirrors"] == ["tensorboard"]
+    assert mirrored["step_time_ratio"] == pytest.approx(mirrored["step_time_s"] / plain["step_time_s"])
+    bad = hwm("bench", "train", "--log", "tensorbord")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: --log 'tensorbord': choose tensorboard, wandb (repeat --log for both) or none"
+    ]
