@@ -55,6 +55,8 @@ def torchrun_command(request: TrainRequest, nproc: int, run_id: str | None) -> l
         args += ["--max-steps", str(request.max_steps)]
     if request.memory_limit_gib is not None:
         args += ["--memory-limit", str(request.memory_limit_gib)]
+    if request.mirrors is not None:
+        args += [arg for name in request.mirrors or ["none"] for arg in ("--log", name)]
     if run_id:
         args += ["--run-id", run_id]
     for item in request.overrides:

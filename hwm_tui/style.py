@@ -13,6 +13,7 @@ WARNING_STYLES = {
     "disk": "red",
     "compile": "yellow",
     "divergence": "red",
+    "mirror": "yellow",
 }
 
 # The same colours as Textual markup takes them (border titles): CSS colour names.

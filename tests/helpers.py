@@ -167,3 +167,50 @@ class FakeNvml(types.SimpleNamespace):
 
     def nvmlDeviceGetTemperature(self, handle, sensor):
         return 61
+
+
+def wandb_records(path: Path) -> list:
+    """The protobuf records of a W&B run file (run-<id>.wandb), read with W&B's own
+    message types. The file is W&B's LevelDB-style log: a 7-byte header (':W&B', magic
+    0xBEE1, version), then 32 KiB blocks of chunks, each with a 7-byte header (crc32,
+    length, kind: 1 full, 2 first, 3 middle, 4 last); a block's tail under 7 bytes is padding."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    block, pos, pending, out = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0:  # zero padding up to the block's end
+            pos += left
+            continue
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(pending + chunk)
+            out.append(record)
+            pending = b""
+        else:
+            pending = (pending if kind == 3 else b"") + chunk
+    return out
+
+
+def wandb_history(run_dir: Path) -> list[dict]:
+    """Every history row W&B holds for a run, over all its local sessions (a resume writes
+    another offline-run-* folder), in order: {"_step": n, key: value, ...}."""
+    rows = []
+    for path in sorted(run_dir.glob("wandb/*-run-*/run-*.wandb")):
+        for record in wandb_records(path):
+            if record.WhichOneof("record_type") == "history":
+                row = {
+                    "/".join(item.nested_key) or item.key: json.loads(item.value_json) for item in record.history.item
+                }
+                rows.append(row)
+    return rows

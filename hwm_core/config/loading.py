@@ -21,7 +21,7 @@ else:  # pragma: no cover - exercised only on 3.10
 from ..errors import ConfigError
 from ..fsq import FSQ_LEVELS
 from .presets import presets_dir, resolve_preset_path
-from .schema import AUTO, SECTIONS, Config
+from .schema import AUTO, MIRRORS, SECTIONS, Config
 
 
 def load_config(preset: str, overrides: list[str] | None = None) -> Config:
@@ -232,6 +232,11 @@ def validate(config: Config, source: str) -> None:
             "gives batch_size and grad_accum_steps"
         )
     _validate_expected(config, source)
+    unknown = [m for m in config.log.mirrors if m not in MIRRORS]
+    if unknown or len(set(config.log.mirrors)) != len(config.log.mirrors):
+        raise ConfigError(
+            f"{source}: log.mirrors must list each of {', '.join(MIRRORS)} at most once, got {config.log.mirrors!r}"
+        )
     if t.warmup_steps > t.max_steps:
         raise ConfigError(
             f"{source}: train.warmup_steps ({t.warmup_steps}) must be <= "

@@ -181,6 +181,20 @@ class ExpectedConfig:
     grad_norm_high: float = _spec(0.0, lo=0, doc="... and below this; 0: no range named")
 
 
+MIRRORS = ("tensorboard", "wandb")  # where a run's events may be mirrored (hwm_core/mirrors)
+
+
+@dataclass
+class LogConfig:
+    mirrors: list = _spec(
+        [],
+        doc="mirror every step, eval, warning and GPU reading to these, from a thread of their own: "
+        "tensorboard (event files in the run's tensorboard/), wandb (the W&B run named by the run id; "
+        "offline without an API key); each needs its extra: pip install 'hwm-tui[tensorboard]'",
+    )
+    wandb_project: str = _spec("hwm-tui", doc="the W&B project runs go to (the entity: WANDB_ENTITY or your default)")
+
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -190,6 +204,7 @@ SECTIONS: dict[str, type] = {
     "checkpoint": CheckpointConfig,
     "health": HealthConfig,
     "expected": ExpectedConfig,
+    "log": LogConfig,
 }
 
 # Keys a resumed run may change: none alters the model's shape or the data order.
@@ -228,6 +243,9 @@ RESUME_SAFE_KEYS = frozenset(
         "expected.loss_high",
         "expected.grad_norm_low",
         "expected.grad_norm_high",
+        # where a run is mirrored changes nothing it computes
+        "log.mirrors",
+        "log.wandb_project",
     }
 )
 
@@ -245,6 +263,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     expected: ExpectedConfig = field(default_factory=ExpectedConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def latent_frames(self) -> int:

@@ -9,12 +9,18 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from .log import event_to_json
 from .types import Event, WarningEvent
 
 T = TypeVar("T")
+
+
+class Subscriber(Protocol):
+    """Anything that takes events without blocking: a queue.SimpleQueue, a DroppingQueue."""
+
+    def put(self, event: Event) -> None: ...
 
 
 class EventBus:
@@ -26,7 +32,7 @@ class EventBus:
 
     def __init__(self, log_path: Path | None = None):
         self._lock = threading.Lock()
-        self._subscribers: list[queue.SimpleQueue] = []
+        self._subscribers: list[Subscriber] = []
         # Unbuffered: a line is with the OS as soon as publish returns, so a killed
         # process loses at most the line being written.
         self._file = open(log_path, "ab", buffering=0) if log_path is not None else None  # noqa: SIM115 - held until close()
@@ -39,9 +45,14 @@ class EventBus:
 
     def subscribe(self) -> queue.SimpleQueue[Event]:
         q: queue.SimpleQueue = queue.SimpleQueue()
-        with self._lock:
-            self._subscribers.append(q)
+        self.attach(q)
         return q
+
+    def attach(self, subscriber: Subscriber) -> None:
+        """Every event from now on also goes to `subscriber.put`, called under the bus lock
+        on the publishing thread: it must return at once (mirrors use a DroppingQueue)."""
+        with self._lock:
+            self._subscribers.append(subscriber)
 
     def publish(self, event: Event) -> None:
         with self._lock:

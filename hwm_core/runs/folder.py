@@ -7,6 +7,8 @@
         state_stats.json    state normalisation from the train split
         checkpoints/        step_XXXXXXXX.safetensors, written atomically
         commands/           commands dropped by `hwm-tui watch`
+        tensorboard/        event files, with `train --log tensorboard` or `runs export --tensorboard`
+        wandb/              the W&B run's local files, with `train --log wandb` (hwm_core/mirrors)
         .lock               held (flock) by the one process that trains the run
 
 The lock is in lock.py, run.json's writer in record.py, whether a run lives in liveness.py.

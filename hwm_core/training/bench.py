@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import gc
 import math
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -23,6 +26,8 @@ from ..config.presets import preset_names
 from ..errors import UserError
 from ..events.bus import EventBus
 from ..events.types import CompileEvent, StepEvent
+from ..mirrors.base import MirrorContext, check_installed
+from ..mirrors.thread import MirrorThread
 from ..model.flops import train_flops_per_step
 from ..runs.inbox import CommandInbox
 from ..runtime.device import GIB, describe_device, effective_precision, peak_memory_bytes
@@ -74,6 +79,8 @@ class BenchResult:
     nonfinite_steps: int = 0  # steps whose loss or gradients were not finite
     outcome: str = OK  # ok, does not fit (out of memory), failed
     error: str | None = None  # why it did not run, when it did not
+    mirrors: list[str] = field(default_factory=list)  # log.mirrors the timed steps were mirrored to
+    step_time_ratio: float | None = None  # median step time over the same preset's without mirrors (bench train --log)
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -186,7 +193,10 @@ def run_bench(
     warmup: int | None = None,
     overrides: list[str] | None = None,
     memory_limit_gib: float | None = None,
+    mirrors: list[str] | None = None,
 ) -> BenchResult:
+    mirrors = list(mirrors or [])
+    check_installed(mirrors)
     sets = list(overrides or [])
     sets += ["data.train=synthetic", "eval.eval_steps=0"]
     if device:
@@ -203,7 +213,8 @@ def run_bench(
     bus = EventBus(None)
     events = bus.subscribe()
     trainer = Trainer(session, bus, CommandInbox())
-    status = trainer.run()
+    with _mirrored(mirrors, session, bus):
+        status = trainer.run()
     if status != "completed":
         out_of_memory = (trainer.error or "").startswith("out of GPU memory")
         return BenchResult.not_run(
@@ -262,4 +273,44 @@ def run_bench(
         held_memory_kind=held_kind,
         first_loss=step_events[0].loss if step_events else math.nan,
         nonfinite_steps=sum(e.skipped for e in step_events),
+        mirrors=mirrors,
     )
+
+
+class _mirrored:
+    """The bench's steps mirrored as a run's are, into a folder deleted afterwards; W&B offline,
+    so a benchmark never lands in the user's W&B project. Closing (W&B's finish) is not timed."""
+
+    def __init__(self, names: list[str], session, bus: EventBus):
+        self.names, self.session, self.bus = names, session, bus
+        self.folder: Path | None = None
+        self.thread: MirrorThread | None = None
+
+    def __enter__(self) -> None:
+        if not self.names:
+            return
+        self.folder = Path(tempfile.mkdtemp(prefix="hwm-bench-mirrors-"))
+        context = MirrorContext(
+            run_id=f"bench-{int(time.time())}",
+            run_dir=self.folder,
+            config=self.session.config.to_dict(),
+            wandb_mode="offline",
+        )
+        self.thread = MirrorThread.for_names(self.names, context, self.bus.publish).start(self.bus)
+
+    def __exit__(self, *exc) -> None:
+        if self.thread is not None:
+            self.thread.close()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def with_mirror_ratios(results: list[BenchResult]) -> list[BenchResult]:
+    """Each mirrored result's step time over its preset's unmirrored one (run just before it)."""
+    base: dict[str, float] = {}
+    for r in results:
+        if not r.mirrors:
+            base[r.preset] = r.step_time_s
+        elif r.preset in base:
+            r.step_time_ratio = r.step_time_s / base[r.preset]
+    return results

@@ -1,6 +1,6 @@
 """What a user asks to train (`hwm-tui train` flags), and the configuration it resolves to.
 
---data, --val-data, --max-steps and --memory-limit are overrides like any --set, so they are
+--data, --val-data, --max-steps, --memory-limit and --log are overrides like any --set, so they are
 validated the same way and recorded in the run's config.toml.
 """
 
@@ -29,6 +29,7 @@ class TrainRequest:
     run_id: str | None = None  # chosen by a launcher that must find the run afterwards
     memory_limit_gib: float | None = None
     sweep: dict | None = None  # {id, index, values}: the sweep this run is a point of (run.json keeps it)
+    mirrors: list[str] | None = None  # --log: replaces the preset's log.mirrors ([]: none)
 
     @property
     def runs_path(self) -> Path:
@@ -45,6 +46,8 @@ def request_overrides(request: TrainRequest) -> list[str]:
         out.append(f"train.max_steps={request.max_steps}")
     if request.memory_limit_gib is not None:
         out.append(f"train.memory_limit_gib={request.memory_limit_gib}")
+    if request.mirrors is not None:
+        out.append(f"log.mirrors={json.dumps(request.mirrors)}")
     return out
 
 

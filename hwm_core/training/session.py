@@ -22,6 +22,7 @@ from ..data import StateStats, WindowDataset
 from ..data.batches import BatchBuilder
 from ..data.sources import open_splits
 from ..errors import RunError, UserError
+from ..mirrors.base import check_installed
 from ..model.masked_hwm import MaskedHWM, forward_loss
 from ..runs.checkpoint_contents import restore
 from ..runs.folder import RunFolder, create_run_folder
@@ -140,6 +141,8 @@ def _assemble(config: Config, dist: DistInfo, notices: list[str], stats: StateSt
     """Splits -> datasets -> model and optimizer -> batch builder -> the micro-batch, if
     auto. Statistics come from the train split unless given (a resume uses the ones it
     started with)."""
+    if dist.is_main:
+        check_installed(config.log.mirrors)  # before any work: a missing package is one line
     device = resolve_device(config.train, dist.local_rank)
     memory = limit_memory(config.train, device)
     train_split, val_split = open_splits(config, notices=notices)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from .console import console
-from .options import JSON_HELP, PRESET_HELP, SET_HELP, STEPS_HELP, device_overrides
+from .options import JSON_HELP, PRESET_HELP, SET_HELP, STEPS_HELP, device_overrides, mirror_names
 from .user_errors import user_errors
 
 bench_app = typer.Typer(help="Benchmarks: training steps, the dashboard's charts, the dashboard vs headless.")
@@ -118,15 +118,27 @@ def bench_train(
         min=0,
         help="Cap CUDA memory at this many GiB (with --preset all: each preset's own budget).",
     ),
+    log: list[str] = typer.Option(
+        [],
+        "--log",
+        help="Also time the steps mirrored to tensorboard or wandb (repeatable; W&B offline), side by side "
+        "with none, and each one's step time over none's.",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Time real training steps of a preset: step time, throughput, memory, FLOP/s, compile time.
     A preset that runs out of memory or fails is reported as such; the others still run.
     Exit 1 when any preset did not complete or does not fit its memory budget."""
-    from hwm_core.config.loading import load_config
-    from hwm_core.training.bench import OK, bench_each, bench_presets, run_bench
+    from functools import partial
 
-    def run_one(name: str):
+    from hwm_core.config.loading import load_config
+    from hwm_core.training.bench import OK, BenchResult, bench_each, bench_presets, run_bench, with_mirror_ratios
+
+    mirrors = mirror_names(log) or []
+    # each preset alone, then with each mirror (and with all, when several): side by side
+    variants: list[list[str]] = [[]] + [[m] for m in mirrors] + ([mirrors] if len(mirrors) > 1 else [])
+
+    def run_one(name: str, *, variant: list[str]) -> BenchResult:
         limit = memory_limit
         if limit is None and preset == "all":
             limit = load_config(name).memory_budget_gib or None
@@ -135,19 +147,26 @@ def bench_train(
             steps=steps,
             overrides=device_overrides(device, set_),
             memory_limit_gib=limit if _on_cuda(device) else None,
+            mirrors=variant,
         )
 
-    results = bench_each(bench_presets(preset), run_one)
+    results = []
+    for variant in variants:
+        results += bench_each(bench_presets(preset), partial(run_one, variant=variant))
+    results.sort(key=lambda r: bench_presets(preset).index(r.preset) if r.preset in bench_presets(preset) else 0)
+    with_mirror_ratios(results)
     if as_json:
         out = [r.to_json() for r in results]
-        print(json.dumps(out if preset == "all" else out[0], indent=1))
+        print(json.dumps(out if preset == "all" or mirrors else out[0], indent=1))
     else:
         table = Table(title="bench train", show_header=True)
         table.add_column("")
         for r in results:
-            table.add_column(f"{r.preset}\n{r.device} ({r.precision})" if r.outcome == OK else r.preset)
+            name = f"{r.preset}{''.join(' + ' + m for m in r.mirrors)}"
+            table.add_column(f"{name}\n{r.device} ({r.precision})" if r.outcome == OK else name)
         table.add_row("outcome", *(_outcome(r) for r in results))
-        for label, cell in _BENCH_ROWS:
+        rows = _BENCH_ROWS if not mirrors else [*_BENCH_ROWS[:5], _MIRROR_ROW, *_BENCH_ROWS[5:]]
+        for label, cell in rows:
             table.add_row(label, *(cell(r) if r.outcome == OK else "-" for r in results))
         console.print(table)
     if any(r.outcome != OK or r.fits_budget is False for r in results):
@@ -206,6 +225,12 @@ def _bench_rows():
 
 
 _BENCH_ROWS = _bench_rows()
+_MIRROR_ROW = (
+    "step time / no mirror",
+    lambda r: (
+        f"{r.step_time_ratio:.3f}" if r.step_time_ratio is not None else ("1 (no mirror)" if not r.mirrors else "-")
+    ),
+)
 
 
 @bench_app.command("ui")

@@ -1,17 +1,77 @@
-"""`hwm-tui data`: synthetic splits written, splits inspected."""
+"""`hwm-tui data`: the real splits downloaded, synthetic splits written, splits inspected."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from hwm_core.hub import REPO_ID
+
 from .console import console
 from .user_errors import user_errors
 
-data_app = typer.Typer(no_args_is_help=True, help="Generate and inspect v2.0 data splits.")
+data_app = typer.Typer(no_args_is_help=True, help="Download, generate and inspect v2.0 data splits.")
+
+
+@data_app.command(
+    "download",
+    help=f"The 1X World Model Challenge v2.0 splits from the Hugging Face Hub ({REPO_ID}), checked as "
+    "`data inspect` checks them, and the `hwm-tui train` line that trains on them. Only the v2.0 folders "
+    "asked for are fetched, into the Hub's cache (resumable: after any failure, rerun the same command), "
+    "and linked into --to. A gated repository needs `hf auth login` or HF_TOKEN. "
+    "Needs pip install 'hwm-tui[hub]'.",
+)
+@user_errors
+def data_download(
+    to: Path = typer.Option(Path("data"), "--to", help="Folder the splits appear in: DIR/train_v2.0, DIR/val_v2.0."),
+    split: str = typer.Option("both", "--split", help="train, val or both."),
+    revision: str = typer.Option("main", "--revision", help="Branch, tag or commit of the dataset repository."),
+    repo: str = typer.Option(REPO_ID, "--repo", help="The dataset repository on the Hugging Face Hub."),
+    cache_dir: Path | None = typer.Option(
+        None,
+        "--cache-dir",
+        help="Where the bytes go: the Hub client's cache (default $HF_HUB_CACHE, else ~/.cache/huggingface/hub).",
+    ),
+) -> None:
+    """Download the v2.0 splits (the help text is built from REPO_ID above)."""
+    from hwm_core.data.inspect import describe_split
+    from hwm_core.errors import DataError
+    from hwm_core.hub import download
+
+    which = "train and val splits" if split == "both" else f"{split} split"
+    console.print(f"fetching the v2.0 {which} of {repo} ({revision}) from the Hugging Face Hub")
+    done = download(to, split, repo=repo, revision=revision, cache_dir=cache_dir)
+    table = Table("split", "shards", "frames", "valid samples", "segments", "tokens", title=f"{repo} @ {revision}")
+    for name, path in done.splits.items():
+        try:
+            info = describe_split(path)
+        except DataError as exc:
+            raise DataError(f"the downloaded {name} split fails its checks ({exc}); rerun the download") from None
+        table.add_row(
+            str(path),
+            str(info["num_shards"]),
+            f"{info['num_frames']:,}",
+            f"{info['num_valid_samples']:,}",
+            str(info["num_segments"]),
+            f"{info['token_min']}..{info['token_max']}",
+        )
+    console.print(table)
+    console.print(f"files in the Hub cache: {done.snapshot}")
+    train_split, val_split = done.splits.get("train"), done.splits.get("val")
+    if train_split is None:
+        console.print("to train, download the train split too: hwm-tui data download --split train")
+        return
+    line = f"hwm-tui train --data {shlex.quote(str(train_split.absolute()))}"
+    if val_split is not None:
+        line += f" --val-data {shlex.quote(str(val_split.absolute()))}"
+    else:
+        console.print("no val split: training will skip validation (fetch it with --split val)")
+    console.print("train on it (add --preset 12gb, 24gb, 48gb or 80gb for your GPU):")
+    console.print(line, highlight=False, soft_wrap=True)
 
 
 @data_app.command("synth")

@@ -192,23 +192,43 @@ EXPORT_COLUMNS = (
 @user_errors
 def runs_export(
     run: str = typer.Argument(..., help="Run id, unique prefix or path."),
-    csv_: bool = typer.Option(False, "--csv", help="As CSV (the one format so far): one row per step and eval."),
-    out: Path | None = typer.Option(None, "--out", help="Write to this file instead of standard output."),
+    csv_: bool = typer.Option(False, "--csv", help="As CSV: one row per step and eval."),
+    tensorboard: bool = typer.Option(
+        False,
+        "--tensorboard",
+        help="As TensorBoard event files, in the run's tensorboard/ (or --out), so `tensorboard --logdir runs` "
+        "shows it; needs pip install 'hwm-tui[tensorboard]'.",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="CSV: write to this file instead of standard output. TensorBoard: this folder."
+    ),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
 ) -> None:
-    """Every step and eval row of a run's metrics.jsonl, for a spreadsheet or a script."""
-    import csv
-    import dataclasses
-
+    """A run's metrics.jsonl for other tools: every step and eval row as CSV, or every event as TensorBoard
+    event files (for runs trained without `train --log tensorboard`)."""
     from hwm_core.errors import ConfigError
-    from hwm_core.events.log import iter_events
-    from hwm_core.events.types import EvalEvent, StepEvent
     from hwm_core.runs.folder import default_runs_dir
     from hwm_core.runs.history import resolve_run
 
-    if not csv_:
-        raise ConfigError("runs export needs a format: --csv")
+    if csv_ == tensorboard:
+        raise ConfigError("runs export needs one format: --csv or --tensorboard")
     folder = resolve_run(default_runs_dir(runs_dir), run)
+    if tensorboard:
+        from hwm_core.mirrors.export import export_tensorboard
+
+        target, count = export_tensorboard(folder, out)
+        console.print(f"wrote {count} events of run {folder.id} to {target} (tensorboard --logdir {target.parent})")
+        return
+    _export_csv(folder, out)
+
+
+def _export_csv(folder, out: Path | None) -> None:
+    import csv
+    import dataclasses
+
+    from hwm_core.events.log import iter_events
+    from hwm_core.events.types import EvalEvent, StepEvent
+
     handle = open(out, "w", newline="") if out is not None else sys.stdout  # noqa: SIM115 - or stdout; closed below
     try:
         writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from .console import console, err_console
-from .options import RUNS_DIR_HELP
+from .options import LOG_HELP, RUNS_DIR_HELP, mirror_names
 from .user_errors import user_errors
 
 
@@ -30,6 +30,7 @@ def train(
     memory_limit: float | None = typer.Option(
         None, "--memory-limit", min=0, help="Cap this process's CUDA memory at this many GiB (emulate a smaller card)."
     ),
+    log: list[str] = typer.Option([], "--log", help=LOG_HELP),
     run_id: str | None = typer.Option(None, "--run-id", hidden=True, help="Name the new run (launchers)."),
 ) -> None:
     """Train a Masked-HWM: the dashboard by default, or --headless."""
@@ -48,6 +49,7 @@ def train(
         resume=resume,
         run_id=run_id,
         memory_limit_gib=memory_limit,
+        mirrors=mirror_names(log),
     )
     if nproc > 1:
         from ..launch import launch_distributed

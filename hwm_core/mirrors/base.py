@@ -1,0 +1,66 @@
+"""What a mirror is, what it knows about its run, and opening one by name.
+
+A mirror takes events one at a time on the mirror thread (thread.py) and may be
+slow or fail: the thread keeps the training thread from waiting on it and turns
+its failure into one warning.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..config.schema import MIRRORS
+from ..errors import ConfigError
+from ..events.types import Event
+
+# The package each mirror needs, and the extra that installs it.
+PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+@dataclass
+class MirrorContext:
+    run_id: str
+    run_dir: Path  # mirrors keep their files under it: tensorboard/, wandb/
+    config: dict[str, Any]  # the run's config.toml, as a dict
+    start_step: int = 0  # the step the session starts from (a resume's checkpoint)
+    resumed: bool = False
+    wandb_project: str = "hwm-tui"
+    wandb_mode: str | None = None  # None: online with credentials, else offline (wandb_run.wandb_mode)
+
+
+class Mirror(Protocol):
+    name: str
+    notices: list[str]  # lines for the user (a resume W&B cannot rewrite); the thread publishes them
+
+    def write(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_installed(names: list[str]) -> None:
+    """Before a run starts: each mirror asked for can be imported (one line if not)."""
+    for name in names:
+        if name not in MIRRORS:
+            raise ConfigError(f"unknown mirror {name!r}: choose {', '.join(MIRRORS)}")
+        if importlib.util.find_spec(PACKAGES[name]) is None:
+            raise ConfigError(
+                f"log.mirrors has {name} but the {PACKAGES[name]} package is not installed: "
+                f"pip install 'hwm-tui[{name}]', or train without it (--log none)"
+            )
+
+
+def opener(name: str, context: MirrorContext) -> Callable[[], Mirror]:
+    """A function that opens the mirror (on the mirror thread: W&B takes a second to start)."""
+    if name == "tensorboard":
+        from .tensorboard_files import TensorBoardMirror
+
+        return lambda: TensorBoardMirror.for_run(context)
+    if name == "wandb":
+        from .wandb_run import WandbMirror
+
+        return lambda: WandbMirror(context)
+    raise ConfigError(f"unknown mirror {name!r}: choose {', '.join(MIRRORS)}")
