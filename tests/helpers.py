@@ -21,6 +21,7 @@ TINY = [
     "model.n_layers=2",
     "model.n_heads=2",
     "model.shared_from=2",
+    "model.previous_frame_layers=1",  # the cpu preset's extra attention, in one block: half its cost
     "data.synthetic_shards=1",
     "data.synthetic_frames=1020",
     "train.batch_size=2",

@@ -25,9 +25,8 @@ def forward_flops_per_sample(config: Config) -> float:
         + 2 * 2 * t * s * s * d  # spatial attention: QKᵀ and AV, per latent frame
         + 2 * 2 * s * t * t * d / 2  # temporal attention, causal
     )
-    # in the first previous_frame_layers blocks, frames 1..T-1 attend to the whole frame before each
-    later = (t - 1) * s
-    previous = 2 * later * d * 3 * d + 2 * later * d * d + 2 * 2 * (t - 1) * s * s * d
+    # in the last previous_frame_layers blocks, each frame attends to the whole frame before it
+    previous = 2 * tokens * d * 3 * d + 2 * tokens * d * d + 2 * 2 * t * s * s * d
     film = 2 * t * d * 2 * 3 * d if m.state_conditioning == "film" and m.condition_on_states else 0
     extra = m.previous_frame_layers * previous + m.n_layers * film  # FiLM: per frame, not per token
     frames = config.data.windows * FRAMES_PER_WINDOW

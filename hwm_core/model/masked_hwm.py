@@ -111,12 +111,14 @@ class MLP(nn.Module):
 
 
 class PreviousFrameAttention(nn.Module):
-    """Every token of latent frame t >= 1 attends to all positions of frame t-1, with the
-    same 2D rotary offsets as spatial attention (frame 0 has none before it: unchanged).
+    """Every token of latent frame t attends to all positions of frame t-1 (frame 0, with
+    none before it, to itself), with the same 2D rotary offsets as spatial attention.
     A frame the robot's motion shifted is then one attention away from the frame before
     it: a query made from a masked token and its frame's states can pick "the token
     (dy, dx) away" in the previous frame, which spatial-then-temporal attention reaches
-    only in two layers and through a query blurred by content."""
+    only in two layers and through a query blurred by content. (Leaving frame 0 out
+    saves a third of this attention's work; measured, the model then learned the shift
+    later: 13% against 27% val accuracy at step 400 of the cpu preset, so it stays.)"""
 
     def __init__(self, d_model: int, n_heads: int, dropout: float):
         super().__init__()
@@ -126,13 +128,12 @@ class PreviousFrameAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, T, S, D] -> [B, T, S, D], zeros for frame 0."""
+        """x [B, T, S, D] -> [B, T, S, D]."""
         b, t, s, d = x.shape
         hd = d // self.n_heads
-        if t < 2:
-            return torch.zeros_like(x)
-        q = self.q(x[:, 1:]).reshape(b * (t - 1), s, self.n_heads, hd)
-        kv = self.kv(x[:, :-1]).reshape(b * (t - 1), s, 2, self.n_heads, hd)
+        previous = torch.cat([x[:, :1], x[:, :-1]], dim=1)
+        q = self.q(x).reshape(b * t, s, self.n_heads, hd)
+        kv = self.kv(previous).reshape(b * t, s, 2, self.n_heads, hd)
         k, v = kv[:, :, 0], kv[:, :, 1]
         if rope is not None:
             cos, sin = rope.to(q.dtype)[:, :, None, :]  # in q/k's dtype, as in Attention
@@ -144,8 +145,7 @@ class PreviousFrameAttention(nn.Module):
             causal=False,
             dropout_p=self.dropout if self.training else 0.0,
         )
-        out = self.proj(y.transpose(1, 2).reshape(b, t - 1, s, d))
-        return torch.cat([torch.zeros_like(x[:, :1]), out], dim=1)
+        return self.proj(y.transpose(1, 2).reshape(b, t, s, d))
 
 
 class Block(nn.Module):
