@@ -94,7 +94,15 @@ def bench(
         )
     else:
         _refuse(given, allowed={"--preset", "--steps", "--device", "--set", "--json"}, what="bench train")
-        bench_train(preset=preset or "cpu", steps=steps or 5, device=device, set_=set_, as_json=as_json)
+        bench_train(
+            preset=preset or "cpu",
+            steps=steps or 5,
+            device=device,
+            set_=set_,
+            memory_limit=None,
+            log=[],
+            as_json=as_json,
+        )
 
 
 def _refuse(given: list[str], *, allowed: set[str], what: str) -> None:
