@@ -136,9 +136,7 @@ def test_the_training_thread_makes_the_runs_gpu_its_current_device(monkeypatch):
 
     monkeypatch.setattr(runner_module, "Trainer", FakeTrainer)
     no_mirrors = types.SimpleNamespace(log=types.SimpleNamespace(mirrors=[]))
-    session = types.SimpleNamespace(
-        config=no_mirrors, folder=None, device=torch.device("cuda", 3), close=lambda: None
-    )
+    session = types.SimpleNamespace(config=no_mirrors, folder=None, device=torch.device("cuda", 3), close=lambda: None)
     runner = TrainingRunner(session).start()  # type: ignore[arg-type]
     assert runner.join(10) and runner.status == "completed"
     assert bound == [("hwm-trainer", torch.device("cuda", 3))]  # rank 3's thread on GPU 3, not GPU 0
