@@ -63,6 +63,12 @@ class ModelConfig:
         doc="in this many last blocks every token also attends to all positions of the latent frame "
         "before its own (rotary offsets), so the content an action moves is one attention away; 0: none",
     )
+    previous_frame_window: int = _spec(
+        0,
+        lo=0,
+        doc="previous-frame attention within this many rows and columns either side of each token "
+        "(at least; in tiles of 4x4 queries), at a fraction of the whole frame's cost; 0: the whole frame",
+    )
 
 
 @dataclass

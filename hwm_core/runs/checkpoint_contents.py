@@ -31,6 +31,8 @@ def model_shape(config: Config) -> dict[str, Any]:
         shape["state_conditioning"] = config.model.state_conditioning
     if config.model.previous_frame_layers:
         shape["previous_frame_layers"] = config.model.previous_frame_layers
+    if config.model.previous_frame_layers and config.model.previous_frame_window:
+        shape["previous_frame_window"] = config.model.previous_frame_window
     shape["latent_frames"] = config.latent_frames
     shape["future_latents"] = config.data.future_latents
     return shape

@@ -183,3 +183,48 @@ def test_attention_to_the_previous_frame_never_sees_a_later_frame():
         assert not torch.allclose(fa[:, 1024:], fb[:, 1024:])  # frame 5 itself changed
     assert [block.previous is not None for block in model.block_list] == [True, True]
     assert [b.previous is not None for b in _model("model.previous_frame_layers=1").block_list] == [False, True]
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_a_windowed_previous_frame_attention_is_the_whole_one_masked_to_each_tiles_keys(radius):
+    """Tiles of queries, each with the keys around it, give exactly full attention under a
+    mask that allows each query its tile's keys; and every query sees at least the offsets
+    -R..R in rows and columns, at the frame's edges too."""
+    from hwm_core.model.masked_hwm import TOKENS_SIDE, PreviousFrameTiles
+
+    side, tiles = TOKENS_SIDE, PreviousFrameTiles(radius)
+    q, k, v = (torch.randn(2, 3, side * side, 8, dtype=torch.float64) for _ in range(3))
+    position = torch.arange(side * side)
+    rows, cols = position // side, position % side
+    tile = PreviousFrameTiles.TILE
+    key_rows, key_cols = tiles.rows[rows // tile], tiles.rows[cols // tile]  # [S, width] each query's
+    allowed = (rows[None, :, None] == key_rows[:, None, :]).any(-1) & (cols[None, :, None] == key_cols[:, None, :]).any(
+        -1
+    )
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    assert torch.allclose(tiles.attend(q, k, v, dropout_p=0.0), expected, atol=1e-12)
+    near = ((rows[:, None] - rows[None]).abs() <= radius) & ((cols[:, None] - cols[None]).abs() <= radius)
+    assert bool((allowed | ~near).all())  # every offset within R is among a query's keys
+    assert int(allowed.sum(1).max()) == tiles.width**2 < side * side
+
+
+def test_a_windowed_model_keeps_frames_causal_and_costs_fewer_flops():
+    from hwm_core.config.loading import load_config
+    from hwm_core.model.flops import forward_flops_per_sample
+
+    model = _model(
+        "model.previous_frame_layers=2", "model.previous_frame_window=2", "data.windows=2", "data.future_latents=2"
+    )
+    for p in model.parameters():
+        p.data.normal_(0, 0.3)
+    ids, states = torch.randint(0, 8, (1, 6, 1024, 3)), torch.randn(1, 34, 25)
+    later = ids.clone()
+    later[:, 5] = torch.randint(0, 8, later[:, 5].shape)
+    with torch.no_grad():
+        a, b = model(ids, states, 2), model(later, states, 2)
+    for fa, fb in zip(a, b):
+        assert torch.allclose(fa[:, :1024], fb[:, :1024], atol=1e-5)
+        assert not torch.allclose(fa[:, 1024:], fb[:, 1024:])
+    whole = load_config("cpu", ["model.previous_frame_window=0"])
+    windowed = load_config("cpu", ["model.previous_frame_window=2"])
+    assert forward_flops_per_sample(windowed) < forward_flops_per_sample(whole)
