@@ -129,7 +129,10 @@ class PreviousFrameAttention(nn.Module):
         self.q = nn.Linear(d_model, d_model)
         self.kv = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
-        self.tiles: PreviousFrameTiles | None = PreviousFrameTiles(window) if window else None
+        # a window as wide as the frame is the whole frame: one attention, not 64 of it
+        self.tiles = PreviousFrameTiles(window) if window else None
+        if self.tiles is not None and self.tiles.width >= TOKENS_SIDE:
+            self.tiles = None
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, T, S, D] -> [B, T, S, D]."""

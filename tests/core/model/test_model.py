@@ -170,7 +170,9 @@ def test_film_starts_as_the_identity_so_a_new_model_is_the_plain_one():
 
 def test_attention_to_the_previous_frame_never_sees_a_later_frame():
     """Frame k's output depends on frames 0..k alone, with previous-frame attention as without."""
-    model = _model("model.previous_frame_layers=2", "data.windows=2", "data.future_latents=2")
+    model = _model(
+        "model.previous_frame_layers=2", "model.previous_frame_window=0", "data.windows=2", "data.future_latents=2"
+    )
     for p in model.parameters():
         p.data.normal_(0, 0.3)
     ids, states = torch.randint(0, 8, (1, 6, 1024, 3)), torch.randn(1, 34, 25)
@@ -228,3 +230,14 @@ def test_a_windowed_model_keeps_frames_causal_and_costs_fewer_flops():
     whole = load_config("cpu", ["model.previous_frame_window=0"])
     windowed = load_config("cpu", ["model.previous_frame_window=2"])
     assert forward_flops_per_sample(windowed) < forward_flops_per_sample(whole)
+
+
+def test_a_window_as_wide_as_the_frame_is_the_whole_frame():
+    wide = _model("model.previous_frame_layers=1", "model.previous_frame_window=14")
+    whole = _model("model.previous_frame_layers=1", "model.previous_frame_window=0")
+    wide.load_state_dict(whole.state_dict())
+    ids, states = torch.randint(0, 8, (1, 3, 1024, 3)), torch.randn(1, 17, 25)
+    with torch.no_grad():
+        for a, b in zip(wide(ids, states, 1), whole(ids, states, 1)):
+            assert torch.allclose(a, b, atol=1e-5)
+    assert wide.block_list[-1].previous is not None and wide.block_list[-1].previous.tiles is None
