@@ -168,10 +168,15 @@ def test_film_starts_as_the_identity_so_a_new_model_is_the_plain_one():
     assert all(block.film is not None for block in film.block_list)
 
 
-def test_attention_to_the_previous_frame_never_sees_a_later_frame():
-    """Frame k's output depends on frames 0..k alone, with previous-frame attention as without."""
+@pytest.mark.parametrize("window", [0, 2])
+def test_attention_to_the_previous_frame_never_sees_a_later_frame(window):
+    """Frame k's output depends on frames 0..k alone, with previous-frame attention (to the
+    whole frame or a window of it) as without."""
     model = _model(
-        "model.previous_frame_layers=2", "model.previous_frame_window=0", "data.windows=2", "data.future_latents=2"
+        "model.previous_frame_layers=2",
+        f"model.previous_frame_window={window}",
+        "data.windows=2",
+        "data.future_latents=2",
     )
     for p in model.parameters():
         p.data.normal_(0, 0.3)
@@ -210,23 +215,10 @@ def test_a_windowed_previous_frame_attention_is_the_whole_one_masked_to_each_til
     assert int(allowed.sum(1).max()) == tiles.width**2 < side * side
 
 
-def test_a_windowed_model_keeps_frames_causal_and_costs_fewer_flops():
+def test_a_windowed_model_costs_fewer_flops():
     from hwm_core.config.loading import load_config
     from hwm_core.model.flops import forward_flops_per_sample
 
-    model = _model(
-        "model.previous_frame_layers=2", "model.previous_frame_window=2", "data.windows=2", "data.future_latents=2"
-    )
-    for p in model.parameters():
-        p.data.normal_(0, 0.3)
-    ids, states = torch.randint(0, 8, (1, 6, 1024, 3)), torch.randn(1, 34, 25)
-    later = ids.clone()
-    later[:, 5] = torch.randint(0, 8, later[:, 5].shape)
-    with torch.no_grad():
-        a, b = model(ids, states, 2), model(later, states, 2)
-    for fa, fb in zip(a, b):
-        assert torch.allclose(fa[:, :1024], fb[:, :1024], atol=1e-5)
-        assert not torch.allclose(fa[:, 1024:], fb[:, 1024:])
     whole = load_config("cpu", ["model.previous_frame_window=0"])
     windowed = load_config("cpu", ["model.previous_frame_window=2"])
     assert forward_flops_per_sample(windowed) < forward_flops_per_sample(whole)
