@@ -154,7 +154,7 @@ class PreviousFrameAttention(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(b, t, s, d))
 
 
-class PreviousFrameTiles:
+class PreviousFrameTiles(nn.Module):
     """Previous-frame attention restricted to a neighbourhood (model.previous_frame_window
     = R): the frame is cut into tiles of TILE x TILE queries, and each tile attends to the
     (TILE + 2R)^2 tokens of the previous frame around it, moved inward at the frame's edges
@@ -165,17 +165,22 @@ class PreviousFrameTiles:
 
     TILE = 4
 
+    rows: torch.Tensor
+
     def __init__(self, radius: int):
+        super().__init__()
         side, tile = TOKENS_SIDE, self.TILE
         self.width = min(tile + 2 * radius, side)
         starts = (torch.arange(side // tile) * tile - radius).clamp(0, side - self.width)
-        self.rows = starts[:, None] + torch.arange(self.width)  # [tiles a side, width]: each tile's key rows
+        # [tiles a side, width]: each tile's key rows (and columns). A buffer, so it moves with
+        # the model and no step copies it to the GPU (a copy CUDA graphs could not capture).
+        self.register_buffer("rows", starts[:, None] + torch.arange(self.width), persistent=False)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, dropout_p: float) -> torch.Tensor:
         """q, k, v [N, H, S, hd] (S = TOKENS_SIDE^2, row-major) -> [N, H, S, hd]."""
         n, h, _, hd = q.shape
         side, tile, per_side, width = TOKENS_SIDE, self.TILE, TOKENS_SIDE // self.TILE, self.width
-        rows = self.rows.to(q.device)
+        rows = self.rows
 
         def around(x: torch.Tensor) -> torch.Tensor:  # [N, H, S, hd] -> [N * tiles, H, width^2, hd]
             x = x.reshape(n, h, side, side, hd)[:, :, rows[:, None, :, None], rows[None, :, None, :]]
