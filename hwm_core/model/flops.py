@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..config.schema import Config
 from ..data.split import FRAMES_PER_WINDOW, STATE_DIM
 from ..fsq import FactorSpec
-from .masked_hwm import SPATIAL_POSITIONS, PreviousFrameTiles
+from .masked_hwm import SPATIAL_POSITIONS, tile_keys_side
 
 
 def forward_flops_per_sample(config: Config) -> float:
@@ -27,7 +27,7 @@ def forward_flops_per_sample(config: Config) -> float:
     )
     # in the last previous_frame_layers blocks, each frame attends to the frame before it:
     # the whole of it, or with previous_frame_window the keys around each tile of queries
-    keys = min(s, PreviousFrameTiles(m.previous_frame_window).width ** 2) if m.previous_frame_window else s
+    keys = tile_keys_side(m.previous_frame_window) ** 2 if m.previous_frame_window else s
     previous = 2 * tokens * d * 3 * d + 2 * tokens * d * d + 2 * 2 * t * s * keys * d
     film = 2 * t * d * 2 * 3 * d if m.state_conditioning == "film" and m.condition_on_states else 0
     extra = m.previous_frame_layers * previous + m.n_layers * film  # FiLM: per frame, not per token

@@ -130,9 +130,7 @@ class PreviousFrameAttention(nn.Module):
         self.kv = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
         # a window as wide as the frame is the whole frame: one attention, not 64 of it
-        self.tiles = PreviousFrameTiles(window) if window else None
-        if self.tiles is not None and self.tiles.width >= TOKENS_SIDE:
-            self.tiles = None
+        self.tiles = PreviousFrameTiles(window) if window and tile_keys_side(window) < TOKENS_SIDE else None
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, T, S, D] -> [B, T, S, D]."""
@@ -154,6 +152,11 @@ class PreviousFrameAttention(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(b, t, s, d))
 
 
+def tile_keys_side(radius: int) -> int:
+    """The side of the square of previous-frame keys a tile of queries attends to."""
+    return min(PreviousFrameTiles.TILE + 2 * radius, TOKENS_SIDE)
+
+
 class PreviousFrameTiles(nn.Module):
     """Previous-frame attention restricted to a neighbourhood (model.previous_frame_window
     = R): the frame is cut into tiles of TILE x TILE queries, and each tile attends to the
@@ -170,7 +173,7 @@ class PreviousFrameTiles(nn.Module):
     def __init__(self, radius: int):
         super().__init__()
         side, tile = TOKENS_SIDE, self.TILE
-        self.width = min(tile + 2 * radius, side)
+        self.width = tile_keys_side(radius)
         starts = (torch.arange(side // tile) * tile - radius).clamp(0, side - self.width)
         # [tiles a side, width]: each tile's key rows (and columns). A buffer, so it moves with
         # the model and no step copies it to the GPU (a copy CUDA graphs could not capture).
