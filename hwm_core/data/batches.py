@@ -135,6 +135,7 @@ class BatchBuilder:
                 future_latents=self.config.data.future_latents,
                 max_corrupt_rate=max_corrupt_rate,
                 full_mask_rate=full_mask_rate,
+                per_frame=self.config.masking.per_frame,
             )
             codes_in.append(corrupted)
             masks.append(mask)

@@ -32,6 +32,7 @@ def corrupt_sample(
     future_latents: int,
     max_corrupt_rate: float,
     full_mask_rate: float = 0.0,
+    per_frame: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """codes int64 [T, S] -> (corrupted codes [T, S], mask bool [T, S]).
 
@@ -41,19 +42,32 @@ def corrupt_sample(
     `full_mask_rate`, that share of samples has its target masked whole: the case
     evaluate scores and MaskGIT's first round meets, where no target token can be
     copied from a neighbour and the context and states must carry the prediction.
+    With `per_frame`, each target frame draws its own share (and its own full mask):
+    a target frame then often sees the frame before it, as evaluate's teacher forcing
+    and a rollout's later frames do, where one draw for all would hide it as often.
     """
     t, s = codes.shape
-    target = future_latents * s
-    ratio = cosine_mask_ratio(rng.random())
-    # Drawn only when asked for, so a run without it keeps the same random stream as before.
-    if full_mask_rate > 0 and rng.random() < full_mask_rate:
-        ratio = 1.0
-    n_masked = min(target, max(1, math.ceil(ratio * target)))
-    mask = np.zeros(t * s, dtype=bool)
-    mask[(t - future_latents) * s + rng.permutation(target)[:n_masked]] = True
-    mask = mask.reshape(t, s)
+    mask = np.zeros((t, s), dtype=bool)
+    if per_frame:
+        for frame in range(t - future_latents, t):
+            mask[frame] = _masked_share(rng, s, full_mask_rate)
+    else:
+        mask[t - future_latents :] = _masked_share(rng, future_latents * s, full_mask_rate).reshape(future_latents, s)
     rate = rng.uniform(0.0, max_corrupt_rate) if max_corrupt_rate > 0 else 0.0
     noisy = (rng.random((t, s)) < rate) & ~mask
     corrupted = codes.copy()
     corrupted[noisy] = rng.integers(0, CODEBOOK_SIZE, size=int(noisy.sum()))
     return corrupted, mask
+
+
+def _masked_share(rng: np.random.Generator, tokens: int, full_mask_rate: float) -> np.ndarray:
+    """Which of `tokens` target tokens are masked: a cosine-drawn share, at least one, or
+    with probability `full_mask_rate` all of them."""
+    ratio = cosine_mask_ratio(rng.random())
+    # Drawn only when asked for, so a run without it keeps the same random stream as before.
+    if full_mask_rate > 0 and rng.random() < full_mask_rate:
+        ratio = 1.0
+    n_masked = min(tokens, max(1, math.ceil(ratio * tokens)))
+    mask = np.zeros(tokens, dtype=bool)
+    mask[rng.permutation(tokens)[:n_masked]] = True
+    return mask

@@ -102,6 +102,33 @@ def test_mask_ratio_follows_the_cosine_schedule():
     assert min(ratios) > 0
 
 
+def test_per_frame_masking_draws_each_target_frame_apart():
+    codes = np.zeros((6, 1024), dtype=np.int64)
+
+    def masks(per_frame: bool) -> np.ndarray:  # [samples, 3 target frames] masked share
+        drawn = [
+            corrupt_sample(
+                codes,
+                sample_rng(0, 0, 1, i),
+                future_latents=3,
+                max_corrupt_rate=0.0,
+                full_mask_rate=0.5,
+                per_frame=per_frame,
+            )[1]
+            for i in range(300)
+        ]
+        assert not any(m[:3].any() for m in drawn)  # the context is never masked
+        return np.array([m[3:].mean(axis=1) for m in drawn])
+
+    together, apart = masks(False), masks(True)
+    # one draw for all: the frames share a ratio (up to rounding); apart: their own, and a
+    # frame masked whole often follows one that is not, as teacher forcing meets it
+    assert np.abs(together - together.mean(axis=1, keepdims=True)).max() < 0.05
+    assert (np.abs(apart[:, 1] - apart[:, 0]) > 0.2).mean() > 0.4
+    assert ((apart[:, 1] == 1.0) & (apart[:, 0] < 0.5)).mean() > 0.05  # expected 0.5 x 0.5 x 1/3
+    assert abs(apart.mean() - (0.5 + 0.5 * 2 / math.pi)) < 0.05 and (apart > 0).all()
+
+
 def test_parameter_sharing_reuses_one_block():
     base = dict(d_model=32, n_heads=2, n_layers=6)
     unshared = MaskedHWM(ModelConfig(**base, shared_from=6), 3)
@@ -209,7 +236,8 @@ def test_a_windowed_previous_frame_attention_is_the_whole_one_masked_to_each_til
         -1
     )
     expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-    assert torch.allclose(tiles.attend(q, k, v, dropout_p=0.0), expected, atol=1e-12)
+    tiled = tiles.attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=0.0).transpose(1, 2)
+    assert torch.allclose(tiled, expected, atol=1e-12)
     near = ((rows[:, None] - rows[None]).abs() <= radius) & ((cols[:, None] - cols[None]).abs() <= radius)
     assert bool((allowed | ~near).all())  # every offset within R is among a query's keys
     assert int(allowed.sum(1).max()) == tiles.width**2 < side * side
