@@ -271,6 +271,12 @@ def _validate_expected(config: Config, source: str) -> None:
         )
     if e.steps and not e.data:
         raise ConfigError(f"{source}: expected.steps name a band: say which data it was measured on (expected.data)")
+    if e.layout and (
+        len(e.layout) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in e.layout)
+    ):
+        raise ConfigError(
+            f"{source}: expected.layout must be [windows, future_latents], two whole numbers >= 1, got {e.layout!r}"
+        )
 
 
 def config_from_toml_file(path: Path) -> Config:

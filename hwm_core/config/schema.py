@@ -93,6 +93,11 @@ class MaskingConfig:
         doc="share of training samples whose target frames are masked whole, as evaluate and MaskGIT's "
         "first round see them (the rest: MaskGIT's cosine share)",
     )
+    per_frame: bool = _spec(
+        False,
+        doc="each target latent frame draws its own masked share (and full mask): a target frame then "
+        "often sees the frame before it, as teacher forcing and a rollout's later frames do",
+    )
 
 
 @dataclass
@@ -185,6 +190,11 @@ class ExpectedConfig:
     loss_high: list = _spec([], doc="at each of those steps, the highest training loss of a healthy run")
     grad_norm_low: float = _spec(0.0, lo=0, doc="pre-clip gradient norms of a healthy run lie above this")
     grad_norm_high: float = _spec(0.0, lo=0, doc="... and below this; 0: no range named")
+    layout: list = _spec(
+        [],
+        doc="[data.windows, data.future_latents] the band was measured with; a run of another layout "
+        "(a --set of either) is not judged; empty: any",
+    )
 
 
 MIRRORS = ("tensorboard", "wandb")  # where a run's events may be mirrored (hwm_core/mirrors)
@@ -249,6 +259,7 @@ RESUME_SAFE_KEYS = frozenset(
         "expected.loss_high",
         "expected.grad_norm_low",
         "expected.grad_norm_high",
+        "expected.layout",
         # where a run is mirrored changes nothing it computes
         "log.mirrors",
         "log.wandb_project",

@@ -16,9 +16,13 @@ def data_kind(train_metadata: dict[str, Any]) -> str:
 
 def expected_band(config: Config, train_metadata: dict[str, Any]) -> LossBand | None:
     """None where the preset names no band, or names one for other data (a band measured on
-    the real data says nothing about a synthetic run's loss, and the other way round)."""
+    the real data says nothing about a synthetic run's loss, and the other way round) or
+    for another task (a band measured predicting one latent frame from two says nothing of
+    a run that predicts a window from one)."""
     e = config.expected
     if not e.steps or e.data != data_kind(train_metadata):
+        return None
+    if e.layout and list(e.layout) != [config.data.windows, config.data.future_latents]:
         return None
     return LossBand(
         e.data,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hwm_core.config.loading import load_config
+from hwm_core.errors import ConfigError
 from hwm_core.events.log import event_from_dict, event_to_json
 from hwm_core.events.on_track import LossBand
 from hwm_core.events.run_state import RunState
@@ -76,3 +79,14 @@ def test_a_band_applies_only_to_the_data_it_was_measured_on():
     assert expected_band(load_config("12gb"), {"num_shards": 100}) is not None  # the seed's, on real data
     assert expected_band(load_config("12gb"), {"synthetic": True}) is None
     assert expected_band(load_config("80gb"), {"num_shards": 100}) is None  # a preset without a table
+
+
+def test_a_band_applies_only_to_the_task_layout_it_was_measured_on():
+    synthetic = {"synthetic": True}
+    assert expected_band(load_config("cpu"), synthetic) is not None
+    # the compression task's layout on the cpu preset: its band was measured on one frame from two
+    assert expected_band(load_config("cpu", ["data.windows=2", "data.future_latents=3"]), synthetic) is None
+    assert expected_band(load_config("cpu", ["data.future_latents=2"]), synthetic) is None
+    assert expected_band(load_config("cpu", ["expected.layout=[]", "data.future_latents=2"]), synthetic) is not None
+    with pytest.raises(ConfigError, match=r"expected.layout must be \[windows, future_latents\]"):
+        load_config("cpu", ["expected.layout=[1]"])
