@@ -9,6 +9,9 @@ the trivial predictors a reader needs to judge the figures.
 - Baselines on the same tokens: uniform (ln 64,000), the unigram CE of each
   factor's code frequencies in the train split (add-one smoothed), and the accuracy
   of copying the last context latent frame.
+- The compression track's own score, the Top-500 CE (top_k_ce.py), of the same
+  teacher-forced logits, with its uniform, unigram and copy-last baselines and the
+  published first place beside it.
 - MaskGIT generation of the target frames (maskgit.py): accuracy against the truth.
 - Controllability: the same teacher-forced figures with each sample's states
   replaced by another sample's (controllability.py), and the difference: how much
@@ -24,7 +27,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,16 @@ from ..runtime.device import describe_device
 from .controllability import paired_sample
 from .inference import TrainedModel, sample_batch
 from .predict import maskgit_sample, teacher_forced
+from .top_k_ce import (
+    DEFINITION,
+    PUBLISHED_FIRST_PLACE,
+    PUBLISHED_FIRST_PLACE_NATS,
+    TOP_K,
+    TopKCut,
+    copy_last_ce,
+    top_k_cross_entropy,
+    top_k_cut,
+)
 
 
 @dataclass
@@ -76,6 +90,9 @@ class _Totals:
         self.unigram_ce = np.zeros(frames)
         self.copy_correct = np.zeros(frames)
         self.maskgit_correct = np.zeros(frames)
+        self.top_k_ce = np.zeros(frames)
+        self.top_k_inside = np.zeros(frames)
+        self.unigram_top_k_ce = np.zeros(frames)
 
     def figures(self) -> dict[str, Any]:
         n = np.maximum(self.tokens, 1)
@@ -120,7 +137,34 @@ class _Totals:
                     "token_accuracy": overall(self.maskgit_correct),
                     "token_accuracy_per_frame": per_frame(self.maskgit_correct),
                 },
+                "top_k_ce": self._top_k_figures(per_frame, overall),
             },
+        }
+
+    def _top_k_figures(self, per_frame: Callable, overall: Callable) -> dict[str, Any]:
+        # Copy-last's pmf takes its p from the accuracy of the same tokens, per frame
+        # and overall alike, so the overall figure is not the mean of the frames'.
+        copy = [copy_last_ce(a, CODEBOOK_SIZE) for a in [overall(self.copy_correct), *per_frame(self.copy_correct)]]
+        return {
+            "k": TOP_K,
+            "ce_nats": overall(self.top_k_ce),
+            "ce_nats_per_frame": per_frame(self.top_k_ce),
+            "inside_fraction": overall(self.top_k_inside),
+            "inside_fraction_per_frame": per_frame(self.top_k_inside),
+            "definition": DEFINITION.format(k=TOP_K),
+            "baselines": {
+                # Every code ties with codes beyond the cut: each true code is a miss.
+                "uniform_ce_nats": math.log(CODEBOOK_SIZE),
+                "unigram_ce_nats": overall(self.unigram_top_k_ce),
+                "unigram_ce_nats_per_frame": per_frame(self.unigram_top_k_ce),
+                "copy_last_ce_nats": copy[0][1],
+                "copy_last_ce_nats_per_frame": [top for _, top in copy[1:]],
+                "copy_last_full_ce_nats": copy[0][0],
+                "copy_last_definition": "the last context code with p = copy-last's accuracy on these "
+                "tokens, the rest spread evenly (tied across the cut: a wrong copy is a miss)",
+            },
+            "published_first_place_ce_nats": PUBLISHED_FIRST_PLACE_NATS,
+            "published_first_place": PUBLISHED_FIRST_PLACE,
         }
 
 
@@ -136,6 +180,27 @@ def _shift_correct(samples: WindowDataset, indices: list[int], codes: np.ndarray
     return right
 
 
+@contextmanager
+def _logits_of_each_forward(model: torch.nn.Module) -> Iterator[list[list[torch.Tensor]]]:
+    """The factor logits of every forward inside, in call order: teacher_forced's
+    target frames, one forward each, scored again for the Top-K CE without a second
+    forward, and so of exactly the predictions its CE scores."""
+    calls: list[list[torch.Tensor]] = []
+    handle = model.register_forward_hook(lambda _module, _inputs, logits: calls.append(logits))
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+def _top_k_per_frame(frame_logits: list[list[torch.Tensor]], truth: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each target frame's logits [B, S, size] per factor, truth [B, Tf, S, F] -> Top-K CE and inside, [B, Tf, S]."""
+    if len(frame_logits) != truth.shape[1]:  # teacher_forced no longer one forward per target frame
+        raise RuntimeError(f"{len(frame_logits)} forwards for {truth.shape[1]} target frames: fix _top_k_per_frame")
+    scored = [top_k_cross_entropy(logits, truth[:, f]) for f, logits in enumerate(frame_logits)]
+    return torch.stack([ce for ce, _ in scored], 1), torch.stack([inside for _, inside in scored], 1)
+
+
 def evaluate(
     trained: TrainedModel,
     samples: WindowDataset,
@@ -149,12 +214,17 @@ def evaluate(
     synthetic = is_synthetic(samples.split.metadata)
     totals = _Totals(target, trained.factors.num_factors, paired=paired, synthetic=synthetic)
     unigram = [u.to(trained.device) for u in unigram]
+    # The unigram is one pmf for every token: its cut is made once.
+    unigram_cut: TopKCut = top_k_cut([u[None] for u in unigram])
     started = time.time()
     for first in range(0, count, options.batch_size):
         indices = list(range(first, min(first + options.batch_size, count)))
         ids, states = sample_batch(trained, samples, indices)
         truth = ids[:, -target:]  # [B, Tf, S, F]
-        ce, _, right = teacher_forced(trained, ids, states)
+        with _logits_of_each_forward(trained.model) as frame_logits:
+            ce, _, right = teacher_forced(trained, ids, states)
+        top_k_ce, top_k_inside = _top_k_per_frame(frame_logits, truth)
+        del frame_logits  # the logits of a whole batch's frames: freed before MaskGIT runs
         generated = maskgit_sample(
             trained,
             ids,
@@ -173,6 +243,9 @@ def evaluate(
         totals.unigram_ce += per_frame(unigram_ce)
         totals.copy_correct += per_frame((last_context == truth).all(-1))
         totals.maskgit_correct += per_frame((generated == truth).all(-1))
+        totals.top_k_ce += per_frame(top_k_ce)
+        totals.top_k_inside += per_frame(top_k_inside)
+        totals.unigram_top_k_ce += per_frame(unigram_cut.cross_entropy(torch.as_tensor(-unigram_ce))[0])
         if paired:
             _, other_states = sample_batch(trained, samples, [paired_sample(i, len(samples)) for i in indices])
             other_ce, _, other_right = teacher_forced(trained, ids, other_states)

@@ -180,7 +180,9 @@ def test_importing_the_engine_pins_one_malloc_arena():
 def _model(*sets: str) -> MaskedHWM:
     from hwm_core.config.loading import load_config
 
-    config = load_config("cpu", list(sets))
+    # two blocks (the cpu preset has one), so tests can tell blocks with and without
+    # previous-frame attention apart
+    config = load_config("cpu", ["model.n_layers=2", "model.shared_from=2", *sets])
     torch.manual_seed(0)
     return MaskedHWM(config.model, config.latent_frames).eval()
 

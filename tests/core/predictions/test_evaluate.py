@@ -65,6 +65,11 @@ def test_a_fresh_model_scores_the_uniform_cross_entropy():
     assert base["uniform_ce_nats"] == pytest.approx(math.log(CODEBOOK_SIZE))
     assert 0 < base["unigram_ce_nats"] < base["uniform_ce_nats"]  # the codes are far from uniform
     assert 0 < base["copy_last_accuracy"] < 1 and result["samples"] == 6
+    top = result["top_k_ce"]  # a near-uniform model: its true codes mostly miss its 500
+    assert top["k"] == 500 and top["inside_fraction"] < 0.05
+    assert abs(top["ce_nats"] - math.log(CODEBOOK_SIZE)) < 0.15
+    assert top["baselines"]["uniform_ce_nats"] == pytest.approx(math.log(CODEBOOK_SIZE))
+    assert top["published_first_place_ce_nats"] == 6.6386
     session.close()
 
 
@@ -133,6 +138,12 @@ def test_evaluate_twice_gives_the_same_figures_and_runs_show_lists_it(runs_dir):
     assert "another sample's states" in table.stdout and "controllability" in table.stdout
     assert set(a["controllability"]) >= {"other_states_token_accuracy", "delta_token_accuracy", "delta_ce_nats"}
     assert "states_shift_accuracy" in a["baselines"]  # a synthetic split: what the states make predictable
+    top = a["top_k_ce"]  # the compression track's score, its baselines and the published first place
+    assert set(top) >= {"k", "ce_nats", "ce_nats_per_frame", "inside_fraction", "definition", "baselines"}
+    assert set(top["baselines"]) >= {"uniform_ce_nats", "unigram_ce_nats", "copy_last_ce_nats"}
+    assert len(top["ce_nats_per_frame"]) == 1 and top["published_first_place_ce_nats"] == 6.6386
+    words = " ".join(table.stdout.split())  # the definition under the table, however it wraps
+    assert "Top-500 CE" in words and "1X's scorer is not public" in words
 
 
 def test_a_checkpoint_of_another_shape_or_a_split_too_short_is_one_line(runs_dir, tmp_path):
