@@ -70,7 +70,8 @@ def test_bench_all_prints_every_preset_and_no_traceback(monkeypatch, releases):
     assert all(name in result.output for name in ("12gb", "24gb", "48gb", "80gb"))
     result = CliRunner().invoke(app, ["bench", "train", "--preset", "all", "--json"], catch_exceptions=False)
     rows = json.loads(result.stdout)
-    assert [r["outcome"] for r in rows] == [OK, OK, DOES_NOT_FIT, DOES_NOT_FIT, OK]
+    assert [r["preset"] for r in rows] == ["cpu", "12gb", "24gb", "48gb", "80gb", "compression"]
+    assert [r["outcome"] for r in rows] == [OK, OK, DOES_NOT_FIT, DOES_NOT_FIT, OK, OK]
 
 
 def test_a_bench_whose_training_runs_out_of_memory_returns_does_not_fit(monkeypatch):
