@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-
 # A source checkout run without an install (PYTHONPATH=. python -m hwm_tui) has no package
 # hwm_core.presets: the wheel builds it from the repository's presets/, which sits beside hwm_core.
 SOURCE_PRESETS = Path(__file__).resolve().parents[2] / "presets"
