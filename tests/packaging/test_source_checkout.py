@@ -28,41 +28,25 @@ def _clone_without_install(tmp_path: Path) -> tuple[Path, dict]:
     return clone, env
 
 
+def _run_in(clone: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """`python -S ARGS` in the clone, as one without an install runs it."""
+    command = [sys.executable, "-S", *args]
+    return subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_a_clone_without_an_install_lists_and_resolves_the_shipped_presets(tmp_path):
     clone, env = _clone_without_install(tmp_path)
-    where = subprocess.run(
-        [
-            sys.executable,
-            "-S",
-            "-c",
-            "import hwm_core, importlib.util; print(hwm_core.__file__);"
-            "print(importlib.util.find_spec('hwm_core.presets'))",
-        ],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    where = _run_in(
+        clone,
+        env,
+        "-c",
+        "import hwm_core, importlib.util; print(hwm_core.__file__);print(importlib.util.find_spec('hwm_core.presets'))",
     )
     assert where.stdout.splitlines() == [str(clone / "hwm_core" / "__init__.py"), "None"]  # truly not installed
-    listed = subprocess.run(
-        [sys.executable, "-S", "-m", "hwm_tui", "presets", "list"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    listed = _run_in(clone, env, "-m", "hwm_tui", "presets", "list")
     assert listed.returncode == 0, listed.stderr
-    assert all(name in listed.stdout for name in ("cpu", "12gb", "80gb"))
-    unknown = subprocess.run(
-        [sys.executable, "-S", "-m", "hwm_tui", "train", "--preset", "nope", "--headless"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    assert all(name in listed.stdout for name in ("cpu", "12gb", "80gb", "compression"))
+    unknown = _run_in(clone, env, "-m", "hwm_tui", "train", "--preset", "nope", "--headless")
     assert unknown.returncode == 2
     assert "choose one of cpu, 12gb, 24gb, 48gb, 80gb" in unknown.stderr + unknown.stdout
 
