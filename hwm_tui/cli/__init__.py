@@ -11,7 +11,7 @@ import os
 
 import typer
 
-from . import doctor, predictions, screens, sweep, train
+from . import doctor, imagine, predictions, screens, sweep, train
 from .bench import bench_app
 from .data import data_app
 from .presets import presets_app
@@ -32,6 +32,7 @@ for command in (
     sweep.sweep,
     predictions.evaluate,
     predictions.samples,
+    imagine.imagine,
     screens.history,
     screens.watch,
     doctor.doctor,

@@ -1,0 +1,83 @@
+"""How far a rollout stays right, per horizon: each imagined window (h = 1..H) and
+each of its 3 grids, against the truth and the trivial predictors beside it.
+
+All figures are means over the samples' tokens (1,024 a grid); `DEFINITIONS` is
+what `imagine --json` says of them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..data.split import FRAMES_PER_WINDOW, LATENT_FRAME_GROUPS, LATENTS_PER_WINDOW
+from ..data.synth import shifted_view, view_shifts
+
+if TYPE_CHECKING:
+    from .rollout import SampleRollout
+
+DEFINITIONS = {
+    "token_accuracy": "share of the true grid's tokens the imagined grid has right (every factor)",
+    "ce_nats": (
+        "cross-entropy of the true grid (nats, summed over the factors: the joint CE under the factorised "
+        "pmf), the grid predicted fully masked in one forward pass after the imagined sequence before it: "
+        "the context windows as they stand at that step (true at horizon 1, imagined windows after) and the "
+        "grids of the same window MaskGIT generated before it, under the actions used; at horizon 1 grid 1 "
+        "it is evaluate's teacher-forced CE of the first target grid"
+    ),
+    "copy_last_accuracy": "the last true context grid copied to every later grid, scored against the truth",
+    "reference_accuracy": (
+        "synthetic splits only (else null): the last true context grid moved by the view shift the actions "
+        "used add up to since (synth.view_shifts summed over the grids from the context's end to that grid), "
+        "entering edges counted wrong: what following those actions predicts of the truth"
+    ),
+    "frames_ahead": "frames from the last context frame to the last frame the grid (the window) covers",
+}
+
+
+def frames_ahead(grid: int) -> int:
+    """Imagined grid `grid` (0-based) ends this many frames after the last context frame."""
+    window, inside = divmod(grid, LATENTS_PER_WINDOW)
+    return FRAMES_PER_WINDOW * window + LATENT_FRAME_GROUPS[inside][1]
+
+
+def reference_grids(rollout: SampleRollout, fill: int = -1) -> np.ndarray:
+    """[3H, 32, 32]: the last context grid moved by the shift its actions add up to since."""
+    first = len(rollout.context)
+    moved = np.cumsum(view_shifts(rollout.states)[first:], axis=0)  # since the last context grid
+    return np.stack([shifted_view(rollout.context[-1], shift, fill) for shift in moved])
+
+
+def score(rollouts: list[SampleRollout], *, hz: float, synthetic: bool) -> dict[str, Any]:
+    """{"per_window": [...], "per_grid": [...]}: one entry a horizon (a grid), stable keys."""
+    if not rollouts:
+        return {"per_window": [], "per_grid": []}
+    truth = np.stack([r.truth for r in rollouts])  # [n, 3H, 32, 32]
+    per_token = {
+        "token_accuracy": (np.stack([r.imagined for r in rollouts]) == truth).mean(axis=(2, 3)),
+        "ce_nats": np.stack([r.ce_nats for r in rollouts]),
+        "copy_last_accuracy": (np.stack([r.context[-1:] for r in rollouts]) == truth).mean(axis=(2, 3)),
+    }
+    if synthetic:
+        per_token["reference_accuracy"] = (np.stack([reference_grids(r) for r in rollouts]) == truth).mean(axis=(2, 3))
+    grids = truth.shape[1]
+
+    def entry(h: int, grid_slice: slice, ahead: int, **extra: int) -> dict[str, Any]:
+        figures: dict[str, Any] = {name: float(v[:, grid_slice].mean()) for name, v in per_token.items()}
+        figures.setdefault("reference_accuracy", None)
+        return {"horizon": h, **extra, "frames_ahead": ahead, "seconds_ahead": ahead / hz, **figures}
+
+    per_window = [
+        entry(
+            h + 1,
+            slice(LATENTS_PER_WINDOW * h, LATENTS_PER_WINDOW * (h + 1)),
+            frames_ahead(LATENTS_PER_WINDOW * (h + 1) - 1),
+        )
+        for h in range(grids // LATENTS_PER_WINDOW)
+    ]
+    per_grid = [
+        entry(g // LATENTS_PER_WINDOW + 1, slice(g, g + 1), frames_ahead(g), grid=g % LATENTS_PER_WINDOW + 1)
+        for g in range(grids)
+    ]
+    return {"per_window": per_window, "per_grid": per_grid}
