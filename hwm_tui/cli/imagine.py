@@ -40,6 +40,9 @@ def imagine(
     out: Path | None = typer.Option(
         None, "--out", help="Write the imagined sequences as a v2.0 split into this new folder."
     ),
+    gif: Path | None = typer.Option(
+        None, "--gif", help="Write an animated GIF: context, imagined and true grids, a frame per latent grid."
+    ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -100,10 +103,19 @@ def imagine(
             imagined_by={k: report[k] for k in ("run", "checkpoint", "step", "actions", "horizon", "seed")},
         )
         report["out"] = str(written)
+    if gif is not None:
+        from ..rollout_gif import write_gif
+
+        width, height, frames = write_gif(
+            rollouts, gif.expanduser(), title=f"step {trained.step}, {report['actions']} actions"
+        )
+        report["gif"] = {"path": str(gif.expanduser()), "width": width, "height": height, "frames": frames}
     if as_json:
         print(json.dumps(report, indent=1))
         return
     console.print(rollout_table(report))
+    if gif is not None:
+        console.print(f"GIF written to {report['gif']['path']} ({width}x{height}, {frames} frames)", style="dim")
     if out is not None:
         console.print(f"imagined split written to {report['out']}", style="dim")
 

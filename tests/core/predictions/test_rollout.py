@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from hwm_core.errors import ConfigError, DataError
 from hwm_core.predictions.actions import Actions, parse_actions
@@ -20,6 +21,8 @@ from hwm_core.predictions.rollout import (
     roll_out,
     span_frames,
 )
+from hwm_core.predictions.samples import false_colour
+from hwm_tui.rollout_gif import GAP, LABEL, PANEL, SCALE, TITLE, gif_size
 from tests.core.predictions.test_evaluate import fresh_model, trained_run
 from tests.helpers import hwm
 
@@ -100,9 +103,20 @@ def test_imagine_writes_a_split_that_inspect_and_evaluate_read(runs_dir, tmp_pat
     run = trained_run(runs_dir, 2, *WHOLE_WINDOW)
     out = tmp_path / "imagined"
     args = ["--limit", "2", "--horizon", "2", "--maskgit-steps", "1", "--runs-dir", str(runs_dir)]
-    result = hwm("imagine", str(run), *args, "--json", "--out", str(out))
+    gif = tmp_path / "rollout.gif"
+    result = hwm("imagine", str(run), *args, "--json", "--out", str(out), "--gif", str(gif))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    with Image.open(gif) as image:  # one frame a latent grid imagined, the size its layout has
+        assert (image.n_frames, image.size) == (6, gif_size(2))
+        image.seek(1)
+        frame = np.asarray(image.convert("RGB"))
+    # sample 0's second imagined grid, as --out wrote it (its context window first), drawn where it belongs
+    (video,) = out.glob("video*")
+    rollout = np.fromfile(video, dtype=np.int32).reshape(-1, 32, 32)[3 + 1]
+    top, left = TITLE + LABEL, GAP + PANEL + GAP
+    drawn = frame[top : top + PANEL : SCALE, left : left + PANEL : SCALE].astype(int)
+    assert np.abs(drawn - false_colour(rollout)).max() <= 24  # within the GIF's 256-colour palette
     assert [w["horizon"] for w in report["per_window"]] == [1, 2]
     assert [w["frames_ahead"] for w in report["per_window"]] == [17, 34]
     assert all(w["reference_accuracy"] is not None for w in report["per_window"])  # a synthetic split
