@@ -1,8 +1,9 @@
 """The robot states a rollout is imagined under (`hwm-tui imagine --actions`).
 
 - `own`: each sample's recorded states;
-- `other`: the states of the sample evaluate pairs it with (controllability.py),
-  so a rollout under them shows how far the imagined future follows the actions;
+- `other`: the states of the sample evaluate pairs it with (controllability.py:
+  half the rollout's spans away, at horizon 1 evaluate's very pairing), so a
+  rollout under them shows how far the imagined future follows the actions;
 - `zero`: every raw state 0 (the robot stands still, hands open);
 - a file: raw float32 [frames, 25] as `states_*.bin` holds them, or a `.npy`
   array, from the rollout's first context frame on; its first frames are used for

@@ -12,6 +12,7 @@ factor's argmax; otherwise each factor is sampled at that temperature.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -35,9 +36,12 @@ def generate(
     temperature: float,
     generator: torch.Generator | None = None,
     precision: str = "fp32",
+    first_round: Callable[[int, list[torch.Tensor]], None] | None = None,
 ) -> torch.Tensor:
     """factor_ids [B, T, S, F], the context true (the target frames' values are ignored).
-    Returns [B, target_frames, S, F], the generated factor ids of the last target frames."""
+    Returns [B, target_frames, S, F], the generated factor ids of the last target frames.
+    `first_round(k, logits)`, when given, gets target frame k's (0-based) first-round
+    logits, per factor [B, S, size]."""
     ids = factor_ids.clone()
     b, t, s, f = ids.shape
     mask = torch.tensor(mask_ids, device=ids.device)
@@ -47,6 +51,8 @@ def generate(
         for round_ in range(1, steps + 1):
             with autocast(ids.device, precision):
                 logits = model(ids[:, : frame + 1], states, 1)
+            if round_ == 1 and first_round is not None:
+                first_round(frame - (t - target_frames), logits)
             chosen, confidence = _choose(logits, temperature, generator)  # [B, S, F], [B, S]
             confidence = confidence.masked_fill(~still_masked, -math.inf)  # already decided: kept
             left = math.floor(masked_share(round_, steps) * s)  # masked after this round

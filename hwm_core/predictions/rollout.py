@@ -16,7 +16,13 @@ windows it is scored against.
 Seeding is evaluate's: samples in the order given, batches of `batch_size`, one
 generator a batch seeded `seed + (position of its first sample)`, drawn from
 window after window; the same call gives the same tokens. With own actions and
-H = 1 the rollout is evaluate's MaskGIT prediction of the same samples.
+H = 1 the samples, their states and the seeds are evaluate's, so the rollout is
+evaluate's MaskGIT prediction of the same samples (tests/core/predictions/test_rollout.py).
+
+A true grid's CE is read off MaskGIT's first round of that grid (maskgit.generate's
+`first_round`), where it is fully masked after the sequence as imagined so far: the
+figure costs no forward of its own, and at H = 1 its first grid is evaluate's
+teacher-forced CE of the first target grid.
 
 API (what a view calls; codes are int32 [grids, 32, 32], states raw float32):
 
@@ -48,7 +54,7 @@ from ..data.split import FRAMES_PER_WINDOW, LATENTS_PER_WINDOW, STATE_DIM, TOKEN
 from ..data.synth import is_synthetic
 from ..errors import ConfigError, DataError
 from ..model.masked_hwm import token_cross_entropy
-from ..runtime.device import autocast, describe_device
+from ..runtime.device import describe_device
 from .actions import Actions, raw_actions
 from .inference import TrainedModel
 from .maskgit import generate
@@ -84,19 +90,14 @@ class SampleRollout:
 
 
 def check_whole_window(config: Config) -> None:
-    """One line, unless the run's target is the whole next window after a context of windows."""
+    """One line, unless the run's target is the whole next window after a context of windows
+    (a config with future_latents = 3 has data.windows >= 2: its validation leaves context)."""
     d = config.data
     if d.future_latents != LATENTS_PER_WINDOW:
         raise ConfigError(
             f"this run cannot be rolled out: its target is not a whole window (data.future_latents = "
             f"{d.future_latents} of {LATENTS_PER_WINDOW} latent frames): roll out a run of a preset whose "
             f"target is the next window, e.g. {WHOLE_WINDOW_PRESETS}"
-        )
-    if d.windows < 2:
-        raise ConfigError(
-            f"this run cannot be rolled out: its sample is one window (data.windows = {d.windows}), all of "
-            f"it target, so no context is left to start from: roll out a run of a preset with a context "
-            f"window before its target, e.g. {WHOLE_WINDOW_PRESETS}"
         )
 
 
@@ -148,10 +149,21 @@ def _next_window(
     steps: int,
     temperature: float,
     generator: torch.Generator,
-) -> torch.Tensor:
-    """context ids [B, C, S, F], normalised states [B, 17 x windows, 25] -> the next window [B, 3, S, F]."""
+    truth: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """context ids [B, C, S, F], normalised states [B, 17 x windows, 25] -> the next window
+    [B, 3, S, F] and, given its true ids [B, 3, S, F], each true grid's CE [B, 3] (mean over
+    its tokens) from the first MaskGIT round of that grid: fully masked after the context as
+    it stands and the grids of this window generated before it, so no forward of its own."""
+    ce: list[torch.Tensor] = []
+
+    def score(grid: int, logits: list[torch.Tensor]) -> None:
+        assert truth is not None
+        token_ce, _ = token_cross_entropy(logits, truth[:, grid])
+        ce.append(token_ce.double().mean(dim=1))
+
     placeholder = context[:, -LATENTS_PER_WINDOW:]  # its values are never read: generate masks the target first
-    return generate(
+    window = generate(
         trained.model,
         torch.cat([context, placeholder], dim=1),
         states,
@@ -161,24 +173,9 @@ def _next_window(
         temperature=temperature,
         generator=generator,
         precision=trained.precision,
+        first_round=score if truth is not None else None,
     )
-
-
-def _true_grid_ce(
-    trained: TrainedModel, context: torch.Tensor, imagined: torch.Tensor, truth: torch.Tensor, states: torch.Tensor
-) -> torch.Tensor:
-    """Per grid of the window: the true grid's CE [B, 3] (mean over tokens), predicted fully masked
-    after the context as it stands and the grids of this window imagined before it."""
-    b, _, s, f = context.shape
-    mask = torch.tensor(trained.factors.mask_ids(), device=context.device).view(1, 1, 1, f).expand(b, 1, s, f)
-    out = []
-    for grid in range(LATENTS_PER_WINDOW):
-        inputs = torch.cat([context, imagined[:, :grid], mask], dim=1)
-        with autocast(trained.device, trained.precision):
-            logits = trained.model(inputs, states, 1)
-        token_ce, _ = token_cross_entropy(logits, truth[:, grid])
-        out.append(token_ce.double().mean(dim=1))
-    return torch.stack(out, dim=1)
+    return window, (torch.stack(ce, dim=1) if truth is not None else None)
 
 
 @torch.no_grad()
@@ -213,16 +210,17 @@ def roll_out(
             for h in range(horizon):
                 seen = states[:, FRAMES_PER_WINDOW * h : FRAMES_PER_WINDOW * h + window_frames]
                 context = sequence[:, -c:]
-                window = _next_window(
+                window, window_ce = _next_window(
                     trained,
                     context,
                     seen,
                     steps=options.maskgit_steps,
                     temperature=options.temperature,
                     generator=generator,
+                    truth=truth[:, LATENTS_PER_WINDOW * h : LATENTS_PER_WINDOW * (h + 1)],
                 )
-                true_window = truth[:, LATENTS_PER_WINDOW * h : LATENTS_PER_WINDOW * (h + 1)]
-                ce.append(_true_grid_ce(trained, context, window, true_window, seen))
+                assert window_ce is not None
+                ce.append(window_ce)
                 sequence = torch.cat([sequence, window], dim=1)
                 if progress is not None:
                     progress(first * horizon + len(batch) * (h + 1), len(indices) * horizon)
@@ -255,8 +253,9 @@ def imagine_next_window(
     seed: int = 0,
 ) -> np.ndarray:
     """The window after `context` (codes [C, 32, 32]) under `raw_states` (raw, [17 x windows, 25]:
-    the context's frames, then the new window's) -> its codes int32 [3, 32, 32]. Seeded `seed`:
-    a sample's first window of roll_out when it leads its batch."""
+    the context's frames, then the new window's) -> its codes int32 [3, 32, 32]: what a view
+    calls to imagine a window again under states it edited. Seeded `seed`, so the same call
+    gives the same window: roll_out's first window of that sample in a batch of its own."""
     check_whole_window(trained.config)
     c, frames = context_grids(trained.config), FRAMES_PER_WINDOW * trained.config.data.windows
     context = np.asarray(context)
@@ -268,7 +267,7 @@ def imagine_next_window(
     was_training = trained.model.training
     trained.model.eval()
     try:
-        window = _next_window(
+        window, _ = _next_window(
             trained,
             _ids(trained, context[None]),
             torch.from_numpy(trained.stats.normalise(raw_states[None])).to(trained.device),

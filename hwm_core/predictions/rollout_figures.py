@@ -32,8 +32,15 @@ DEFINITIONS = {
         "used add up to since (synth.view_shifts summed over the grids from the context's end to that grid), "
         "entering edges counted wrong: what following those actions predicts of the truth"
     ),
+    "reference_agreement": (
+        "synthetic splits only (else null): share of the tokens the reference knows (not its entering "
+        "edges) where the imagined grid equals it: how far the imagination moves the way the actions used "
+        "say, whatever the truth did; under other, zero or a file's actions the figure that tells whether "
+        "the model follows them (objects and the arm move on their own, so never 100 %)"
+    ),
     "frames_ahead": "frames from the last context frame to the last frame the grid (the window) covers",
 }
+UNKNOWN = -1  # a reference token that entered at an edge: no code is ever -1
 
 
 def frames_ahead(grid: int) -> int:
@@ -42,7 +49,7 @@ def frames_ahead(grid: int) -> int:
     return FRAMES_PER_WINDOW * window + LATENT_FRAME_GROUPS[inside][1]
 
 
-def reference_grids(rollout: SampleRollout, fill: int = -1) -> np.ndarray:
+def reference_grids(rollout: SampleRollout, fill: int = UNKNOWN) -> np.ndarray:
     """[3H, 32, 32]: the last context grid moved by the shift its actions add up to since."""
     first = len(rollout.context)
     moved = np.cumsum(view_shifts(rollout.states)[first:], axis=0)  # since the last context grid
@@ -59,13 +66,21 @@ def score(rollouts: list[SampleRollout], *, hz: float, synthetic: bool) -> dict[
         "ce_nats": np.stack([r.ce_nats for r in rollouts]),
         "copy_last_accuracy": (np.stack([r.context[-1:] for r in rollouts]) == truth).mean(axis=(2, 3)),
     }
+    known = None  # [n, 3H]: tokens the reference knows, to weigh reference_agreement by
     if synthetic:
-        per_token["reference_accuracy"] = (np.stack([reference_grids(r) for r in rollouts]) == truth).mean(axis=(2, 3))
+        reference = np.stack([reference_grids(r) for r in rollouts])
+        imagined = np.stack([r.imagined for r in rollouts])
+        per_token["reference_accuracy"] = (reference == truth).mean(axis=(2, 3))
+        known = (reference != UNKNOWN).sum(axis=(2, 3))
+        agreeing = (reference == imagined).sum(axis=(2, 3))
     grids = truth.shape[1]
 
     def entry(h: int, grid_slice: slice, ahead: int, **extra: int) -> dict[str, Any]:
         figures: dict[str, Any] = {name: float(v[:, grid_slice].mean()) for name, v in per_token.items()}
         figures.setdefault("reference_accuracy", None)
+        figures["reference_agreement"] = None
+        if known is not None and known[:, grid_slice].sum():  # a shift of a whole grid or more leaves none
+            figures["reference_agreement"] = float(agreeing[:, grid_slice].sum() / known[:, grid_slice].sum())
         return {"horizon": h, **extra, "frames_ahead": ahead, "seconds_ahead": ahead / hz, **figures}
 
     per_window = [

@@ -32,7 +32,7 @@ def imagine(
     ),
     limit: int | None = typer.Option(16, "--limit", min=1, help="The first N samples of the split."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Samples per forward pass."),
-    maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per window."),
+    maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per latent grid (3 a window)."),
     temperature: float = typer.Option(
         0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature (0: each factor's argmax)."
     ),
@@ -41,7 +41,9 @@ def imagine(
         None, "--out", help="Write the imagined sequences as a v2.0 split into this new folder."
     ),
     gif: Path | None = typer.Option(
-        None, "--gif", help="Write an animated GIF: context, imagined and true grids, a frame per latent grid."
+        None,
+        "--gif",
+        help="Write an animated GIF: context, imagined and true grids of the first 8 samples, a frame per latent grid.",
     ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
@@ -50,8 +52,9 @@ def imagine(
     """Roll a run forward: from val samples' context, MaskGIT imagines the next window,
     appends it, drops the oldest window, and goes on for --horizon windows, under the
     chosen actions. Per horizon: token accuracy and CE against the truth, copy-last from
-    the last context grid and, on a synthetic split, what the states make predictable.
-    Only a run whose target is the whole next window can (the compression and GPU presets)."""
+    the last context grid and, on a synthetic split, what the states make predictable
+    (the reference) and how much of it the imagined grids follow. Only a run whose target
+    is the whole next window can (the compression, 12gb and 24gb presets)."""
     from rich.progress import Progress
 
     from hwm_core.predictions.actions import parse_actions
@@ -68,9 +71,14 @@ def imagine(
     )
     from hwm_core.runs.folder import default_runs_dir
 
+    from ..rollout_gif import ROWS as GIF_ROWS
+    from ..rollout_gif import check_gif_path, write_gif
+
     device_overrides(device, [])  # cpu or cuda, or one line
     if out is not None:
         check_out_dir(out.expanduser())  # before any model runs
+    if gif is not None:
+        check_gif_path(gif.expanduser())
     trained = load_trained(run, default_runs_dir(runs_dir), device=device)
     check_whole_window(trained.config)
     chosen = parse_actions(actions, span_frames(trained.config, horizon))
@@ -104,12 +112,16 @@ def imagine(
         )
         report["out"] = str(written)
     if gif is not None:
-        from ..rollout_gif import write_gif
-
         width, height, frames = write_gif(
             rollouts, gif.expanduser(), title=f"step {trained.step}, {report['actions']} actions"
         )
-        report["gif"] = {"path": str(gif.expanduser()), "width": width, "height": height, "frames": frames}
+        report["gif"] = {
+            "path": str(gif.expanduser()),
+            "width": width,
+            "height": height,
+            "frames": frames,
+            "samples": min(len(rollouts), GIF_ROWS),  # the rows drawn
+        }
     if as_json:
         print(json.dumps(report, indent=1))
         return
@@ -121,22 +133,25 @@ def imagine(
 
 
 def rollout_table(report: dict) -> Table:
-    """One row a window imagined: how far ahead, and each figure against the truth."""
+    """One row a window imagined: how far ahead, and each figure against the truth (80 columns wide)."""
     table = Table(
         title=f"step {report['step']}: {report['samples']} samples of {report['split']} rolled out "
-        f"{report['horizon']} windows under {report['actions']} actions"
+        f"{report['horizon']} windows under {report['actions']} actions",
+        caption="frames: ahead of the last context frame (seconds at the split's rate); CE: nats of the "
+        "true grid; reference: the last context grid moved by the shift the actions add up to (synthetic "
+        "splits); follows: imagined tokens equal to that reference (imagine --json: definitions)",
     )
-    for name in ("window", "frames ahead", "seconds", "token accuracy", "CE (nats)", "copy-last", "reference"):
+    for name in ("window", "frames", "accuracy", "CE", "copy-last", "reference", "follows"):
         table.add_column(name, justify="right")
+    share = lambda value: "-" if value is None else f"{value:.1%}"  # noqa: E731 - null off a synthetic split
     for w in report["per_window"]:
-        reference = w["reference_accuracy"]
         table.add_row(
             str(w["horizon"]),
-            str(w["frames_ahead"]),
-            f"{w['seconds_ahead']:.2f}",
-            f"{w['token_accuracy']:.1%}",
+            f"{w['frames_ahead']} ({w['seconds_ahead']:.2f} s)",
+            share(w["token_accuracy"]),
             f"{w['ce_nats']:.3f}",
-            f"{w['copy_last_accuracy']:.1%}",
-            "-" if reference is None else f"{reference:.1%}",
+            share(w["copy_last_accuracy"]),
+            share(w["reference_accuracy"]),
+            share(w["reference_agreement"]),
         )
     return table

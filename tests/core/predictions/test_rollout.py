@@ -1,135 +1,176 @@
-"""Rolling a whole-window run forward (`hwm-tui imagine`): the same as evaluate's MaskGIT at
-horizon 1, repeatable, under actions from a file, and written as a split other commands read."""
+"""Rolling a whole-window run forward (`hwm-tui imagine`): evaluate's MaskGIT at horizon 1,
+repeatable, its windows fed back, under actions from a file, and written as a split that
+`data inspect` and evaluate read. The CLI (--json, --gif, refusals): tests/tui/cli/test_imagine.py.
+
+One untrained tiny model for the module (random weights with opinions): what is tested is
+what the rollout feeds the model and how it draws, not what a trained model imagines."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from hwm_core.config.loading import load_config
+from hwm_core.data import Split
+from hwm_core.data.inspect import describe_split
 from hwm_core.errors import ConfigError, DataError
-from hwm_core.predictions.actions import Actions, parse_actions
-from hwm_core.predictions.inference import open_samples, sample_batch, split_path
+from hwm_core.model.masked_hwm import token_cross_entropy
+from hwm_core.predictions.actions import Actions, parse_actions, raw_actions
+from hwm_core.predictions.controllability import paired_sample
+from hwm_core.predictions.evaluate import EvalOptions, evaluate, factor_unigram
+from hwm_core.predictions.imagined_split import write_imagined_split
+from hwm_core.predictions.inference import TrainedModel, open_samples, sample_batch, split_path
 from hwm_core.predictions.predict import maskgit_sample
 from hwm_core.predictions.rollout import (
     RolloutOptions,
     check_whole_window,
+    imagine_next_window,
     open_rollout_samples,
     roll_out,
     span_frames,
 )
-from hwm_core.predictions.samples import false_colour
-from hwm_tui.rollout_gif import GAP, LABEL, PANEL, SCALE, TITLE, gif_size
-from tests.core.predictions.test_evaluate import fresh_model, trained_run
-from tests.helpers import hwm
+from hwm_core.predictions.rollout_figures import score
+from hwm_core.training.session import TrainRequest, prepare
+from tests.helpers import tiny_sets
 
-WHOLE_WINDOW = ("data.windows=2", "data.future_latents=3")
+# the compression preset's layout (3 grids of context, the next 3 the target) on the tiny model, halved
+WHOLE_WINDOW = ("data.windows=2", "data.future_latents=3", "model.d_model=16")
 
 
-def _trained():
-    trained, _ = fresh_model(*WHOLE_WINDOW)
+@pytest.fixture(scope="module")
+def trained():
+    threads = torch.get_num_threads()
+    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(*WHOLE_WINDOW)), create_run=False)
+    # One torch thread (prepare gave it every core), as conftest.py gives each parallel worker:
+    # run alone (-n 0) on a busy 2-core box, two threads wait on each other, 14 times as long.
+    torch.set_num_threads(1)
+    model = TrainedModel(
+        model=session.model.eval(),
+        config=session.config,
+        stats=session.builder.train_set.stats,
+        step=0,
+        checkpoint=None,
+        folder=None,
+        device=session.device,
+    )
     torch.manual_seed(1)
-    for p in trained.model.parameters():  # a fresh model predicts nearly uniform codes: give it opinions
+    for p in model.model.parameters():  # a fresh model predicts nearly uniform codes: give it opinions
         p.data.normal_(0, 0.2)
-    return trained
+    yield model
+    session.close()
+    torch.set_num_threads(threads)
 
 
-def test_a_rollout_of_one_window_is_evaluates_maskgit_prediction_and_repeats():
-    trained = _trained()
+@pytest.fixture(scope="module")
+def two_windows(trained):
+    """Samples 0 and 1 rolled out 2 windows under their own states, each in a batch of its own
+    (so a window imagined again alone is computed in the same shapes, bit for bit)."""
+    samples = open_rollout_samples(trained, split_path(trained, None, "val"), horizon=2)
+    options = RolloutOptions(horizon=2, maskgit_steps=1, batch_size=1)
+    return samples, roll_out(trained, samples, [0, 1], Actions("own"), options)
+
+
+def test_a_rollout_of_one_window_is_evaluates_maskgit_prediction_and_repeats(trained):
     path = split_path(trained, None, "val")
     rolled = open_rollout_samples(trained, path, horizon=1)
-    options = RolloutOptions(horizon=1, limit=3, batch_size=16, maskgit_steps=2)
-    first = roll_out(trained, rolled, [0, 1, 2], Actions("own"), options)
-    again = roll_out(trained, rolled, [0, 1, 2], Actions("own"), options)
-    # evaluate's samples: the same spans (context window + target window), seeded the same
-    samples = open_samples(trained, path)
-    ids, states = sample_batch(trained, samples, [0, 1, 2])
-    generated = maskgit_sample(trained, ids, states, steps=2, temperature=0.0, seed=0)
-    codes = trained.factors.factors_to_codes(generated[:, -3:]).view(3, 3, 32, 32).numpy()
-    for row, rollout in enumerate(first):
-        assert np.array_equal(rollout.imagined, codes[row])
-        assert np.array_equal(rollout.imagined, again[row].imagined)
-        assert rollout.context.shape == (3, 32, 32) and rollout.truth.shape == (3, 32, 32)
+    # sampled (temperature 1), in batches of one: the tokens depend on each batch's seed
+    options = RolloutOptions(horizon=1, batch_size=1, maskgit_steps=2, temperature=1.0, seed=5)
+    first = roll_out(trained, rolled, [0, 1], Actions("own"), options)
+    again = roll_out(trained, rolled, [0, 1], Actions("own"), options)
+    samples = open_samples(trained, path)  # evaluate's: the context window and the target window
+    for position, rollout in enumerate(first):
+        ids, states = sample_batch(trained, samples, [position])
+        # evaluate's draw of a batch: seeded seed + the position of the batch's first sample
+        generated = maskgit_sample(trained, ids, states, steps=2, temperature=1.0, seed=5 + position)
+        codes = trained.factors.factors_to_codes(generated).view(3, 32, 32).numpy()
+        assert np.array_equal(rollout.imagined, codes)
+        assert np.array_equal(rollout.imagined, again[position].imagined)
+        assert np.array_equal(rollout.ce_nats, again[position].ce_nats)
+        # the first grid's CE is evaluate's teacher-forced CE of the first target grid
+        inputs = ids[:, :4].clone()
+        inputs[:, 3] = torch.tensor(trained.factors.mask_ids())
+        with torch.no_grad():
+            ce, _ = token_cross_entropy(trained.model(inputs, states, 1), ids[:, 3])
+        assert rollout.ce_nats[0] == pytest.approx(float(ce.double().mean()), rel=1e-6)
+    assert first[0].context.shape == (3, 32, 32) and first[0].truth.shape == (3, 32, 32)
+    assert not np.array_equal(first[0].imagined, first[1].imagined)
 
 
-def test_a_longer_rollout_feeds_its_windows_back_and_other_actions_change_it():
-    trained = _trained()
-    rolled = open_rollout_samples(trained, split_path(trained, None, "val"), horizon=2)
-    options = RolloutOptions(horizon=2, limit=2, maskgit_steps=1)
-    own = roll_out(trained, rolled, [0, 1], Actions("own"), options)
-    zero = roll_out(trained, rolled, [0, 1], Actions("zero"), options)
-    assert own[0].imagined.shape == (6, 32, 32) and own[0].states.shape == (span_frames(trained.config, 2), 25)
-    assert not np.array_equal(own[0].imagined, zero[0].imagined)
-    assert not zero[0].states.any()
+def test_a_longer_rollout_feeds_its_windows_back_under_the_actions_given(trained, two_windows):
+    samples, own = two_windows
+    rollout = own[0]
+    assert rollout.imagined.shape == (6, 32, 32) and rollout.states.shape == (span_frames(trained.config, 2), 25)
+    # the second window is imagined from the first imagined window, under that span's states
+    second = imagine_next_window(trained, rollout.imagined[:3], rollout.states[17:], maskgit_steps=1)
+    assert np.array_equal(second, rollout.imagined[3:])
+    zero = roll_out(trained, samples, [0], Actions("zero"), RolloutOptions(horizon=2, maskgit_steps=1, batch_size=1))[0]
+    assert not zero.states.any() and not np.array_equal(zero.imagined, rollout.imagined)
+    other = raw_actions(Actions("other"), samples, 0)  # evaluate's pairing, over these spans
+    assert np.array_equal(other, samples.raw_states(paired_sample(0, len(samples))))
+    figures = score(own, hz=30, synthetic=True)
+    assert [w["frames_ahead"] for w in figures["per_window"]] == [17, 34]
+    assert [g["frames_ahead"] for g in figures["per_grid"]] == [1, 9, 17, 18, 26, 34]
+    assert all(0 <= w["reference_agreement"] <= 1 for w in figures["per_window"])
 
 
-def test_a_states_file_round_trips_and_a_bad_one_is_refused(tmp_path):
-    frames = 51
+def test_a_states_file_round_trips_and_a_bad_one_is_refused(tmp_path, trained, two_windows):
+    frames = span_frames(trained.config, 2)
     states = np.random.default_rng(0).normal(size=(frames + 4, 25)).astype(np.float32)
-    states.tofile(tmp_path / "states_0.bin")
+    states.tofile(tmp_path / "states_0.bin")  # as a split holds them
     np.save(tmp_path / "states.npy", states)
+    samples, _ = two_windows
     for name in ("states_0.bin", "states.npy"):
         read = parse_actions(str(tmp_path / name), frames)
         assert read.kind == "file" and np.array_equal(read.states, states[:frames])
+        assert np.array_equal(raw_actions(read, samples, 1), states[:frames])  # every sample's actions
     np.save(tmp_path / "short.npy", states[:10])
     np.save(tmp_path / "wide.npy", np.zeros((frames, 24), dtype=np.float32))
+    np.save(tmp_path / "flags.npy", np.zeros((frames, 25), dtype=bool))
     nan = states.copy()
     nan[7, 3] = np.nan
     np.save(tmp_path / "nan.npy", nan)
     (tmp_path / "odd.bin").write_bytes(b"\0" * 101)
+    (tmp_path / "folder").mkdir()
     expected = {
         "short.npy": "holds 10 frames",
-        "wide.npy": r"shape \[51, 24\]",
+        "wide.npy": rf"shape \[{frames}, 24\]",
+        "flags.npy": r"\(bool\)",
         "nan.npy": "frame 7",
         "odd.bin": "101 bytes",
+        "folder": "cannot read",
+        "missing.npy": "not own, other, zero",
     }
     for name, words in expected.items():
-        with pytest.raises(DataError, match=words):
+        with pytest.raises(DataError, match=words) as refused:
             parse_actions(str(tmp_path / name), frames)
-    with pytest.raises(DataError, match="not own, other, zero"):
-        parse_actions(str(tmp_path / "missing.npy"), frames)
+        assert "\n" not in str(refused.value)
 
 
 def test_a_run_whose_target_is_not_a_window_is_refused_naming_a_preset_that_is():
-    trained, _ = fresh_model()
-    with pytest.raises(ConfigError, match="compression"):
-        check_whole_window(trained.config)
+    for layout in (("data.windows=1", "data.future_latents=1"), ("data.windows=2", "data.future_latents=2")):
+        with pytest.raises(ConfigError, match="compression") as refused:
+            check_whole_window(load_config("cpu", list(layout)))
+        assert "\n" not in str(refused.value)
+    check_whole_window(load_config("compression"))
 
 
-def test_imagine_writes_a_split_that_inspect_and_evaluate_read(runs_dir, tmp_path):
-    run = trained_run(runs_dir, 2, *WHOLE_WINDOW)
-    out = tmp_path / "imagined"
-    args = ["--limit", "2", "--horizon", "2", "--maskgit-steps", "1", "--runs-dir", str(runs_dir)]
-    gif = tmp_path / "rollout.gif"
-    result = hwm("imagine", str(run), *args, "--json", "--out", str(out), "--gif", str(gif))
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    with Image.open(gif) as image:  # one frame a latent grid imagined, the size its layout has
-        assert (image.n_frames, image.size) == (6, gif_size(2))
-        image.seek(1)
-        frame = np.asarray(image.convert("RGB"))
-    # sample 0's second imagined grid, as --out wrote it (its context window first), drawn where it belongs
-    (video,) = out.glob("video*")
-    rollout = np.fromfile(video, dtype=np.int32).reshape(-1, 32, 32)[3 + 1]
-    top, left = TITLE + LABEL, GAP + PANEL + GAP
-    drawn = frame[top : top + PANEL : SCALE, left : left + PANEL : SCALE].astype(int)
-    assert np.abs(drawn - false_colour(rollout)).max() <= 24  # within the GIF's 256-colour palette
-    assert [w["horizon"] for w in report["per_window"]] == [1, 2]
-    assert [w["frames_ahead"] for w in report["per_window"]] == [17, 34]
-    assert all(w["reference_accuracy"] is not None for w in report["per_window"])  # a synthetic split
-    again = hwm("imagine", str(run), *args, "--json")
-    assert json.loads(again.stdout)["per_window"] == report["per_window"]  # the same tokens, the same figures
-    inspected = hwm("data", "inspect", str(out))
-    assert inspected.returncode == 0, inspected.stderr
-    scored = hwm(
-        "evaluate", str(run), "--data", str(out), "--maskgit-steps", "1", "--json", "--runs-dir", str(runs_dir)
-    )
-    assert scored.returncode == 0, scored.stderr
-    assert json.loads(scored.stdout)["samples"] >= 2
-    refused = hwm("imagine", str(run), *args, "--out", str(out))  # not empty now
-    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-    bad = hwm("imagine", str(run), *args, "--actions", str(tmp_path / "none.npy"))
-    assert bad.returncode == 2 and "not own, other, zero" in bad.stderr
+def test_the_imagined_split_passes_inspect_and_evaluate_reads_it(tmp_path, trained, two_windows):
+    _, own = two_windows
+    out = write_imagined_split(tmp_path / "imagined", own, hz=30, imagined_by={"actions": "own"})
+    assert [p.name for p in tmp_path.iterdir()] == ["imagined"]  # no temporary folder left
+    inspected = describe_split(out, windows=2)
+    assert inspected["num_segments"] == 2 and inspected["num_frames"] == 2 * 51
+    split = Split.open(out)
+    video = np.asarray(split.shards[0].video).reshape(-1, 32, 32)
+    assert np.array_equal(video[:9], np.concatenate([own[0].context, own[0].imagined]))
+    assert np.array_equal(np.asarray(split.shards[0].states)[:51], own[0].states)
+    with pytest.raises(DataError, match="not empty"):
+        write_imagined_split(out, own, hz=30, imagined_by={})
+    # evaluate reads it: 2 samples of 2 windows in each segment of 3 (context, imagined, imagined)
+    samples = open_samples(trained, out)
+    assert len(samples) == 4
+    unigram = factor_unigram(Split.open(split_path(trained, None, "train")), trained.factors)
+    result = evaluate(trained, samples, unigram, EvalOptions(limit=1, batch_size=1, maskgit_steps=1))
+    assert result["samples"] == 1 and result["split"] == str(out)
+    assert "states_shift_accuracy" not in result["baselines"]  # imagined tokens are not the generator's
