@@ -215,3 +215,22 @@ def wandb_history(run_dir: Path) -> list[dict]:
                 }
                 rows.append(row)
     return rows
+
+
+def fresh_model(*sets: str) -> tuple[object, object]:
+    """An untrained cpu-preset model with `tiny_sets(*sets)`, as predictions load one
+    (TrainedModel), and the session it came from; no run folder."""
+    from hwm_core.predictions.inference import TrainedModel
+    from hwm_core.training.session import TrainRequest, prepare
+
+    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(*sets)), create_run=False)
+    trained = TrainedModel(
+        model=session.model.eval(),
+        config=session.config,
+        stats=session.builder.train_set.stats,
+        step=0,
+        checkpoint=None,
+        folder=None,
+        device=session.device,
+    )
+    return trained, session

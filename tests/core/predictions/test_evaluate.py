@@ -14,28 +14,14 @@ from hwm_core.data import Split
 from hwm_core.events.bus import EventBus
 from hwm_core.fsq import CODEBOOK_SIZE
 from hwm_core.predictions.evaluate import EvalOptions, deterministic, evaluate, factor_unigram
-from hwm_core.predictions.inference import TrainedModel, open_samples, sample_batch, split_path
+from hwm_core.predictions.inference import open_samples, sample_batch, split_path
 from hwm_core.predictions.predict import maskgit_sample, teacher_forced
 from hwm_core.predictions.samples import latest_samples, load_samples
 from hwm_core.runs import checkpoint as ckpt
 from hwm_core.runs.inbox import CommandInbox
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-from tests.helpers import hwm, tiny_sets, write_split_by_hand
-
-
-def fresh_model(*sets: str) -> tuple[TrainedModel, object]:
-    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(*sets)), create_run=False)
-    trained = TrainedModel(
-        model=session.model.eval(),
-        config=session.config,
-        stats=session.builder.train_set.stats,
-        step=0,
-        checkpoint=None,
-        folder=None,
-        device=session.device,
-    )
-    return trained, session
+from tests.helpers import fresh_model, hwm, tiny_sets, write_split_by_hand
 
 
 def trained_run(runs_dir: Path, steps: int = 4, *sets: str) -> Path:

@@ -20,7 +20,7 @@ from hwm_core.predictions.actions import Actions, parse_actions, raw_actions
 from hwm_core.predictions.controllability import paired_sample
 from hwm_core.predictions.evaluate import EvalOptions, evaluate, factor_unigram
 from hwm_core.predictions.imagined_split import write_imagined_split
-from hwm_core.predictions.inference import TrainedModel, open_samples, sample_batch, split_path
+from hwm_core.predictions.inference import open_samples, sample_batch, split_path
 from hwm_core.predictions.predict import maskgit_sample
 from hwm_core.predictions.rollout import (
     RolloutOptions,
@@ -31,8 +31,7 @@ from hwm_core.predictions.rollout import (
     span_frames,
 )
 from hwm_core.predictions.rollout_figures import score
-from hwm_core.training.session import TrainRequest, prepare
-from tests.helpers import tiny_sets
+from tests.helpers import fresh_model
 
 # the compression preset's layout (3 grids of context, the next 3 the target) on the tiny model, halved
 WHOLE_WINDOW = ("data.windows=2", "data.future_latents=3", "model.d_model=16")
@@ -41,19 +40,10 @@ WHOLE_WINDOW = ("data.windows=2", "data.future_latents=3", "model.d_model=16")
 @pytest.fixture(scope="module")
 def trained():
     threads = torch.get_num_threads()
-    session = prepare(TrainRequest(preset="cpu", overrides=tiny_sets(*WHOLE_WINDOW)), create_run=False)
+    model, session = fresh_model(*WHOLE_WINDOW)
     # One torch thread (prepare gave it every core), as conftest.py gives each parallel worker:
     # run alone (-n 0) on a busy 2-core box, two threads wait on each other, 14 times as long.
     torch.set_num_threads(1)
-    model = TrainedModel(
-        model=session.model.eval(),
-        config=session.config,
-        stats=session.builder.train_set.stats,
-        step=0,
-        checkpoint=None,
-        folder=None,
-        device=session.device,
-    )
     torch.manual_seed(1)
     for p in model.model.parameters():  # a fresh model predicts nearly uniform codes: give it opinions
         p.data.normal_(0, 0.2)
