@@ -69,6 +69,18 @@ class ModelConfig:
         doc="previous-frame attention within this many rows and columns either side of each token "
         "(at least; in tiles of 4x4 queries), at a fraction of the whole frame's cost; 0: the whole frame",
     )
+    tied_heads: bool = _spec(
+        False,
+        doc="each factor's output head is its input embedding table (transposed, plus a bias), as GPT-2 "
+        "ties its own: a hidden state that carries a token's embedding already scores that token's code, "
+        "so copying a code from the frame before needs no second map to be learned",
+    )
+    window_slots: bool = _spec(
+        False,
+        doc="a learned embedding of each latent frame's place in its window (frame 0, frames 1-8, "
+        "frames 9-16): the shift from the grid before is one frame's motion or eight, which rotary "
+        "positions and the states' mean do not tell apart",
+    )
 
 
 @dataclass
@@ -97,6 +109,12 @@ class MaskingConfig:
         False,
         doc="each target latent frame draws its own masked share (and full mask): a target frame then "
         "often sees the frame before it, as teacher forcing and a rollout's later frames do",
+    )
+    visible_prefix: bool = _spec(
+        False,
+        doc="with per_frame: the first k target latent frames (k drawn from 0 to all but one) are left "
+        "whole, as the grids before a grid are when teacher forcing or MaskGIT (a grid at a time) "
+        "predicts it; the frames after them draw their shares",
     )
 
 

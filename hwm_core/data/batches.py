@@ -136,6 +136,7 @@ class BatchBuilder:
                 max_corrupt_rate=max_corrupt_rate,
                 full_mask_rate=full_mask_rate,
                 per_frame=self.config.masking.per_frame,
+                visible_prefix=self.config.masking.visible_prefix,
             )
             codes_in.append(corrupted)
             masks.append(mask)

@@ -33,6 +33,7 @@ def corrupt_sample(
     max_corrupt_rate: float,
     full_mask_rate: float = 0.0,
     per_frame: bool = False,
+    visible_prefix: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """codes int64 [T, S] -> (corrupted codes [T, S], mask bool [T, S]).
 
@@ -45,11 +46,15 @@ def corrupt_sample(
     With `per_frame`, each target frame draws its own share (and its own full mask):
     a target frame then often sees the frame before it, as evaluate's teacher forcing
     and a rollout's later frames do, where one draw for all would hide it as often.
+    With `visible_prefix` as well, the first k target frames (k uniform in 0..Tf-1) are
+    not masked at all: the frame after them sees the frame before it whole, as it is
+    when teacher forcing or MaskGIT predicts it (each draws a grid after the grid before).
     """
     t, s = codes.shape
     mask = np.zeros((t, s), dtype=bool)
     if per_frame:
-        for frame in range(t - future_latents, t):
+        visible = int(rng.integers(future_latents)) if visible_prefix else 0
+        for frame in range(t - future_latents + visible, t):
             mask[frame] = _masked_share(rng, s, full_mask_rate)
     else:
         mask[t - future_latents :] = _masked_share(rng, future_latents * s, full_mask_rate).reshape(future_latents, s)

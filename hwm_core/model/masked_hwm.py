@@ -319,13 +319,21 @@ class MaskedHWM(nn.Module):
             nn.Sequential(nn.Linear(STATE_DIM, d), nn.GELU(), nn.Linear(d, d)) if cfg.condition_on_states else None
         )
         self.register_buffer("state_pooling", latent_pooling(latent_frames), persistent=False)
+        # Frame 0 of a window is one video frame past the grid before, its other two grids
+        # eight: the same states then mean a shift 8x as large (see ModelConfig.window_slots).
+        self.window_slot = nn.Embedding(len(LATENT_FRAME_GROUPS), d) if cfg.window_slots else None
         # Layers from shared_from on all run the block at index shared_from.
         unique = min(cfg.n_layers, cfg.shared_from + 1)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(unique))
         self.block_list: list[Block] = [b for b in self.blocks if isinstance(b, Block)]  # the same, typed
         self.layer_blocks = [min(i, cfg.shared_from) for i in range(cfg.n_layers)]
         self.norm_out = nn.LayerNorm(d)
-        self.heads = nn.ModuleList(nn.Linear(d, size) for size in self.factors.sizes)
+        # Tied (cfg.tied_heads): a factor's head is its embedding table, only a bias of its own
+        # (a head weight left unused would get no gradient, which DDP refuses).
+        self.heads = nn.ModuleList(() if cfg.tied_heads else (nn.Linear(d, size) for size in self.factors.sizes))
+        self.head_biases = nn.ParameterList(
+            nn.Parameter(torch.zeros(size)) for size in (self.factors.sizes if cfg.tied_heads else ())
+        )
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -348,6 +356,8 @@ class MaskedHWM(nn.Module):
         for table in self.factor_embeddings:
             assert isinstance(table, nn.Embedding)
             nn.init.normal_(table.weight, std=factor_std)
+        if self.window_slot is not None:
+            nn.init.normal_(self.window_slot.weight, std=self.cfg.init_std)
         if not self.rope:
             nn.init.normal_(self.spatial_position, std=self.cfg.init_std)
             nn.init.normal_(self.temporal_position, std=self.cfg.init_std)
@@ -379,11 +389,23 @@ class MaskedHWM(nn.Module):
             pooling = self.state_pooling[:t].to(per_frame.dtype)
             cond = torch.einsum("tf,bfd->btd", pooling, per_frame)  # [B, T, D]: each latent frame's
             x = x + cond[:, :, None, :]
+        if self.window_slot is not None:
+            # a sample starts at a window's frame 0, so latent frame k is slot k mod 3
+            slots = self.window_slot(torch.arange(t, device=x.device) % len(LATENT_FRAME_GROUPS))  # [T, D]
+            x = x + slots[None, :, None, :]
+            # FiLM too: a block's modulation is then the states' own for this kind of grid.
+            cond = None if cond is None else cond + slots[None]
         for block_index in self.layer_blocks:
             x = self.block_list[block_index](x, *rope, cond)
         # Every target position, masked or not: a fixed shape (the heads are small, a
         # few 40-way projections); masked_token_loss counts only the masked ones.
         hidden = self.norm_out(x[:, t - target_frames :].reshape(b, target_frames * s, -1))
+        if self.cfg.tied_heads:
+            # the table's last row is the mask token: never a prediction
+            return [
+                F.linear(hidden, table.weight[:size], bias)
+                for table, bias, size in zip(self.factor_embeddings, self.head_biases, self.factors.sizes, strict=True)
+            ]
         return [head(hidden) for head in self.heads]
 
     def num_parameters(self) -> int:

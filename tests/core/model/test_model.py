@@ -129,6 +129,41 @@ def test_per_frame_masking_draws_each_target_frame_apart():
     assert abs(apart.mean() - (0.5 + 0.5 * 2 / math.pi)) < 0.05 and (apart > 0).all()
 
 
+def test_a_visible_prefix_leaves_the_first_target_frames_whole_and_masks_from_there():
+    codes = np.zeros((6, 1024), dtype=np.int64)
+    firsts = []
+    for i in range(300):
+        _, mask = corrupt_sample(
+            codes, sample_rng(0, 0, 1, i), future_latents=3, max_corrupt_rate=0.0, full_mask_rate=0.5,
+            per_frame=True, visible_prefix=True,
+        )  # fmt: skip
+        masked = mask[3:].any(axis=1)  # [3]: which target frames have a masked token
+        first = int(np.argmax(masked))
+        assert not mask[:3].any() and masked[first:].all() and not masked[:first].any()
+        firsts.append(first)
+    # k whole frames, k = 0, 1 or 2 about equally often: the last frame is always predicted
+    assert np.bincount(firsts, minlength=3).min() > 70 and max(firsts) == 2
+
+
+def test_window_slots_add_each_grids_place_in_its_window_and_nothing_else():
+    """A window's frame 0 is one video frame past the grid before, its other grids eight: the
+    slot embedding (row k mod 3 for latent frame k) is all that tells them apart."""
+    layout = ("data.windows=2", "data.future_latents=3")
+    plain, slots = _model(*layout), _model(*layout, "model.window_slots=true")
+    assert slots.window_slot is not None and tuple(slots.window_slot.weight.shape) == (3, 64)
+    slots.load_state_dict(plain.state_dict(), strict=False)
+    ids, states = torch.randint(0, 8, (1, 6, 1024, 3)), torch.randn(1, 34, 25)
+    with torch.no_grad():
+        slots.window_slot.weight.zero_()
+        for a, b in zip(plain(ids, states, 6), slots(ids, states, 6), strict=True):
+            assert torch.equal(a, b)  # zero slots: the plain model
+        slots.window_slot.weight[1] = 0.5  # frames 1-8's slot: grid 0 (before it in time) keeps its output
+        moved = [o.view(6, 1024, -1) for o in slots(ids, states, 6)]
+        same = [o.view(6, 1024, -1) for o in plain(ids, states, 6)]
+    assert all(torch.equal(m[0], p[0]) for m, p in zip(moved, same, strict=True))
+    assert not any(torch.allclose(m[1], p[1]) for m, p in zip(moved, same, strict=True))
+
+
 def test_parameter_sharing_reuses_one_block():
     base = dict(d_model=32, n_heads=2, n_layers=6)
     unshared = MaskedHWM(ModelConfig(**base, shared_from=6), 3)
