@@ -35,9 +35,10 @@ from hwm_core.training.runner import TrainingRunner
 from hwm_core.training.session import TrainingSession, TrainRequest, prepare
 
 from .link import LocalLink, RunLink
-from .messages import CompareRuns, ShowSamples
+from .messages import CompareRuns, ShowRollout, ShowSamples
 from .screens.compare_screen import CompareScreen
 from .screens.history_screen import HistoryScreen
+from .screens.rollout_screen import RolloutScreen
 from .screens.samples_screen import SamplesScreen
 from .screens.train_screen import TrainScreen
 from .sweep_runs import SweepDriver, prepare_step
@@ -177,6 +178,9 @@ class HwmApp(App):
 
     def on_show_samples(self, message: ShowSamples) -> None:
         self.push_screen(SamplesScreen(message.run_dir, run_id=message.run_id))
+
+    def on_show_rollout(self, message: ShowRollout) -> None:
+        self.push_screen(RolloutScreen(message.run_dir, run_id=message.run_id))
 
     # ------------------------------------------------------------------ resume from history
 

@@ -16,6 +16,15 @@ class ShowSamples(Message):
         self.run_id = run_id
 
 
+class ShowRollout(Message):
+    """i: the rollout view of a run (its folder): imagined windows, steered on a synthetic split."""
+
+    def __init__(self, run_dir: Path, run_id: str):
+        super().__init__()
+        self.run_dir = run_dir
+        self.run_id = run_id
+
+
 class CompareRuns(Message):
     """v: the comparison of these runs (their folders, 2 to 8)."""
 

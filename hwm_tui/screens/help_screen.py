@@ -31,6 +31,7 @@ KEYS = [
             ("↑ ↓ / enter", "select a run: its loss, learning-rate and grad-norm curves and its config"),
             ("o / O", "order by the next column / reverse the order"),
             ("s", "samples of the selected run: its newest predictions of a few val samples"),
+            ("i", "imagine: the selected run rolled forward window by window (a run whose target is a window)"),
             ("space", "select the run for a comparison (again: leave it out); up to 8"),
             ("v", "compare the selected runs: curves in one chart each, and how their configs differ"),
             ("r", "resume the selected run from its latest good checkpoint"),
@@ -53,6 +54,19 @@ KEYS = [
         [
             ("← →", "previous / next val sample"),
             ("g", "predict now from the run's latest checkpoint"),
+            ("i", "imagine: the run rolled forward window by window (a run whose target is a window)"),
+            ("escape", "back"),
+        ],
+    ),
+    (
+        "Rollout",
+        [
+            ("← →", "the previous / next imagined latent grid (4 windows, 12 grids)"),
+            ("n / p", "the next / previous val span"),
+            ("t", "steer (synthetic split): you set the next window's velocity, the model imagines it"),
+            ("w s / a d", "steering: the camera's velocity in rows / columns, a step of 0.125 tokens a frame"),
+            ("space", "steering: imagine the next window under that velocity"),
+            ("backspace", "steering: take the last imagined window back"),
             ("escape", "back"),
         ],
     ),

@@ -24,7 +24,7 @@ from hwm_core.runs.folder import RunFolder
 from hwm_core.runs.history import RunSummary, list_runs
 from hwm_core.runs.lock import delete_run
 
-from ..messages import CompareRuns, ShowSamples
+from ..messages import CompareRuns, ShowRollout, ShowSamples
 from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings
 from ..widgets.run_detail_view import RunDetailView
 from .confirm_screen import ConfirmScreen
@@ -58,6 +58,7 @@ class HistoryScreen(ChartControls):
         Binding("o", "sort", "Order"),
         Binding("O", "reverse", "Reverse", show=False),
         Binding("s", "samples", "Samples"),
+        Binding("i", "imagine", "Imagine"),
         Binding("space", "mark", "Select"),
         Binding("v", "compare", "Compare"),
         Binding("r", "resume", "Resume"),
@@ -248,6 +249,11 @@ class HistoryScreen(ChartControls):
         summary = self.summaries.get(self.selected or "")
         if summary is not None:
             self.post_message(ShowSamples(Path(summary.path), summary.id))
+
+    def action_imagine(self) -> None:
+        summary = self.summaries.get(self.selected or "")
+        if summary is not None:
+            self.post_message(ShowRollout(Path(summary.path), summary.id))
 
     def action_resume(self) -> None:
         summary = self.summaries.get(self.selected or "")

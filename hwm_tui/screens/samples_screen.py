@@ -73,6 +73,7 @@ class SamplesScreen(Screen):
         Binding("right", "next_sample", "Next sample"),
         Binding("left", "previous_sample", "Previous", show=False),
         Binding("g", "predict", "Predict now"),
+        Binding("i", "imagine", "Imagine"),
         Binding("question_mark", "help", "Help"),
     ]
 
@@ -206,6 +207,12 @@ class SamplesScreen(Screen):
         self.shown_path = None  # show what was written, even for a step already shown
         self._reload()
         self._show_head()
+
+    def action_imagine(self) -> None:
+        if self.folder is not None:
+            from ..messages import ShowRollout
+
+            self.post_message(ShowRollout(self.folder.path, self.run_id))
 
     def action_back(self) -> None:
         self.dismiss()
