@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -234,3 +235,24 @@ def fresh_model(*sets: str) -> tuple[object, object]:
         device=session.device,
     )
     return trained, session
+
+
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def hub_cache(cache: Path, source: Path, repo: str, commit: str = HUB_COMMIT, kind: str = "datasets") -> Path:
+    """`source`'s files as the Hub client caches a repository's revision (kind: datasets or models):
+    datasets--owner--name/{blobs/<hash>, refs/main, snapshots/<commit>/<path> -> ../../blobs/<hash>}."""
+    store = cache / f"{kind}--{repo.replace('/', '--')}"
+    (store / "blobs").mkdir(parents=True)
+    (store / "refs").mkdir()
+    (store / "refs" / "main").write_text(commit)
+    snapshot = store / "snapshots" / commit
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        blob = store / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snapshot / path.relative_to(source)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path(*[".."] * (len(link.relative_to(store).parts) - 1), "blobs", blob.name))
+    return snapshot

@@ -11,6 +11,7 @@ factor embeddings (summed) + positions + embedded robot states
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -403,7 +404,7 @@ class MaskedHWM(nn.Module):
         if self.cfg.tied_heads:
             # the table's last row is the mask token: never a prediction
             return [
-                F.linear(hidden, table.weight[:size], bias)
+                F.linear(hidden, cast(torch.Tensor, table.weight)[:size], bias)
                 for table, bias, size in zip(self.factor_embeddings, self.head_biases, self.factors.sizes, strict=True)
             ]
         return [head(hidden) for head in self.heads]

@@ -9,7 +9,6 @@ paths raise the Hub client's real exception classes from snapshot_download.
 from __future__ import annotations
 
 import errno
-import hashlib
 import shlex
 import sys
 from pathlib import Path
@@ -22,27 +21,9 @@ from typer.testing import CliRunner
 
 from hwm_core.hub import REPO_ID
 from hwm_tui.cli import app
-from tests.helpers import hwm, set_args, tiny_sets, write_split_by_hand
+from tests.helpers import hub_cache, hwm, set_args, tiny_sets, write_split_by_hand
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def hub_cache(cache: Path, source: Path, repo: str = REPO_ID, commit: str = COMMIT) -> Path:
-    """`source`'s files as the Hub client caches a dataset repository's revision:
-    datasets--owner--name/{blobs/<hash>, refs/main, snapshots/<commit>/<path> -> ../../blobs/<hash>}."""
-    store = cache / f"datasets--{repo.replace('/', '--')}"
-    (store / "blobs").mkdir(parents=True)
-    (store / "refs").mkdir()
-    (store / "refs" / "main").write_text(commit)
-    snapshot = store / "snapshots" / commit
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        blob = store / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        link = snapshot / path.relative_to(source)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(Path(*[".."] * (len(link.relative_to(store).parts) - 1), "blobs", blob.name))
-    return snapshot
 
 
 @pytest.fixture
@@ -51,7 +32,7 @@ def cache(tmp_path) -> Path:
     write_split_by_hand(source / "train_v2.0", [1020, 680])  # sub-folder layout, as train_v2.0 is
     write_split_by_hand(source / "val_v2.0", [680], flat=True, seed=1)  # flat, as val_v2.0 is
     write_split_by_hand(source / "train_v1.1", [340])  # an older version the command must leave alone
-    hub_cache(tmp_path / "hub", source)
+    hub_cache(tmp_path / "hub", source, REPO_ID, COMMIT)
     return tmp_path / "hub"
 
 

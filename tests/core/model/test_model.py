@@ -298,3 +298,18 @@ def test_a_window_as_wide_as_the_frame_is_the_whole_frame():
         for a, b in zip(wide(ids, states, 1), whole(ids, states, 1)):
             assert torch.allclose(a, b, atol=1e-5)
     assert wide.block_list[-1].previous is not None and wide.block_list[-1].previous.tiles is None
+
+
+def test_tied_heads_score_each_code_by_its_own_embedding_row():
+    plain, tied = _model(), _model("model.tied_heads=true")
+    assert len(tied.heads) == 0 and len(tied.head_biases) == 3
+    assert plain.num_parameters() - tied.num_parameters() == sum(64 * size for size in tied.factors.sizes)
+    ids, states = torch.randint(0, 8, (1, 3, 1024, 3)), torch.randn(1, 17, 25)
+    with torch.no_grad():
+        for table in tied.factor_embeddings:
+            table.weight[5] += 3.0  # one code's row, in every factor
+        logits = tied(ids, states, 1)
+        before = _model("model.tied_heads=true")(ids, states, 1)
+    for moved, base in zip(logits, before, strict=True):
+        changed = (moved - base).abs().amax(dim=(0, 1)) > 0
+        assert changed[5]  # code 5 is scored by its own (moved) row
