@@ -22,6 +22,9 @@ from .errors import DataError
 REPO_ID = "1x-technologies/worldmodel"
 SPLIT_FOLDERS = {"train": "train_v2.0", "val": "val_v2.0"}
 SPLIT_CHOICES = ("train", "val", "both")
+# The Cosmos tokenizer's decoder (pixels/decoder.py): one TorchScript file of its model repository.
+DECODER_REPO = "nvidia/Cosmos-Tokenizer-DV8x8x8"
+DECODER_FILE = "decoder.jit"
 RESUME = "rerun the same command: it resumes, and what was downloaded is kept"
 
 
@@ -60,14 +63,8 @@ def download(
 
 def _fetch(repo: str, revision: str, folders: list[str], cache_dir: Path | None) -> str:
     """snapshot_download of `folders` only, every failure turned into one DataError."""
-    try:
-        import huggingface_hub
-        from huggingface_hub import constants, errors
-    except ImportError:
-        raise DataError("data download needs the Hugging Face Hub client: pip install 'hwm-tui[hub]'") from None
-    where = cache_dir or Path(constants.HF_HUB_CACHE)
-    page = f"https://huggingface.co/datasets/{repo}"
-    try:
+
+    def fetch(huggingface_hub) -> str:
         return huggingface_hub.snapshot_download(
             repo_id=repo,
             repo_type="dataset",
@@ -75,6 +72,20 @@ def _fetch(repo: str, revision: str, folders: list[str], cache_dir: Path | None)
             allow_patterns=[f"{folder}/*" for folder in folders],
             cache_dir=cache_dir,
         )
+
+    return hub_call(fetch, repo, revision, cache_dir, page=f"https://huggingface.co/datasets/{repo}", kind="dataset")
+
+
+def hub_call(call, repo: str, revision: str, cache_dir: Path | None, *, page: str, kind: str) -> str:
+    """`call(huggingface_hub)` (a download into the Hub cache), every failure one DataError."""
+    try:
+        import huggingface_hub
+        from huggingface_hub import constants, errors
+    except ImportError:
+        raise DataError("data download needs the Hugging Face Hub client: pip install 'hwm-tui[hub]'") from None
+    where = cache_dir or Path(constants.HF_HUB_CACHE)
+    try:
+        return call(huggingface_hub)
     except KeyboardInterrupt:
         raise DataError(f"download interrupted: {RESUME} in {where}") from None
     except errors.GatedRepoError:
@@ -82,9 +93,10 @@ def _fetch(repo: str, revision: str, folders: list[str], cache_dir: Path | None)
             f"{repo} is gated: accept its terms at {page}, then log in (hf auth login) or set HF_TOKEN, and {RESUME}"
         ) from None
     except errors.RepositoryNotFoundError:
+        check = f"check --repo (default {REPO_ID}), or " if kind == "dataset" else ""
         raise DataError(
-            f"{repo} is not a dataset repository on the Hub, or it is private: check --repo "
-            f"(default {REPO_ID}), or log in (hf auth login) or set HF_TOKEN"
+            f"{repo} is not a {kind} repository on the Hub, or it is private: {check}log in (hf auth login) "
+            "or set HF_TOKEN"
         ) from None
     except errors.RevisionNotFoundError:
         raise DataError(
@@ -151,3 +163,16 @@ def _link(to: Path, name: str, source: Path) -> Path:
     except OSError as exc:
         raise DataError(f"cannot make {link} ({exc.strerror or exc}): pass a writable --to") from None
     return link
+
+
+def download_decoder(*, revision: str = "main", cache_dir: Path | None = None) -> Path:
+    """`decoder.jit` (and only it) of the Cosmos DV8x8x8 tokenizer into the Hub cache, where
+    pixels.decoder.find_decoder finds it afterwards. The client writes to a temporary file and
+    moves it into place whole, so an interrupted or failed download is never found as complete."""
+
+    def fetch(huggingface_hub) -> str:
+        return huggingface_hub.hf_hub_download(DECODER_REPO, DECODER_FILE, revision=revision, cache_dir=cache_dir)
+
+    return Path(
+        hub_call(fetch, DECODER_REPO, revision, cache_dir, page=f"https://huggingface.co/{DECODER_REPO}", kind="model")
+    )

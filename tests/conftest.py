@@ -4,6 +4,7 @@ tests import are in helpers.py."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,10 @@ def runs_dir(tmp_path) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # No test finds a decoder (or anything else) in the user's own Hub cache: an empty one, set
+    # before any test module imports huggingface_hub (which reads it once, at import).
+    os.environ.pop("HWM_DECODER", None)
+    os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="hwm-tests-hub-")
     if hasattr(config, "workerinput"):  # a parallel worker (before any test imports torch)
         # One torch thread a worker and a process it starts: two workers with two threads each
         # on two cores make each parallel region wait for a descheduled thread (several times slower).

@@ -225,10 +225,11 @@ def view_shifts(raw_states: np.ndarray) -> np.ndarray:
 
 def shifted_view(frame: np.ndarray, shift: np.ndarray, fill: int = -1) -> np.ndarray:
     """frame [32, 32] as the camera sees it after moving `shift` (rows, columns): token
-    (r, c) is the old (r + dy, c + dx); what enters at the edges is unknown (`fill`)."""
+    (r, c) is the old (r + dy, c + dx); what enters at the edges is unknown (`fill`).
+    Any [rows, cols, ...] array moves the same way (an RGB frame, by pixels)."""
     dy, dx = int(shift[0]), int(shift[1])
     out = np.full_like(frame, fill)
-    rows, cols = frame.shape
+    rows, cols = frame.shape[:2]
     out[max(0, -dy) : rows - max(0, dy), max(0, -dx) : cols - max(0, dx)] = frame[
         max(0, dy) : rows - max(0, -dy), max(0, dx) : cols - max(0, -dx)
     ]

@@ -18,6 +18,8 @@ the trivial predictors a reader needs to judge the figures.
   the prediction follows the actions (Genie's Δ PSNR, in token space).
 - On a synthetic split, what the actions make predictable: the last context latent
   frame moved by the shift the states encode (the generator's rule, synth.py).
+- With a decoder (pixels/decoder.py), PSNR of the decoded MaskGIT generation against the
+  decoded truth, per target grid, beside copy-last's (pixel_figures.py).
 
 The same command gives the same figures: samples in split order, generation
 seeded per batch. Results are kept in the run folder (evaluation_store.py).
@@ -38,9 +40,11 @@ import torch
 from ..data import Split, WindowDataset
 from ..data.synth import is_synthetic, shifted_view, view_shifts
 from ..fsq import CODEBOOK_SIZE, FactorSpec
+from ..pixels.frames import WindowPixels
 from ..runtime.device import describe_device
 from .controllability import paired_sample
 from .inference import TrainedModel, sample_batch
+from .pixel_figures import pixel_section, target_psnr
 from .predict import maskgit_sample, teacher_forced
 from .top_k_ce import (
     DEFINITION,
@@ -93,6 +97,9 @@ class _Totals:
         self.top_k_ce = np.zeros(frames)
         self.top_k_inside = np.zeros(frames)
         self.unigram_top_k_ce = np.zeros(frames)
+        self.psnr = np.zeros(frames)  # sums of video frames' PSNR, per target grid
+        self.copy_psnr = np.zeros(frames)
+        self.video_frames = np.zeros(frames, dtype=np.int64)
 
     def figures(self) -> dict[str, Any]:
         n = np.maximum(self.tokens, 1)
@@ -207,7 +214,9 @@ def evaluate(
     unigram: list[torch.Tensor],
     options: EvalOptions,
     progress: Callable[[int, int], None] | None = None,
+    pixels: WindowPixels | None = None,
 ) -> dict[str, Any]:
+    """Every figure of the module's note; "pixels" (PSNR) is there when `pixels` decodes, else null."""
     count = len(samples) if options.limit is None else min(options.limit, len(samples))
     target = trained.config.data.future_latents
     paired = len(samples) >= 2
@@ -251,9 +260,17 @@ def evaluate(
             other_ce, _, other_right = teacher_forced(trained, ids, other_states)
             totals.other_ce += per_frame(other_ce)
             totals.other_correct += per_frame(other_right.all(-1))
-        if synthetic:
+        if synthetic or pixels is not None:
             codes = np.stack([samples.get(i)[0] for i in indices])
+        if synthetic:
             totals.shift_correct += _shift_correct(samples, indices, codes, target)
+        if pixels is not None:
+            shape = (*generated.shape[:2], 32, 32)
+            generated_codes = trained.factors.factors_to_codes(generated).view(shape).cpu().numpy()
+            scored = target_psnr(pixels, codes, generated_codes)
+            totals.psnr += [p.sum() for p in scored.predicted]
+            totals.copy_psnr += [p.sum() for p in scored.copy_last]
+            totals.video_frames += [p.size for p in scored.predicted]
         if progress is not None:
             progress(indices[-1] + 1, count)
     return {
@@ -270,6 +287,11 @@ def evaluate(
         "temperature": options.temperature,
         "seed": options.seed,
         **totals.figures(),
+        "pixels": (
+            pixel_section(pixels, list(totals.psnr), list(totals.copy_psnr), list(totals.video_frames))
+            if pixels is not None
+            else None
+        ),
         "device": describe_device(trained.device),
         "seconds": round(time.time() - started, 1),
     }

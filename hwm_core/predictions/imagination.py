@@ -4,6 +4,9 @@ synthetic split, a rollout the user steers a window at a time.
 
 The model runs here (the view calls `Imagination.open` and `steer` from a worker thread);
 the view draws the `Panel`s and prints the lines this returns, and never touches a tensor.
+With a decoder (`pixels`), a panel is the RGB frame its grid ends on, each imagined or true
+window decoded whole; decoding is slow on a CPU, so a view asks `panels`, `steer_panels`
+from a worker too (decoded windows are kept, stepping back is instant).
 
 Steering: the synthetic generator scrolls its view by two velocity states (rows: linear
 velocity, columns: angular velocity, in tokens a frame, `synth.SPEEDS`). A steered window's
@@ -31,6 +34,7 @@ from ..data.split import (
 )
 from ..data.synth import SPEEDS, is_synthetic, shifted_view, view_shifts
 from ..errors import DataError
+from ..pixels.frames import NO_DECODER, WindowPixels, open_pixels
 from .actions import OTHER, OWN, Actions
 from .controllability import paired_sample
 from .inference import TrainedModel, load_trained, split_path
@@ -113,9 +117,12 @@ class Imagination:
         synthetic: bool,
         hz: float,
         maskgit_steps: int,
+        pixels: WindowPixels | None = None,
+        pixels_note: str = NO_DECODER,
     ):
         self.trained, self.horizon, self.own, self.other = trained, horizon, own, other
         self.synthetic, self.hz, self.maskgit_steps = synthetic, hz, maskgit_steps
+        self.pixels, self.pixels_note = pixels, pixels_note  # the note: what the panels are, or why not RGB
         # the span each one's "other" states came from: actions.py's pairing, over all the split's spans
         self.other_indices = [paired_sample(r.index, total_spans) for r in own] if other else []
         self.steered: dict[int, Steered] = {}
@@ -129,11 +136,13 @@ class Imagination:
         horizon: int = 4,
         count: int = 4,
         progress: Callable[[str], None] | None = None,
+        decoder: str | None = None,
     ) -> Imagination:
         """Loads the run's newest good checkpoint and rolls its first `count` val spans out
         `horizon` windows (MaskGIT at the run's eval.maskgit_steps, temperature 0), under their
-        own states and the paired span's. Raises UserError (one line) for a run that cannot be
-        rolled out, as `imagine` does."""
+        own states and the paired span's, then the decoder (`decoder`, else $HWM_DECODER or the
+        Hub cache's; a missing or bad one leaves false colours and says why). Raises UserError
+        (one line) for a run that cannot be rolled out, as `imagine` does."""
         say = progress or (lambda _text: None)
         say("loading the newest checkpoint…")
         trained = load_trained(run, runs_dir)
@@ -148,6 +157,8 @@ class Imagination:
                 say(f"imagining under {kind} states: window {done} of {total}…")
 
             rolled[kind] = roll_out(trained, samples, indices, Actions(kind), options, progress=counted)
+        say("loading the decoder…")
+        pixels, note = open_pixels(decoder)
         return cls(
             trained,
             rolled[OWN],
@@ -157,6 +168,8 @@ class Imagination:
             synthetic=is_synthetic(samples.split.metadata),
             hz=float(samples.split.metadata.get("hz") or 30),
             maskgit_steps=steps,
+            pixels=pixels,
+            pixels_note=note,
         )
 
     @property
@@ -169,18 +182,24 @@ class Imagination:
 
     # ------------------------------------------------------------------ the rollouts
 
+    def _shown(self, grids: np.ndarray, grid: int) -> np.ndarray:
+        """Grid `grid` of a sequence that starts a window: its last RGB frame, or its false colours."""
+        if self.pixels is None:
+            return false_colour(grids[grid])
+        return self.pixels.grid_frame(grids, grid)
+
     def panels(self, span: int, grid: int) -> list[Panel]:
         """Span `span`'s grid `grid`: the last context grid, imagined under own and other states, the truth."""
         own = self.own[span]
         out = [
-            Panel("context: last grid", false_colour(own.context[-1])),
-            Panel("imagined: own states", false_colour(own.imagined[grid])),
+            Panel("context: last grid", self._shown(own.context, len(own.context) - 1)),
+            Panel("imagined: own states", self._shown(own.imagined, grid)),
         ]
         if self.other:
             out.append(
-                Panel(f"imagined: span {self.other_indices[span]}'s", false_colour(self.other[span].imagined[grid]))
+                Panel(f"imagined: span {self.other_indices[span]}'s", self._shown(self.other[span].imagined, grid))
             )
-        out.append(Panel("true", false_colour(own.truth[grid])))
+        out.append(Panel("true", self._shown(own.truth, grid)))
         return out
 
     def figures(self, span: int, grid: int) -> GridFigures:
@@ -273,11 +292,18 @@ class Imagination:
         grids = steered.grids
         c = len(steered.context)
         if not steered.windows:
-            return [Panel("context: last grid", false_colour(grids[-1]))]
+            return [Panel("context: last grid", self._shown(grids, len(grids) - 1))]
+        before = self._shown(grids, c + grid - 1)
+        if self.pixels is None:
+            moved = grid_colours(self.steer_reference(span, grid))
+        else:  # the frame before, moved by the steer's shift in pixels (a token is 8 x 8 of them)
+            scale = before.shape[0] // 32
+            shift = view_shifts(steered.states)[c + grid] * scale
+            moved = shifted_view(before, shift, 0)
         return [
-            Panel("the grid before", false_colour(grids[c + grid - 1])),
-            Panel("imagined, steered", false_colour(grids[c + grid])),
-            Panel("where the steer moves it", grid_colours(self.steer_reference(span, grid))),
+            Panel("the grid before", before),
+            Panel("imagined, steered", self._shown(grids, c + grid)),
+            Panel("where the steer moves it", moved),
         ]
 
     def steer_follows(self, span: int, grid: int) -> float | None:

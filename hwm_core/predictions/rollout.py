@@ -54,6 +54,7 @@ from ..data.split import FRAMES_PER_WINDOW, LATENTS_PER_WINDOW, STATE_DIM, TOKEN
 from ..data.synth import is_synthetic
 from ..errors import ConfigError, DataError
 from ..model.masked_hwm import token_cross_entropy
+from ..pixels.frames import WindowPixels
 from ..runtime.device import describe_device
 from .actions import Actions, raw_actions
 from .inference import TrainedModel
@@ -293,8 +294,10 @@ def rollout_report(
     rollouts: list[SampleRollout],
     *,
     seconds: float = 0.0,
+    pixels: WindowPixels | None = None,
 ) -> dict[str, Any]:
-    """Everything `imagine --json` prints: what was rolled out, how, and the figures per horizon."""
+    """Everything `imagine --json` prints: what was rolled out, how, and the figures per horizon
+    (PSNR too when `pixels` decodes)."""
     split = samples.split
     hz = split.metadata.get("hz") or 30
     return {
@@ -315,7 +318,8 @@ def rollout_report(
         "seed": options.seed,
         "batch_size": options.batch_size,
         "definitions": DEFINITIONS,
-        **score(rollouts, hz=hz, synthetic=is_synthetic(split.metadata)),
+        **score(rollouts, hz=hz, synthetic=is_synthetic(split.metadata), pixels=pixels),
+        "decoder": str(pixels.decoder.path) if pixels is not None else None,
         "device": describe_device(trained.device),
         "seconds": round(seconds, 1),
     }

@@ -8,7 +8,9 @@ another sample's states (the one evaluate pairs it with), so a reader sees the
 prediction move with the actions, or not. The codes go to
 `samples/step_XXXXXXXX.safetensors` in the run folder (integers only, no pickle),
 which the samples view, `hwm-tui samples --png` and `watch` read. Colours come
-from the FSQ digits: digits 0, 1 and 2 (8 levels each) are red, green and blue.
+from the FSQ digits: digits 0, 1 and 2 (8 levels each) are red, green and blue;
+with a decoder (pixels/), each grid is shown by the last RGB frame it covers,
+decoded with the window it belongs to (context, then the prediction or the truth).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fsq import codes_to_digits
+from ..pixels.frames import WindowPixels, last_frame
 from ..runs.folder import RunFolder
 
 SAMPLES_DIR = "samples"
@@ -75,19 +78,37 @@ def error_map(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return out
 
 
-def panels(record: SampleRecord, i: int) -> list[Panel]:
+def panels(record: SampleRecord, i: int, pixels: WindowPixels | None = None) -> list[Panel]:
     """Sample i: its context frames, then per target frame the truth, the argmax, the
-    MaskGIT sample and where the argmax is wrong."""
-    out = [Panel(f"context {c + 1}", false_colour(record.context[i, c])) for c in range(record.context.shape[1])]
+    MaskGIT sample and where the argmax is wrong (the error map stays in tokens).
+
+    With `pixels`, each grid is the RGB frame it ends on (frame 0, 8 or 16 of its window),
+    each prediction decoded in the window [context grids of that window, predicted grids];
+    this decodes (slow on a CPU with the real decoder): views call it from a worker."""
+    context = record.context[i]
+    tc = context.shape[0]
+
+    def show(codes: np.ndarray, grid: int) -> np.ndarray:
+        """Grid `grid` of the sequence [context, `codes`]: its frame, or its false colours."""
+        if pixels is None:
+            sequence = codes if grid >= tc else context
+            return false_colour(sequence[grid - tc] if grid >= tc else sequence[grid])
+        return pixels.grid_frame(np.concatenate([context, codes]), grid)
+
+    def at(grid: int) -> str:  # the frame of the sample's video shown: 17 a window
+        return f" · frame {17 * (grid // 3) + last_frame(grid)}" if pixels is not None else ""
+
+    out = [Panel(f"context {c + 1}{at(c)}", show(record.truth[i], c)) for c in range(tc)]
     for j in range(record.target_frames):
         tag = f" {j + 1}" if record.target_frames > 1 else ""
+        g = tc + j
         out += [
-            Panel(f"truth{tag}", false_colour(record.truth[i, j])),
-            Panel(f"argmax{tag}", false_colour(record.argmax[i, j])),
-            Panel(f"MaskGIT{tag}", false_colour(record.maskgit[i, j])),
+            Panel(f"truth{tag}{at(g)}", show(record.truth[i], g)),
+            Panel(f"argmax{tag}", show(record.argmax[i], g)),
+            Panel(f"MaskGIT{tag}", show(record.maskgit[i], g)),
         ]
         if record.maskgit_other is not None:
-            out.append(Panel(f"other states{tag}", false_colour(record.maskgit_other[i, j])))
+            out.append(Panel(f"other states{tag}", show(record.maskgit_other[i], g)))
         out.append(Panel(f"errors{tag}", error_map(record.argmax[i, j], record.truth[i, j])))
     return out
 

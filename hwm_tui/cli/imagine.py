@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from .console import console, err_console
-from .options import JSON_HELP, RUNS_DIR_HELP, device_overrides
+from .options import DECODER_HELP, JSON_HELP, NO_PIXELS_HELP, RUNS_DIR_HELP, device_overrides
 from .user_errors import user_errors
 
 
@@ -46,6 +46,8 @@ def imagine(
         help="Write an animated GIF: context, imagined and true grids of the first 8 samples, a frame per latent grid.",
     ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    decoder: str | None = typer.Option(None, "--decoder", help=DECODER_HELP),
+    no_pixels: bool = typer.Option(False, "--no-pixels", help=NO_PIXELS_HELP),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -54,9 +56,12 @@ def imagine(
     chosen actions. Per horizon: token accuracy and CE against the truth, copy-last from
     the last context grid and, on a synthetic split, what the states make predictable
     (the reference) and how much of it the imagined grids follow. Only a run whose target
-    is the whole next window can (the compression, 12gb and 24gb presets)."""
+    is the whole next window can (the compression, 12gb and 24gb presets). With a decoder, also
+    PSNR per horizon and at frame 60 after the context (the sampling track's), and a GIF of RGB
+    frames."""
     from rich.progress import Progress
 
+    from hwm_core.pixels.frames import command_pixels
     from hwm_core.predictions.actions import parse_actions
     from hwm_core.predictions.imagined_split import check_out_dir, write_imagined_split
     from hwm_core.predictions.inference import load_trained, split_path
@@ -71,14 +76,14 @@ def imagine(
     )
     from hwm_core.runs.folder import default_runs_dir
 
-    from ..rollout_gif import ROWS as GIF_ROWS
-    from ..rollout_gif import check_gif_path, write_gif
+    from ..rollout_gif import check_gif_path, gif_rows, write_gif
 
     device_overrides(device, [])  # cpu or cuda, or one line
     if out is not None:
         check_out_dir(out.expanduser())  # before any model runs
     if gif is not None:
         check_gif_path(gif.expanduser())
+    pixels = command_pixels(decoder, wanted=not no_pixels)  # a bad file: one line, before any model runs
     trained = load_trained(run, default_runs_dir(runs_dir), device=device)
     check_whole_window(trained.config)
     chosen = parse_actions(actions, span_frames(trained.config, horizon))
@@ -102,7 +107,10 @@ def imagine(
             options,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    report = rollout_report(trained, samples, chosen, options, rollouts, seconds=time.time() - started)
+    seconds = time.time() - started
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal or pixels is None) as bar:
+        bar.add_task("decoding to pixels", total=None)
+        report = rollout_report(trained, samples, chosen, options, rollouts, seconds=seconds, pixels=pixels)
     if out is not None:
         written = write_imagined_split(
             out,
@@ -113,19 +121,26 @@ def imagine(
         report["out"] = str(written)
     if gif is not None:
         width, height, frames = write_gif(
-            rollouts, gif.expanduser(), title=f"step {trained.step}, {report['actions']} actions"
+            rollouts, gif.expanduser(), title=f"step {trained.step}, {report['actions']} actions", pixels=pixels
         )
         report["gif"] = {
             "path": str(gif.expanduser()),
             "width": width,
             "height": height,
             "frames": frames,
-            "samples": min(len(rollouts), GIF_ROWS),  # the rows drawn
+            "samples": min(len(rollouts), gif_rows(pixels)),  # the rows drawn
+            "pixels": pixels is not None,
         }
     if as_json:
         print(json.dumps(report, indent=1))
         return
     console.print(rollout_table(report))
+    track = report.get("sampling_track_frame")
+    if track is not None:
+        console.print(
+            f"frame {track['frames_ahead']} after the context (the sampling track's, {track['seconds_ahead']:.1f} s): "
+            f"PSNR {track['psnr_db']:.2f} dB imagined, {track['copy_last_psnr_db']:.2f} dB copy-last"
+        )
     if gif is not None:
         console.print(f"GIF written to {report['gif']['path']} ({width}x{height}, {frames} frames)", style="dim")
     if out is not None:
@@ -141,7 +156,10 @@ def rollout_table(report: dict) -> Table:
         "true grid; reference: the last context grid moved by the shift the actions add up to (synthetic "
         "splits); follows: imagined tokens equal to that reference (imagine --json: definitions)",
     )
-    for name in ("window", "frames", "accuracy", "CE", "copy-last", "reference", "follows"):
+    pixels = report.get("decoder") is not None
+    names = ["window", "frames", "accuracy", "CE", "copy-last", "reference", "follows"]
+    names += ["PSNR dB", "copy-last dB"] if pixels else []
+    for name in names:
         table.add_column(name, justify="right")
     share = lambda value: "-" if value is None else f"{value:.1%}"  # noqa: E731 - null off a synthetic split
     for w in report["per_window"]:
@@ -153,5 +171,8 @@ def rollout_table(report: dict) -> Table:
             share(w["copy_last_accuracy"]),
             share(w["reference_accuracy"]),
             share(w["reference_agreement"]),
+            *([f"{w['psnr_db']:.2f}", f"{w['copy_last_psnr_db']:.2f}"] if pixels else []),
         )
+    if pixels:
+        table.caption = f"{table.caption}; PSNR: decoded imagined window against the decoded true one (imagine --json)"
     return table

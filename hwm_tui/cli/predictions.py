@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from .console import console, err_console
-from .options import JSON_HELP, RUNS_DIR_HELP, device_overrides
+from .options import DECODER_HELP, JSON_HELP, NO_PIXELS_HELP, RUNS_DIR_HELP, device_overrides
 from .user_errors import user_errors
 
 
@@ -31,6 +31,8 @@ def evaluate(
     temperature: float = typer.Option(
         0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature (0: each factor's argmax)."
     ),
+    decoder: str | None = typer.Option(None, "--decoder", help=DECODER_HELP),
+    no_pixels: bool = typer.Option(False, "--no-pixels", help=NO_PIXELS_HELP),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -38,10 +40,11 @@ def evaluate(
     compression track's Top-500 CE beside its published first place, MaskGIT generation,
     controllability (the same under another sample's states), and the uniform, unigram and
     copy-last baselines on the same samples (on a synthetic split also what the states make
-    predictable)."""
+    predictable). With a decoder, also PSNR of the decoded MaskGIT generation and of copy-last."""
     from rich.progress import Progress
 
     from hwm_core.data import Split
+    from hwm_core.pixels.frames import command_pixels
     from hwm_core.predictions.evaluate import EvalOptions, factor_unigram
     from hwm_core.predictions.evaluate import evaluate as run_evaluation
     from hwm_core.predictions.evaluation_store import save_evaluation
@@ -49,6 +52,7 @@ def evaluate(
     from hwm_core.runs.folder import default_runs_dir
 
     device_overrides(device, [])  # cpu or cuda, or one line
+    pixels = command_pixels(decoder, wanted=not no_pixels)  # a bad file: one line, before any model runs
     trained = load_trained(run, default_runs_dir(runs_dir), device=device)
     samples = open_samples(trained, split_path(trained, data, "val"))
     train_split = Split.open(split_path(trained, train_data, "train"), role="train")
@@ -63,6 +67,7 @@ def evaluate(
             unigram,
             options,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            pixels=pixels,
         )
     saved = save_evaluation(trained.folder, result) if trained.folder is not None else None
     if as_json:
@@ -143,6 +148,15 @@ def evaluation_table(result: dict) -> Table:
     table.add_row(
         "factor accuracy", " ".join(f"{v:.1%}" for v in tf["factor_accuracy"]), *([""] * (frames if frames > 1 else 0))
     )
+    pixels = result.get("pixels")  # null without a decoder, absent from evaluations kept before
+    if pixels:
+        row("PSNR (dB), MaskGIT decoded", pixels["psnr_db"], pixels["psnr_db_per_frame"], "{:.2f}")
+        row(
+            "PSNR (dB), copy-last decoded", pixels["copy_last_psnr_db"], pixels["copy_last_psnr_db_per_frame"], "{:.2f}"
+        )
+        table.caption = (table.caption + " " if table.caption else "") + (
+            f"PSNR: {pixels['definition']}; copy-last: {pixels['copy_last_definition']}; decoder {pixels['decoder']}."
+        )
     return table
 
 
@@ -159,11 +173,17 @@ def samples(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     maskgit_steps: int = typer.Option(8, "--maskgit-steps", min=1, help="MaskGIT rounds per target frame."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="MaskGIT sampling temperature."),
+    decoder: str | None = typer.Option(None, "--decoder", help=DECODER_HELP),
+    no_pixels: bool = typer.Option(
+        False, "--no-pixels", help="False colours of the codes even when a decoder is found."
+    ),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
 ) -> None:
-    """Draw what a checkpoint predicts for a few val samples (context, truth, argmax, MaskGIT, errors) as a PNG."""
+    """Draw what a checkpoint predicts for a few val samples (context, truth, argmax, MaskGIT, errors) as a
+    PNG: decoded RGB frames (256 x 256) with a decoder, false colours of the codes without."""
     from hwm_core.data.batches import val_sample_order
     from hwm_core.errors import DataError
+    from hwm_core.pixels.frames import command_pixels
     from hwm_core.predictions.inference import load_trained, open_samples, split_path
     from hwm_core.predictions.predict import predict_samples
     from hwm_core.runs.folder import default_runs_dir
@@ -173,6 +193,7 @@ def samples(
     device_overrides(device, [])
     if png.suffix.lower() != ".png":
         raise DataError(f"--png {png}: give a file name ending in .png")
+    pixels = command_pixels(decoder, wanted=not no_pixels)
     trained = load_trained(run, default_runs_dir(runs_dir), device=device)
     val = open_samples(trained, split_path(trained, data, "val"))
     indices = [int(i) for i in val_sample_order(len(val), trained.config.train.seed)[:count]]
@@ -186,7 +207,9 @@ def samples(
             png,
             title=f"{name} · step {trained.step} · {val.split.root.name} · "
             f"MaskGIT {maskgit_steps} steps, T={temperature:g}",
+            pixels=pixels,
         )
     except OSError as exc:
         raise DataError(f"cannot write {png} ({exc.strerror}): choose a writable path") from None
-    console.print(f"wrote {png} ({width}x{height}, {len(indices)} samples)")
+    how = pixels.description if pixels is not None else "false colours: no decoder (hwm-tui data download --decoder)"
+    console.print(f"wrote {png} ({width}x{height}, {len(indices)} samples, {how})")

@@ -6,15 +6,19 @@ from pathlib import Path
 
 import typer
 
-from .options import RUNS_DIR_HELP
+from .options import RUNS_DIR_HELP, VIEW_DECODER_HELP, name_decoder
 from .user_errors import user_errors
 
 
 @user_errors
-def history(runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP)) -> None:
+def history(
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    decoder: str | None = typer.Option(None, "--decoder", help=VIEW_DECODER_HELP),
+) -> None:
     """Browse past runs: curves, config; resume or delete."""
     from ..app import run_history_app
 
+    name_decoder(decoder)
     raise typer.Exit(run_history_app(runs_dir))
 
 
@@ -22,8 +26,10 @@ def history(runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_D
 def watch(
     run: str | None = typer.Argument(None, help="Run id or path (default: the newest running run)."),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help=RUNS_DIR_HELP),
+    decoder: str | None = typer.Option(None, "--decoder", help=VIEW_DECODER_HELP),
 ) -> None:
     """Open the dashboard on a run another process is training; p, c, q reach it."""
     from ..app import run_watch
 
+    name_decoder(decoder)
     raise typer.Exit(run_watch(run, runs_dir))

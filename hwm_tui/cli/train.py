@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from .console import console, err_console
-from .options import LOG_HELP, RUNS_DIR_HELP, mirror_names
+from .options import LOG_HELP, RUNS_DIR_HELP, VIEW_DECODER_HELP, mirror_names, name_decoder
 from .user_errors import user_errors
 
 
@@ -32,11 +32,13 @@ def train(
     ),
     log: list[str] = typer.Option([], "--log", help=LOG_HELP),
     run_id: str | None = typer.Option(None, "--run-id", hidden=True, help="Name the new run (launchers)."),
+    decoder: str | None = typer.Option(None, "--decoder", help=VIEW_DECODER_HELP),
 ) -> None:
     """Train a Masked-HWM: the dashboard by default, or --headless."""
     from hwm_core.errors import ConfigError
     from hwm_core.training.session import TrainRequest
 
+    name_decoder(decoder)
     if resume is not None and not resume.strip():
         raise ConfigError("--resume needs a run id or path: see `hwm-tui runs list`")
     request = TrainRequest(

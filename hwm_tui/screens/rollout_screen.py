@@ -7,7 +7,8 @@ window's states carry (the generator's own encoding, in tokens a frame), space i
 that window after the sequence as it stands, backspace takes it back; the view then shows
 the grid before, the imagined grid and where the steer says it should have moved, with the
 share of tokens that agree. The model runs in a worker thread, in hwm_core.predictions.
-imagination; this screen draws its panels (see samples_screen.SamplePanel).
+imagination; this screen draws its panels (see samples_screen.SamplePanel). With a
+decoder the panels are RGB frames, decoded in a worker thread too.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class RolloutScreen(Screen):
         self.steering = False
         self.velocity = (0.0, 0.0)  # rows, columns: tokens a frame
         self.busy = "opening…"  # what the worker is doing ("" when idle)
+        self.decoding = False  # a worker decodes the panels shown to RGB
         self.note = ""
 
     def compose(self) -> ComposeResult:
@@ -160,7 +162,49 @@ class RolloutScreen(Screen):
             self._show_head()
             return
         empty.display = False
+        if im.pixels is not None:  # decoding may take seconds on a CPU: a worker draws them
+            self._draw(self._shown_key())
+            self._show_head()
+            return
         panels = im.steer_panels(self.span, self.grid) if self.steering else im.panels(self.span, self.grid)
+        self._mount(self._shown_key(), panels)
+
+    def _shown_key(self) -> tuple:
+        """What the panels show: they are mounted only while it is still what the screen is at."""
+        im = self.imagination
+        steered = len(im.steering(self.span).windows) if im is not None and self.steering else 0
+        return (self.span, self.grid, self.steering, steered)
+
+    @work(thread=True, exclusive=True, group="panels")
+    def _draw(self, key: tuple) -> None:
+        from hwm_core.errors import UserError
+
+        im = self.imagination
+        assert im is not None
+        span, grid, steering, _ = key
+        show_from_worker(self, self._decoding)
+        try:
+            panels = im.steer_panels(span, grid) if steering else im.panels(span, grid)
+        except (UserError, RuntimeError, ValueError) as exc:  # a decoder that fails on real codes
+            show_from_worker(self, self._decode_failed, f"decoding failed ({exc}): false colours")
+            return
+        show_from_worker(self, self._mount, key, panels)
+
+    def _decoding(self) -> None:
+        self.decoding = True
+        self._show_head()
+
+    def _decode_failed(self, note: str) -> None:
+        assert self.imagination is not None
+        self.imagination.pixels, self.imagination.pixels_note = None, note
+        self.decoding = False
+        self._show()
+
+    def _mount(self, key: tuple, panels) -> None:
+        self.decoding = False
+        if key != self._shown_key():  # the user moved on meanwhile: its own worker draws that
+            return
+        grid = self.query_one("#rollout-grid", Grid)
         grid.remove_children()
         grid.mount_all([SamplePanel(panel.label, panel.rgb) for panel in panels])
         self._show_head()
@@ -175,9 +219,15 @@ class RolloutScreen(Screen):
                 self._steer_head(head)
             else:
                 self._rollout_head(head)
-            head.append("\ncolours: FSQ digits 0 1 2 as red green blue · black: entered at an edge", style="dim")
+            if im.pixels is not None:
+                head.append(f"\n{im.pixels_note}: each grid shown by the last frame it covers", style="dim")
+            else:
+                head.append("\ncolours: FSQ digits 0 1 2 as red green blue · black: entered at an edge", style="dim")
+                head.append(f"\n{im.pixels_note}", style="dim")
         if self.busy and im is not None:
             head.append(f"\n{self.busy}", style="yellow")
+        if self.decoding and im is not None:
+            head.append("\ndecoding to RGB…", style="yellow")
         if self.note and im is not None:
             head.append(f"\n{self.note}", style="yellow")
         self.query_one("#rollout-head", Static).update(head)

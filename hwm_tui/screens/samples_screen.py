@@ -10,6 +10,11 @@ pixels where the terminal can show them, half-block characters elsewhere (tmux).
 The predictions are files in the run's samples/ folder, written at each validation;
 the screen shows the newest and picks up a newer one as training makes it. A run
 with none yet can have them made from its latest checkpoint (g).
+
+With a decoder (`hwm-tui data download --decoder`, --decoder PATH, $HWM_DECODER) each
+grid is instead the RGB frame it ends on, every prediction decoded with its window;
+the decoder is loaded and run in worker threads, and the head says how to get one
+when there is none.
 """
 
 from __future__ import annotations
@@ -86,6 +91,9 @@ class SamplesScreen(Screen):
         self.sample = 0
         self.predicting = False
         self.note = ""
+        self.pixels = None  # a WindowPixels once a decoder is loaded
+        self.pixels_note = "looking for a decoder…"
+        self.decoding = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="samples-head")
@@ -97,6 +105,20 @@ class SamplesScreen(Screen):
     def on_mount(self) -> None:
         self._reload()
         self.set_interval(REFRESH_S, self._reload)
+        self._load_pixels()
+
+    @work(thread=True, exclusive=True, group="decoder")
+    def _load_pixels(self) -> None:
+        from hwm_core.pixels.frames import open_pixels
+
+        show_from_worker(self, self._pixels_loaded, *open_pixels())
+
+    def _pixels_loaded(self, pixels, note: str) -> None:
+        self.pixels, self.pixels_note = pixels, note
+        if self.record is not None:
+            self._show_sample()
+        else:
+            self._show_head()
 
     def on_resize(self, event) -> None:
         self.query_one("#samples-grid", Grid).styles.grid_size_columns = max(
@@ -151,7 +173,19 @@ class SamplesScreen(Screen):
                 head.append(
                     f" · under the states of val sample {r.other_indices[self.sample]}: {right.maskgit_other:.1%}"
                 )
-            head.append("\ncolours: FSQ digits 0 1 2 as red green blue · errors: grey right, red wrong", style="dim")
+            if self.pixels is not None:
+                head.append(
+                    f"\n{self.pixels_note}: each grid shown by the last frame it covers · errors (tokens): "
+                    "grey right, red wrong",
+                    style="dim",
+                )
+            else:
+                head.append(
+                    "\ncolours: FSQ digits 0 1 2 as red green blue · errors: grey right, red wrong", style="dim"
+                )
+                head.append(f"\n{self.pixels_note}", style="dim")
+            if self.decoding:
+                head.append("\ndecoding to RGB…", style="yellow")
         if self.note:
             head.append(f"\n{self.note}", style="yellow")
         self.query_one("#samples-head", Static).update(head)
@@ -159,9 +193,34 @@ class SamplesScreen(Screen):
     def _show_sample(self) -> None:
         assert self.record is not None
         self.query_one("#samples-empty", Static).display = False
+        if self.pixels is not None:  # decoding takes seconds on a CPU: a worker draws them
+            self.decoding = True
+            self._decode(self.record, self.sample, self.pixels)
+            self._show_head()
+            return
+        self._mount(self.record, self.sample, panels(self.record, self.sample))
+
+    @work(thread=True, exclusive=True, group="panels")
+    def _decode(self, record: SampleRecord, sample: int, pixels) -> None:
+        try:
+            shown = panels(record, sample, pixels)
+        except (RuntimeError, ValueError) as exc:  # a decoder that fails on real codes: false colours
+            show_from_worker(self, self._decode_failed, f"decoding failed ({exc}): false colours")
+            return
+        show_from_worker(self, self._mount, record, sample, shown)
+
+    def _decode_failed(self, note: str) -> None:
+        self.pixels, self.pixels_note, self.decoding = None, note, False
+        if self.record is not None:
+            self._show_sample()
+
+    def _mount(self, record: SampleRecord, sample: int, shown) -> None:
+        if record is not self.record or sample != self.sample:  # moved on meanwhile: its own worker draws it
+            return
+        self.decoding = False
         grid = self.query_one("#samples-grid", Grid)
         grid.remove_children()
-        grid.mount_all([SamplePanel(panel.label, panel.rgb) for panel in panels(self.record, self.sample)])
+        grid.mount_all([SamplePanel(panel.label, panel.rgb) for panel in shown])
         self._show_head()
 
     # ------------------------------------------------------------------ keys

@@ -133,3 +133,48 @@ def test_the_repository_is_named_in_help_and_can_be_overridden(monkeypatch, tmp_
     result = CliRunner().invoke(app, ["data", "download", "--repo", "me/mirror", "--to", str(tmp_path / "d")])
     assert asked["repo_id"] == "me/mirror" and asked["allow_patterns"] == ["train_v2.0/*", "val_v2.0/*"]
     assert result.exit_code == 2 and "has no train_v2.0/ folder" in result.stderr
+
+
+# ------------------------------------------------------------------ the decoder
+
+
+def decoder_cache(tmp_path: Path, kind: str = "good") -> Path:
+    """The Cosmos model repository in a Hub cache, as hf_hub_download leaves it: decoder.jit only."""
+    from hwm_core.hub import DECODER_FILE, DECODER_REPO
+    from tests.fake_decoder import write_fake_decoder
+
+    write_fake_decoder(tmp_path / "model" / DECODER_FILE, kind)
+    hub_cache(tmp_path / "hub", tmp_path / "model", DECODER_REPO, COMMIT, kind="models")
+    return tmp_path / "hub"
+
+
+def test_download_decoder_offline_finds_the_cached_file_checks_it_and_commands_find_it(tmp_path):
+    cache = decoder_cache(tmp_path)
+    result = hwm("data", "download", "--decoder", env=offline(cache))
+    assert result.returncode == 0, result.stderr
+    where = cache / "models--nvidia--Cosmos-Tokenizer-DV8x8x8" / "snapshots" / COMMIT / "decoder.jit"
+    assert f"decoder: {where}" in result.stdout
+    assert "decodes to 17 RGB frames in" in result.stdout and "every command finds it there" in result.stdout
+    from hwm_core.pixels.decoder import find_decoder
+
+    assert find_decoder(cache_dir=cache) == where  # as every command looks for it
+
+
+def test_download_decoder_failures_are_one_line_exit_2(tmp_path, monkeypatch):
+    empty = hwm("data", "download", "--decoder", env=offline(tmp_path / "empty"))
+    lines = empty.stderr.strip().splitlines()
+    assert empty.returncode == 2 and len(lines) == 1 and "HF_HUB_OFFLINE is set" in lines[0], empty.stderr
+    bad = hwm("data", "download", "--decoder", env=offline(decoder_cache(tmp_path, "frames16")))
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and "it is not the Cosmos DV8x8x8 decoder" in lines[0], bad.stderr
+    asked = {}
+
+    def full(*args, **kwargs):
+        asked.update(kwargs, args=args)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", full)
+    result = CliRunner().invoke(app, ["data", "download", "--decoder", "--cache-dir", str(tmp_path / "c")])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "is full: free space" in lines[0], result.stderr
+    assert asked["args"] == ("nvidia/Cosmos-Tokenizer-DV8x8x8", "decoder.jit")  # that file only

@@ -6,33 +6,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from hwm_core.predictions.samples import false_colour
 from hwm_tui.cli import app
 from hwm_tui.rollout_gif import GAP, LABEL, PANEL, SCALE, TITLE, gif_size
-from tests.helpers import hwm, make_run
+from tests.helpers import hwm
 
-# the compression preset's layout on the tiny model, halved
-WHOLE_WINDOW = ("data.windows=2", "data.future_latents=3", "model.d_model=16")
 QUICK = ("--limit", "2", "--horizon", "2", "--maskgit-steps", "1")
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # two threads on a busy 2-core box wait on each other (conftest.py)
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A 2-step run of the whole-window layout and one of the default layout (one grid)."""
-    runs = tmp_path_factory.mktemp("imagine") / "runs"
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in ONE_THREAD.items():
-            env.setenv(name, value)  # so the training session keeps the one thread
-        torch.set_num_threads(1)
-        yield runs, make_run(runs, *WHOLE_WINDOW), make_run(runs)
-    torch.set_num_threads(threads)
 
 
 def invoke(*args: str):
@@ -64,7 +47,14 @@ def test_imagine_prints_its_figures_draws_the_gif_and_writes_a_split_inspect_pas
         assert figures["ce_nats"] > 0
     assert set(report["definitions"]) >= {"token_accuracy", "ce_nats", "reference_accuracy"}
     width, height = gif_size(2)
-    assert report["gif"] == {"path": str(gif), "width": width, "height": height, "frames": 6, "samples": 2}
+    assert report["gif"] == {
+        "path": str(gif),
+        "width": width,
+        "height": height,
+        "frames": 6,
+        "samples": 2,
+        "pixels": False,
+    }
     with Image.open(gif) as image:  # one frame a latent grid imagined, the size its layout has
         assert (image.n_frames, image.size) == (6, gif_size(2))
         image.seek(4)

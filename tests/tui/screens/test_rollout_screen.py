@@ -96,6 +96,7 @@ def test_the_rollout_view_steps_through_a_rollout_and_steers_a_window(runs):
             assert steer[0] == STEER_SPEEDS[max(at(rows) - 1, 0)]
             await pilot.press("space")
             await wait_for(pilot, lambda: not screen.busy)
+            await pilot.pause(0.2)  # the panels swapped: the old ones' removal is processed next
             steered = im.steering(1)
             assert len(steered.windows) == 1 and steered.velocities == [steer]
             window_states = steered.states[-FRAMES_PER_WINDOW:]
