@@ -105,7 +105,7 @@ def load_decoder(path: Path, device: str | None = None) -> Decoder:
     This runs the file's code: call it only with a file the user named or the one the Hub
     download fetched (find_decoder). The check: integer codes [1, 3, 32, 32] must give one
     float tensor [1, 3, 17, H, W]; anything else is one DataError naming the file. On a GPU
-    the module runs in bf16 (its weights cast), as NVIDIA runs it; on a CPU in fp32."""
+    the module runs in bf16 (its weights cast), as NVIDIA runs it; on a CPU in fp32, else bf16."""
     import warnings
 
     import torch
@@ -119,21 +119,28 @@ def load_decoder(path: Path, device: str | None = None) -> Decoder:
             module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # noqa: BLE001 - whatever the file is, it is not a decoder: one line
         raise DataError(f"{what} is not a TorchScript module ({_first_line(exc)}); {GET_IT}") from None
-    try:
-        module.eval()
-        module.to(dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32)
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"{what} is not a TorchScript module that can run ({_first_line(exc)}); {GET_IT}") from None
+    # bf16 on a GPU, as NVIDIA runs it; fp32 on a CPU (faster there), or bf16 where the file's
+    # own code insists on its shipped precision (unknown without the file: both are tried)
+    dtypes = [torch.bfloat16] if device.startswith("cuda") else [torch.float32, torch.bfloat16]
     probe = torch.zeros(1, LATENTS_PER_WINDOW, TOKENS_SIDE, TOKENS_SIDE, dtype=torch.int32, device=device)
-    started = time.perf_counter()
-    try:
-        with torch.no_grad():
-            out = module(probe)
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(
-            f"{what} fails on integer codes [1, 3, 32, 32] ({_first_line(exc)}): it is not the Cosmos "
-            f"DV8x8x8 decoder; {GET_IT}"
-        ) from None
+    for attempt, dtype in enumerate(dtypes):
+        try:
+            module.eval()
+            module.to(dtype=dtype)
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"{what} is not a TorchScript module that can run ({_first_line(exc)}); {GET_IT}") from None
+        started = time.perf_counter()
+        try:
+            with torch.no_grad():
+                out = module(probe)
+            break
+        except Exception as exc:  # noqa: BLE001
+            if attempt + 1 < len(dtypes):
+                continue
+            raise DataError(
+                f"{what} fails on integer codes [1, 3, 32, 32] ({_first_line(exc)}): it is not the Cosmos "
+                f"DV8x8x8 decoder; {GET_IT}"
+            ) from None
     seconds = time.perf_counter() - started
     shape = list(out.shape) if isinstance(out, torch.Tensor) else None
     if shape is None or len(shape) != 5 or shape[:3] != [1, 3, FRAMES_PER_WINDOW] or min(shape[3:]) < 1:
