@@ -22,7 +22,8 @@ from hwm_tui.screens.rollout_screen import RolloutScreen
 from hwm_tui.screens.samples_screen import SamplePanel
 from tests.helpers import make_run
 
-WHOLE_WINDOW = ("data.windows=2", "data.future_latents=3", "model.d_model=16")
+# one MaskGIT round a grid: the view is under test here, not MaskGIT (8 rounds took 45 s idle here)
+WHOLE_WINDOW = ("data.windows=2", "data.future_latents=3", "model.d_model=16", "eval.maskgit_steps=1")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def runs(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
-async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+async def wait_for(pilot, condition, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
