@@ -1,4 +1,4 @@
-"""What a mirror is, what it knows about its run, and opening one by name.
+"""What a mirror is and what it knows about its run (opening one by name: opening.py).
 
 A mirror takes events one at a time on the mirror thread (thread.py) and may be
 slow or fail: the thread keeps the training thread from waiting on it and turns
@@ -8,7 +8,6 @@ its failure into one warning.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,16 +50,3 @@ def check_installed(names: list[str]) -> None:
                 f"log.mirrors has {name} but the {PACKAGES[name]} package is not installed: "
                 f"pip install 'hwm-tui[{name}]', or train without it (--log none)"
             )
-
-
-def opener(name: str, context: MirrorContext) -> Callable[[], Mirror]:
-    """A function that opens the mirror (on the mirror thread: W&B takes a second to start)."""
-    if name == "tensorboard":
-        from .tensorboard_files import TensorBoardMirror
-
-        return lambda: TensorBoardMirror.for_run(context)
-    if name == "wandb":
-        from .wandb_run import WandbMirror
-
-        return lambda: WandbMirror(context)
-    raise ConfigError(f"unknown mirror {name!r}: choose {', '.join(MIRRORS)}")

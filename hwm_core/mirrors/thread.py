@@ -17,7 +17,8 @@ from functools import partial
 
 from ..events.dropping_queue import DroppingQueue
 from ..events.types import Event, WarningEvent
-from .base import Mirror, MirrorContext, opener
+from .base import Mirror, MirrorContext
+from .opening import opener
 
 CAPACITY = 10_000  # events (a few MB): minutes of a fast run's steps
 DROP_REPORT_EVERY_S = 60.0  # a mirror that stays behind is told about once a minute, not every event
