@@ -34,7 +34,7 @@ from hwm_core.events.types import (
 )
 from hwm_core.figures import format_bytes, format_duration, format_rate
 from hwm_core.runs.inbox import STOP
-from hwm_core.status import COMPLETED, DIVERGED, INTERRUPTED, exit_code
+from hwm_core.status import COMPILING, COMPLETED, DIVERGED, INTERRUPTED, PAUSED, RUNNING, exit_code
 from hwm_core.training.runner import TrainingRunner
 from hwm_core.training.session import TrainingSession
 
@@ -58,7 +58,7 @@ def progress_line(p: RunProgress) -> Table:
             p.on_track.word if p.on_track is not None else "",
             style=ON_TRACK_STYLES[p.on_track.word] if p.on_track is not None else "",
         ),
-        Text("" if p.state == "running" else p.state, style="yellow"),
+        Text("" if p.state == RUNNING else p.state, style="yellow"),
     )
     return grid
 
@@ -231,12 +231,12 @@ def _consume(runner: TrainingRunner, run: RunState, console: Console, *, timeout
             console.print(f"[red]checkpoint at step {event.step} failed: {escape(event.error)}[/]")
         elif isinstance(event, CompileEvent):
             console.print(f"[{'cyan' if event.ok else 'yellow'}]{escape(compile_message(event))}[/]")
-        elif isinstance(event, StateEvent) and event.state == "compiling":
+        elif isinstance(event, StateEvent) and event.state == COMPILING:
             console.print(
                 f"[cyan]compiling the step (train.compile = {escape(run.progress.compile)}): "
                 "the first step takes a while[/]"
             )
-        elif isinstance(event, StateEvent) and event.state == "paused":
+        elif isinstance(event, StateEvent) and event.state == PAUSED:
             console.print("[yellow]paused (resume from `hwm-tui watch` with p)[/]")
         if isinstance(event, StepEvent) and time.monotonic() >= deadline:
             return

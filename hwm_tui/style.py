@@ -1,6 +1,17 @@
 """Colours and words shared by the headless line and the dashboard."""
 
-from hwm_core.status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
+from hwm_core.status import (
+    BROKEN,
+    CHECKPOINTING,
+    COMPILING,
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    INTERRUPTED,
+    PAUSED,
+    RUNNING,
+    STARTING,
+)
 
 # vanishing yellow, instability orange, everything that loses a step red.
 # Rich style names, for Text and the headless console:
@@ -21,32 +32,39 @@ WARNING_MARKUP = {kind: {"dark_orange": "darkorange"}.get(style, style) for kind
 
 # How the dashboard names a run's final states (run.json keeps the statuses), and
 # states that last a while.
-FINAL_STATE_LABELS = {COMPLETED: "finished", INTERRUPTED: "stopped", FAILED: "failed", DIVERGED: "diverged"}
-STATE_LABELS = {**FINAL_STATE_LABELS, "compiling": "compiling…"}
+FINAL_STATE_LABELS: dict[str, str] = {
+    COMPLETED: "finished",
+    INTERRUPTED: "stopped",
+    FAILED: "failed",
+    DIVERGED: "diverged",
+}
+STATE_LABELS: dict[str, str] = {**FINAL_STATE_LABELS, COMPILING: "compiling…"}
 
-STATE_STYLES = {
-    "running": "bold green",
+# keyed by what the status bar shows: a state, or a label of one (the words above, and
+# the pending "pausing…", "stopping…")
+STATE_STYLES: dict[str, str] = {
+    RUNNING: "bold green",
     "pausing…": "bold yellow",
-    "paused": "bold yellow",
-    "checkpointing": "bold cyan",
+    PAUSED: "bold yellow",
+    CHECKPOINTING: "bold cyan",
     "compiling…": "bold cyan",
     "stopping…": "bold yellow",
     "finished": "bold green",
     "stopped": "bold yellow",
     "failed": "bold red",
     "diverged": "bold red",
-    "starting": "bold cyan",
+    STARTING: "bold cyan",
     "not running": "bold red",
 }
 
 # A run's status in listings (history, comparison).
-STATUS_STYLES = {
-    "running": "green",
-    "completed": "bold green",
-    "interrupted": "yellow",
-    "failed": "red",
-    "diverged": "bold red",
-    "broken": "bold red",
+STATUS_STYLES: dict[str, str] = {
+    RUNNING: "green",
+    COMPLETED: "bold green",
+    INTERRUPTED: "yellow",
+    FAILED: "red",
+    DIVERGED: "bold red",
+    BROKEN: "bold red",
 }
 
 # A run against its preset's loss band (hwm_core/events/on_track.py).

@@ -12,6 +12,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+COMPILE_CHOICES = (
+    "off",
+    "on",
+    "reduce-overhead",
+    "max-autotune",
+)  # train.compile; compile.py maps them to torch's modes
+
 AUTO = "auto"  # train.batch_size chosen at start (see micro_batch.py)
 
 
@@ -124,7 +131,7 @@ class TrainConfig:
     precision: str = _spec("bf16", choices=("bf16", "fp32"), doc="bf16 autocast applies on CUDA only")
     compile: str = _spec(
         "on",
-        choices=("off", "on", "reduce-overhead", "max-autotune"),
+        choices=COMPILE_CHOICES,
         doc="torch.compile the step's forward and loss: on (default mode), reduce-overhead "
         "(also CUDA graphs), max-autotune; a failure falls back to eager",
     )
@@ -215,6 +222,12 @@ class ExpectedConfig:
     )
 
 
+COMPILE_CHOICES = (
+    "off",
+    "on",
+    "reduce-overhead",
+    "max-autotune",
+)  # train.compile; compile.py maps them to torch's modes
 MIRRORS = ("tensorboard", "wandb")  # where a run's events may be mirrored (hwm_core/mirrors)
 
 

@@ -17,6 +17,7 @@ from ..events.types import (
     StepEvent,
     WarningEvent,
 )
+from ..status import RUNNING
 
 GIB = 2**30
 
@@ -66,7 +67,7 @@ def text(event: Event) -> tuple[str, str] | None:
     """(tag, line) for events a person reads rather than plots."""
     if isinstance(event, WarningEvent):
         return "warnings", f"step {event.step} [{event.kind}] {event.message}"
-    if isinstance(event, StateEvent) and event.state != "running":
+    if isinstance(event, StateEvent) and event.state != RUNNING:
         return "state", f"step {event.step}: {event.state}" + (f" ({event.message})" if event.message else "")
     if isinstance(event, CompileEvent) and not event.ok:
         return "state", f"step {event.step}: compiling ({event.mode}) failed: {event.message}"

@@ -31,14 +31,15 @@ from ..mirrors.thread import MirrorThread
 from ..model.flops import train_flops_per_step
 from ..runs.inbox import CommandInbox
 from ..runtime.device import GIB, describe_device, effective_precision, peak_memory_bytes
+from ..runtime.failures import FailureKind, does_not_fit
 from ..runtime.gpu_health import process_memory_bytes
+from ..status import BenchOutcome
 from .compile import release_compiled_memory
-from .micro_batch import does_not_fit
 from .session import TrainRequest, prepare
 from .trainer import Trainer
 
 ALL_PRESETS = "all"
-OK, DOES_NOT_FIT, FAILED = "ok", "does not fit", "failed"
+OK, DOES_NOT_FIT, FAILED = BenchOutcome.OK, BenchOutcome.DOES_NOT_FIT, BenchOutcome.FAILED  # status.py
 # What a CUDA context, cuBLAS's workspaces and the loaded kernels take besides the
 # allocator's blocks, where NVML cannot tell this process's own use (~0.3-0.6 GiB on
 # current cards and CUDA 12 with lazy loading): an estimate, said to be one.
@@ -153,8 +154,8 @@ def bench_each(names: list[str], run_one: Callable[[str], BenchResult]) -> list[
         except UserError as exc:
             if len(names) == 1:
                 raise
-            none_fits = "not even a micro-batch" in str(exc)  # batch_size = auto found nothing that fits
-            results.append(BenchResult.not_run(name, DOES_NOT_FIT if none_fits else FAILED, str(exc)))
+            # batch_size = auto found nothing that fits: a NothingFitsError, a user error that does not fit
+            results.append(BenchResult.not_run(name, DOES_NOT_FIT if does_not_fit(exc) else FAILED, str(exc)))
         except Exception as exc:  # noqa: BLE001 - this preset's failure is its row; the others still run
             first = str(exc).strip().splitlines()
             message = f"{type(exc).__name__}: {first[0] if first else ''}"[:300]
@@ -216,10 +217,9 @@ def run_bench(
     with _mirrored(mirrors, session, bus):
         status = trainer.run()
     if status != "completed":
-        out_of_memory = (trainer.error or "").startswith("out of GPU memory")
         return BenchResult.not_run(
             session.config.preset,
-            DOES_NOT_FIT if out_of_memory else FAILED,
+            DOES_NOT_FIT if trainer.failure is FailureKind.OUT_OF_MEMORY else FAILED,
             f"{status}: {trainer.error or ''}",
             budget_gib=session.config.memory_budget_gib,
         )

@@ -14,6 +14,7 @@ from ..events.types import CheckpointEvent, CheckpointFailedEvent, Event, StateE
 from ..runs import checkpoint as ckpt
 from ..runs.checkpoint_contents import checkpoint_payload
 from ..runtime.distributed import gather_cuda_rng_states
+from ..status import CHECKPOINTING, PAUSED, RUNNING
 from .session import TrainingSession
 
 
@@ -41,7 +42,7 @@ class Checkpointer:
         if s.folder is None:  # not rank 0
             return True
         step = s.state.step
-        self.publish(StateEvent("checkpointing", step))
+        self.publish(StateEvent(CHECKPOINTING, step))
         started = time.perf_counter()
         tensors, meta = checkpoint_payload(
             s.model,
@@ -77,5 +78,5 @@ class Checkpointer:
             self.last_step = step
             self.publish(CheckpointEvent(step=step, path=str(path), seconds=time.perf_counter() - started, bytes=size))
             ok = True
-        self.publish(StateEvent("paused" if paused else "running", step))
+        self.publish(StateEvent(PAUSED if paused else RUNNING, step))
         return ok

@@ -32,7 +32,12 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-_TORCH_MODES = {"on": "default", "reduce-overhead": "reduce-overhead", "max-autotune": "max-autotune"}
+from ..config.schema import COMPILE_CHOICES
+from ..runtime.failures import is_out_of_memory
+
+# train.compile's choices (config/schema.py) as torch.compile's modes: on is "default", the
+# others are torch's own names, so a mode added to the schema alone compiles as itself
+_TORCH_MODES = {choice: "default" if choice == "on" else choice for choice in COMPILE_CHOICES if choice != "off"}
 CUDA_GRAPH_SETTINGS = frozenset({"reduce-overhead", "max-autotune"})
 # Steps in which a failure still falls back to eager: dynamo and inductor compile in the
 # first call, CUDA graph trees warm up in the first and record in the second call of a
@@ -52,15 +57,6 @@ def release_compiled_memory() -> None:
     gc.collect()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """An out-of-memory, also when a compiler wrapped it in its own error."""
-    while exc is not None:
-        if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
-            return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return False
 
 
 class CompiledStep:

@@ -15,6 +15,7 @@ import torch
 from ..events.types import Event, StateEvent
 from ..runs.inbox import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox, decode_commands, encode_commands
 from ..runtime.distributed import all_reduce_sum
+from ..status import PAUSED, RUNNING
 from .session import TrainingSession
 
 
@@ -65,7 +66,7 @@ class Controls:
             # Answered even when nothing changes (p pressed twice quickly), so a viewer
             # showing "pausing…" or "resuming…" always learns where the trainer stands.
             self.paused = command == PAUSE
-            self.publish(StateEvent("paused" if self.paused else "running", step))
+            self.publish(StateEvent(PAUSED if self.paused else RUNNING, step))
         elif command == CHECKPOINT:
             self.checkpoint()
         elif command == STOP:

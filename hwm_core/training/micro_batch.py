@@ -17,8 +17,14 @@ import torch
 from ..config.batch import BatchSplit, given_split
 from ..config.schema import AUTO, Config
 from ..errors import ConfigError
+from ..runtime.failures import DoesNotFitError, does_not_fit
 
 HEADROOM = 0.9  # of the memory allowed: the allocator's fragmentation and what the trainer adds later
+
+
+class NothingFitsError(ConfigError, DoesNotFitError):
+    """batch_size = auto and not even a micro-batch of 1 fits: the user's one line, and a
+    "does not fit" to bench (runtime.failures)."""
 
 
 def divisors_ascending(n: int) -> list[int]:
@@ -64,7 +70,7 @@ def resolve_auto_batch(
         found = choose_micro_batch(effective, fits)
         chosen = agree(found or 0)
         if chosen < 1:
-            raise ConfigError(
+            raise NothingFitsError(
                 f"train.batch_size = auto: not even a micro-batch of 1 fits {device_name}"
                 f"{f' under --memory-limit {t.memory_limit_gib:g} GiB' if t.memory_limit_gib else ''}"
                 ": use a smaller model (model.d_model, model.n_layers) or a larger memory limit"
@@ -78,33 +84,13 @@ def resolve_auto_batch(
     return split
 
 
-# Errors a try can end with that mean "this micro-batch does not fit", not a bug:
-# out of memory under another name, and launches past a kernel's grid limits.
-DOES_NOT_FIT = (
-    "out of memory",
-    "CUBLAS_STATUS_ALLOC_FAILED",
-    "CUDNN_STATUS_ALLOC_FAILED",
-    "invalid configuration argument",
-)
-
-
-def does_not_fit(exc: BaseException | None) -> bool:
-    """Also when a compiler wrapped the error in its own (the cause chain is read)."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, torch.OutOfMemoryError) or any(sign in str(exc) for sign in DOES_NOT_FIT):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
-
-
 def cuda_memory_probe(
     try_step: Callable[[int], None], device: torch.device, extra_bytes: int, limit_bytes: int
 ) -> Callable[[int], bool]:
     """`fits(m)`: run `try_step(m)` (real forward and backward passes of m samples,
     through the step training will run) and see whether its peak, plus `extra_bytes`
     the optimizer state will take, stays under HEADROOM of `limit_bytes`. Out of
-    memory, and a launch error (see DOES_NOT_FIT), is a no, not an error."""
+    memory, and a launch error past a kernel's limits (runtime.failures), is a no, not an error."""
 
     def fits(m: int) -> bool:
         torch.cuda.empty_cache()

@@ -33,8 +33,9 @@ from ..runtime import distributed
 from ..runtime.atomic import write_text_atomic
 from ..runtime.device import configure_cpu_threads, describe_device, limit_memory, resolve_device, seed_everything
 from ..runtime.distributed import DistInfo
+from ..runtime.failures import does_not_fit
 from .compile import CompiledStep, allocate_grad_buffers, release_compiled_memory
-from .micro_batch import cuda_memory_probe, does_not_fit, resolve_auto_batch
+from .micro_batch import cuda_memory_probe, resolve_auto_batch
 from .optimizer import build_optimizer
 from .request import TrainRequest, request_config
 from .resume import find_resume_point, rewind_folder

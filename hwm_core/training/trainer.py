@@ -28,8 +28,9 @@ from ..model.masked_hwm import SPATIAL_POSITIONS, forward_loss
 from ..runs.inbox import CommandInbox, decode_commands
 from ..runtime.device import describe_device, peak_memory_bytes
 from ..runtime.distributed import all_reduce_sum, barrier
+from ..runtime.failures import FailureKind, classify
 from ..runtime.gpu_health import GpuSampler
-from ..status import COMPLETED, DIVERGED, FAILED, INTERRUPTED
+from ..status import COMPILING, COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING
 from .bookkeeping import RunBookkeeping
 from .checkpointing import Checkpointer
 from .compile import CompiledStep, allocate_grad_buffers, release_compiled_memory
@@ -68,8 +69,10 @@ class Trainer:
         # what forward and backward go through: the DDP wrapper when distributed
         self.train_model: torch.nn.Module = session.train_model or session.model
         self.parameters = [p for p in session.model.parameters() if p.requires_grad]
-        self.status = INTERRUPTED
+        self.status: str = INTERRUPTED
         self.error: str | None = None
+        # what kind of failure ended a failed run (runtime.failures): read this, never `error`'s words
+        self.failure: FailureKind | None = None
         self.checkpoints = Checkpointer(session, bus, self._publish)
         self.controls = Controls(session, inbox, self._publish, self._checkpoint)
         self.bookkeeping = RunBookkeeping(session, bus)
@@ -115,8 +118,10 @@ class Trainer:
                     expected=_band_json(expected_band(self.config, s.builder.train_set.split.metadata)),
                 )
             )
-            self._publish(StateEvent("running", s.state.step))
+            self._publish(StateEvent(RUNNING, s.state.step))
             self.status = self._loop(prefetcher)
+            if self.status == FAILED:
+                self.failure = FailureKind.ERROR  # non-finite steps, a final checkpoint not written
             # No rank leaves before rank 0 has written its last checkpoint: torchrun
             # tears down every rank once one of them exits.
             barrier(s.dist)
@@ -124,14 +129,14 @@ class Trainer:
             # A second Ctrl-C: leave now, the last checkpoint stays the resume point.
             self.status = INTERRUPTED
         except torch.OutOfMemoryError:
-            self.status = FAILED
+            self.status, self.failure = FAILED, FailureKind.OUT_OF_MEMORY
             self.error = (
                 f"out of GPU memory at step {self.session.state.step + 1}: lower train.batch_size and "
                 "raise train.grad_accum_steps to keep the effective batch (or set train.batch_size = "
                 "auto), or use a smaller model"
             )
         except Exception as exc:
-            self.status = FAILED
+            self.status, self.failure = FAILED, classify(exc)
             self.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
@@ -266,7 +271,7 @@ class Trainer:
             return self._forward_backward(batches)
         compiling = step_fn.compiling
         if compiling:
-            self._publish(StateEvent("compiling", step - 1))
+            self._publish(StateEvent(COMPILING, step - 1))
         step_fn.open_step()
         try:
             loss_sum = self._forward_backward(batches)
@@ -278,7 +283,7 @@ class Trainer:
             if compiling:
                 self._publish(CompileEvent(step=step, mode=step_fn.setting, seconds=step_fn.seconds or 0.0, ok=True))
         if compiling:
-            self._publish(StateEvent("running", step - 1))
+            self._publish(StateEvent(RUNNING, step - 1))
         return loss_sum
 
     def _fall_back_to_eager(self, exc: Exception, step: int) -> None:

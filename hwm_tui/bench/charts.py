@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from hwm_core.events.types import CheckpointEvent, EvalEvent, StartEvent, StateEvent, StepEvent, WarningEvent
+from hwm_core.status import RUNNING
 from hwm_core.training.schedule import lr_at
 
 from ..link import ReplayLink
@@ -65,7 +66,7 @@ def synthetic_history(steps: int) -> list:
             events.append(CheckpointEvent(step=step, path=f"step_{step:08d}.safetensors", seconds=1.0, bytes=1))
         if pre > 20:
             events.append(WarningEvent(step=step, kind="instability", value=pre, message="spike"))
-    events.append(StateEvent("running", steps))
+    events.append(StateEvent(RUNNING, steps))
     return events
 
 

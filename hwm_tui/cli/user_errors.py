@@ -26,8 +26,10 @@ def user_errors(fn: Callable) -> Callable:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except RuntimeError as exc:
-            if type(exc).__name__ != "OutOfMemoryError":  # torch's, named so the CLI starts without torch
-                raise
+            from hwm_core.runtime.failures import FailureKind, classify
+
+            if not (type(exc).__name__ == "OutOfMemoryError" and classify(exc) is FailureKind.OUT_OF_MEMORY):
+                raise  # only torch's own out-of-memory is the user's (a smaller batch); anything else is a bug
             err_console.print(
                 f"[bold red]error:[/] out of GPU memory ({escape(str(exc).splitlines()[0])}): lower "
                 "train.batch_size (or set it to auto), or use a smaller preset",

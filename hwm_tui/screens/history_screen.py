@@ -23,6 +23,7 @@ from hwm_core.experiments.comparison import MAX_RUNS
 from hwm_core.runs.folder import RunFolder
 from hwm_core.runs.history import RunSummary, list_runs
 from hwm_core.runs.lock import delete_run
+from hwm_core.status import RUNNING
 
 from ..messages import CompareRuns, ShowRollout, ShowSamples
 from ..widgets.chart_settings import CHART_BINDINGS, ChartControls, ChartSettings
@@ -262,7 +263,7 @@ class HistoryScreen(ChartControls):
         if not summary.resumable:
             why = (
                 "it is still running"
-                if summary.status == "running"
+                if summary.status == RUNNING
                 else "it has no readable checkpoint"
                 if not summary.latest_checkpoint
                 else f"its status is {summary.status}"
@@ -275,7 +276,7 @@ class HistoryScreen(ChartControls):
         summary = self.summaries.get(self.selected or "")
         if summary is None:
             return
-        if summary.status == "running" or summary.id == self.current_run:
+        if summary.status == RUNNING or summary.id == self.current_run:
             self.notify(f"run {summary.id} is training: stop it before deleting it", severity="warning")
             return
         question = (

@@ -17,10 +17,11 @@ from hwm_core.events.run_state import RunState
 from hwm_core.model.masked_hwm import forward_loss
 from hwm_core.runs.checkpoint_contents import cuda_rng_tensors, own_cuda_rng
 from hwm_core.runtime.device import enable_tf32, tf32_enabled
+from hwm_core.runtime.failures import does_not_fit
 from hwm_core.runtime.gpu_health import GpuSampler
 from hwm_core.training.compile import CompiledStep
 from hwm_core.training.grad_health import grad_stats, min_abs_value
-from hwm_core.training.micro_batch import choose_micro_batch, cuda_memory_probe, does_not_fit
+from hwm_core.training.micro_batch import choose_micro_batch, cuda_memory_probe
 from hwm_core.training.runner import TrainingRunner
 from hwm_core.training.session import TrainRequest, _try_micro_batch, prepare
 from tests.helpers import FakeNvml, tiny_sets
