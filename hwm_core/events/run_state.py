@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..fsq import CODEBOOK_SIZE
-from ..status import is_final
+from ..status import PAUSED, RUNNING, STARTING, is_final
 from .on_track import LossBand, OnTrack, Verdict
 from .step_series import Series, SmoothedSeries
 from .types import (
@@ -56,7 +56,10 @@ class RunProgress:
     run_dir: str = ""
     preset: str = ""
     device: str = ""
-    state: str = "starting"
+    state: str = STARTING
+    # paused by the trainer's own word (a PAUSED state, until RUNNING): a checkpoint or a
+    # compile between them leaves it as it was
+    paused: bool = False
     step: int = 0
     start_step: int = 0
     max_steps: int = 0
@@ -278,6 +281,8 @@ class RunState:
             p.message = compile_message(event)
         elif isinstance(event, StateEvent):
             p.state = event.state
+            if event.state in (PAUSED, RUNNING):
+                p.paused = event.state == PAUSED
             p.step = max(p.step, event.step)
             if event.message:
                 p.message = event.message

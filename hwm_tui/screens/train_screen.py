@@ -26,7 +26,7 @@ from textual.widgets import Footer
 from hwm_core.events.run_state import RunState, compile_message
 from hwm_core.events.types import CheckpointEvent, CheckpointFailedEvent, CompileEvent, StartEvent, StateEvent
 from hwm_core.runs.inbox import CHECKPOINT, PAUSE, RESUME, STOP
-from hwm_core.status import FAILED, is_final
+from hwm_core.status import FAILED, PAUSED, RUNNING, is_final
 
 from ..link import RunLink
 from ..messages import ShowSamples
@@ -134,7 +134,6 @@ class TrainScreen(ChartControls):
         self._charts_drawn_at = 0.0
         self._cpu_at_charts_drawn = 0.0
         self._charts_had_steps = False
-        self.paused = False  # the trainer's own word; "checkpointing" leaves it as it was
         self.frozen = False  # f: nothing redraws by itself (keys still answer)
         self.chart_settings = ChartSettings()
         self._generation = link.generation
@@ -202,10 +201,8 @@ class TrainScreen(ChartControls):
     def _react(self, event) -> bool:
         """Handle what needs more than a chart update; True if the status line changed."""
         if isinstance(event, StateEvent):
-            if event.state in ("paused", "running"):
-                self.paused = event.state == "paused"
-            if (self.pending is Pending.PAUSE and event.state == "paused") or (
-                self.pending is Pending.RESUME and event.state == "running"
+            if (self.pending is Pending.PAUSE and event.state == PAUSED) or (
+                self.pending is Pending.RESUME and event.state == RUNNING
             ):
                 self.pending = None
             if is_final(event.state):
@@ -297,7 +294,7 @@ class TrainScreen(ChartControls):
         if self.finished:
             self.notify("the run has ended", severity="warning")
             return
-        if self.paused and self.pending is not Pending.RESUME or self.pending is Pending.PAUSE:
+        if self.view.progress.paused and self.pending is not Pending.RESUME or self.pending is Pending.PAUSE:
             self.link.send(RESUME)
             self.pending = Pending.RESUME
         else:
