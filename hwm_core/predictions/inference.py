@@ -8,14 +8,16 @@ config gives, or a split with no sample of that shape, is one line.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
 from ..config.loading import config_from_dict
-from ..config.schema import Config
+from ..config.schema import Config, DeviceChoice
 from ..data import SYNTHETIC, Split, StateStats, WindowDataset, synthetic_split
 from ..data.sources import train_dir, val_dir
 from ..errors import CheckpointError, ConfigError, DataError
@@ -68,8 +70,9 @@ def load_trained(ref: str, runs_dir: Path, *, device: str | None = None) -> Trai
     if not isinstance(raw, dict):
         raise CheckpointError(f"checkpoint {where} holds no config: it cannot be rebuilt for evaluation")
     config = config_from_dict(raw, source=f"the config in {where}", preset_name=str(raw.get("preset", "custom")))
-    if device is not None:
-        config.train.device = device
+    if device is not None:  # a new config, checked as it is built: none is changed after its check
+        train = dataclasses.replace(config.train, device=cast(DeviceChoice, device))  # TrainConfig checks it
+        config = dataclasses.replace(config, train=train)
     if checkpoint.meta.get("model_shape") != model_shape(config):
         raise CheckpointError(
             f"checkpoint {where} says its model is {shape_text(checkpoint.meta.get('model_shape'))}"

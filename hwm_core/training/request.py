@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.loading import apply_overrides, config_from_toml_file, load_config
+from ..config.loading import config_from_toml_file, load_config, with_overrides
 from ..config.schema import RESUME_SAFE_KEYS, Config
 from ..errors import ConfigError, RunError
 from ..runs.folder import RunFolder, default_runs_dir
@@ -68,5 +68,5 @@ def resumed_config(request: TrainRequest, folder: RunFolder) -> Config:
             f"--resume continues run {folder.id} with its own preset ({config.preset}): "
             "drop --preset; --set may change only safe keys such as train.max_steps"
         )
-    apply_overrides(config, request_overrides(request), allowed=RESUME_SAFE_KEYS)
+    config, _ = with_overrides(config, request_overrides(request), allowed=RESUME_SAFE_KEYS)
     return config

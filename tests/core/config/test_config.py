@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hwm_core.config.loading import config_from_toml_file, load_config
@@ -147,7 +149,7 @@ def test_presets_show_schema_lists_every_key_with_its_type_default_bounds_and_do
     from hwm_core.config.schema import SECTIONS, describe_schema
 
     rows = {row.key: row for row in describe_schema()}
-    assert len(rows) == sum(len(cls.__dataclass_fields__) for cls in SECTIONS.values())
+    assert len(rows) == sum(len(dataclasses.fields(cls)) for cls in SECTIONS.values())
     assert (rows["train.lr"].type, rows["train.lr"].default, rows["train.lr"].allowed) == ("float", 5e-5, "> 0")
     assert rows["train.batch_size"].allowed == ">= 1, auto"
     assert rows["model.dropout"].allowed == ">= 0, < 1"
