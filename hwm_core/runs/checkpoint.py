@@ -189,7 +189,7 @@ def _is_rng(value: Any, length: int, kind: type) -> bool:
     )
 
 
-# What session.restore and _resume_locked read from the header, and the test each must pass.
+# What TrainingSession.load_state_dict and _resume_locked read from the header, and the test each must pass.
 RESUME_FIELDS: dict[str, tuple[str, Any]] = {
     "step": ("a step count", _is_count),
     "samples_seen": ("a sample count", _is_count),

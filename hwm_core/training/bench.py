@@ -17,7 +17,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,11 +30,12 @@ from ..mirrors.base import MirrorContext, check_installed
 from ..mirrors.thread import MirrorThread
 from ..model.flops import train_flops_per_step
 from ..runs.inbox import CommandInbox
-from ..runtime.device import GIB, describe_device, effective_precision, peak_memory_bytes
+from ..runtime.device import GIB, describe_device, effective_precision, peak_memory_bytes, resolve_device
 from ..runtime.failures import FailureKind, does_not_fit
 from ..runtime.gpu_health import process_memory_bytes
 from ..status import BenchOutcome
 from .compile import release_compiled_memory
+from .request import request_config
 from .session import TrainRequest, prepare
 from .trainer import Trainer
 
@@ -204,13 +205,16 @@ def run_bench(
         sets.append(f"train.device={device}")
     gc.collect()
     _release(None)  # each preset's peak on its own, in a bench of several
-    session = prepare(TrainRequest(preset=preset, overrides=sets, memory_limit_gib=memory_limit_gib), create_run=False)
-    warmup = warmup if warmup is not None else (1 if session.device.type == "cpu" else 3)
+    request = TrainRequest(preset=preset, overrides=sets, memory_limit_gib=memory_limit_gib)
+    preset_train = request_config(request).train  # the preset's warmup, and the device it runs on
+    warmup = warmup if warmup is not None else (1 if resolve_device(preset_train).type == "cpu" else 3)
     total = warmup + steps
     # Warmup and max_steps shortened so the whole bench is `total` steps of the preset's
-    # shape; the work per step does not depend on the learning rate.
-    session.config.train.max_steps = total
-    session.config.train.warmup_steps = min(session.config.train.warmup_steps, total)
+    # shape; the work per step does not depend on the learning rate. They are overrides
+    # like a user's, so the config is checked with them and never changed afterwards.
+    warmup_steps = min(preset_train.warmup_steps, total)
+    request = replace(request, overrides=[*sets, f"train.warmup_steps={warmup_steps}"], max_steps=total)
+    session = prepare(request, create_run=False)
     bus = EventBus(None)
     events = bus.subscribe()
     trainer = Trainer(session, bus, CommandInbox())

@@ -10,13 +10,16 @@ from ..events.bus import EventBus
 from ..events.log import read_events
 from ..events.run_state import RunState
 from ..events.types import Event
+from ..runs.folder import RunFolder
 from ..runs.record import RunRecord
-from .session import TrainingSession
+from .session import TrainingState
 
 
 class RunBookkeeping:
-    def __init__(self, session: TrainingSession, bus: EventBus):
-        self.session = session
+    def __init__(self, folder: RunFolder | None, meta: dict[str, Any], state: TrainingState, bus: EventBus):
+        self.folder = folder  # None on every rank but the one that writes the run folder
+        self.meta = meta  # run.json as the session wrote it (new, or resumed)
+        self.state = state
         self.bus = bus
         self.summary = RunState(curves=False)  # what run.json caches, as written to metrics.jsonl
         self.record: RunRecord | None = None
@@ -24,14 +27,13 @@ class RunBookkeeping:
     def open(self) -> list[Event]:
         """Start the record (rank 0); returns the run's earlier events (a resumed run's
         history, rewound to its checkpoint), which the trainer's guard replays."""
-        s = self.session
-        if s.folder is None:
+        if self.folder is None:
             return []
-        events, offset = read_events(s.folder.metrics)
+        events, offset = read_events(self.folder.metrics)
         self.summary.add_all(events)
         self.summary.totals.metrics_offset = offset
         self.bus.on_written = self._on_written
-        self.record = RunRecord(s.folder, s.meta, live_fields=self._live_fields)
+        self.record = RunRecord(self.folder, self.meta, live_fields=self._live_fields)
         self.record.save()
         self.record.start_heartbeat()
         return events
@@ -51,4 +53,4 @@ class RunBookkeeping:
 
     def _live_fields(self) -> dict[str, Any]:
         summary = self.bus.under_lock(lambda: self.summary.totals.to_json())
-        return {"step": self.session.state.step, "summary": summary}
+        return {"step": self.state.step, "summary": summary}

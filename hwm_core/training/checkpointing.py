@@ -9,57 +9,65 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import torch
+
 from ..events.bus import EventBus
 from ..events.types import CheckpointEvent, CheckpointFailedEvent, Event, StateEvent, WarningEvent
 from ..runs import checkpoint as ckpt
-from ..runs.checkpoint_contents import checkpoint_payload
-from ..runtime.distributed import gather_cuda_rng_states
+from ..runs.folder import RunFolder
+from ..runtime.distributed import DistInfo, gather_cuda_rng_states
 from ..status import CHECKPOINTING, PAUSED, RUNNING
-from .session import TrainingSession
+from .session import CheckpointState, TrainingState
 
 
 class Checkpointer:
-    def __init__(self, session: TrainingSession, bus: EventBus, publish: Callable[[Event], None]):
-        self.session = session
+    def __init__(
+        self,
+        state: TrainingState,
+        state_dict: Callable[[list[torch.Tensor]], CheckpointState],  # what a checkpoint of now holds
+        folder: RunFolder | None,  # None on every rank but the one that writes the run folder
+        keep: int,  # checkpoint.keep_checkpoints
+        device: torch.device,
+        dist: DistInfo,
+        bus: EventBus,
+        publish: Callable[[Event], None],
+        *,
+        resumed_from: int | None,
+    ):
+        self.state = state
+        self.state_dict = state_dict
+        self.folder = folder
+        self.keep = keep
+        self.device = device
+        self.dist = dist
         self.bus = bus
         self.publish = publish
-        self.last_step: int | None = session.resumed_from  # of the newest checkpoint written
+        self.last_step: int | None = resumed_from  # of the newest checkpoint written
         # The step of the last save every rank took part in: what save_if_new decides by,
         # the same on every rank (a save is a collective: the CUDA RNG states are gathered).
-        self.last_attempt: int | None = session.resumed_from
+        self.last_attempt: int | None = resumed_from
 
     def save_if_new(self, *, paused: bool) -> None:
-        if self.session.state.step != self.last_attempt and self.session.state.step > 0:
+        if self.state.step != self.last_attempt and self.state.step > 0:
             self.save(paused=paused)
 
     def save(self, *, paused: bool) -> bool:
         """A checkpoint of the current step; False if it could not be written. `paused`:
         the state the trainer is in once it is done."""
-        s = self.session
-        self.last_attempt = s.state.step
+        self.last_attempt = self.state.step
         # Every rank's own CUDA RNG state goes into rank 0's file (checkpoint_contents).
-        cuda_rng_states = gather_cuda_rng_states(s.device, s.dist)
-        if s.folder is None:  # not rank 0
+        cuda_rng_states = gather_cuda_rng_states(self.device, self.dist)
+        folder = self.folder
+        if folder is None:  # not rank 0
             return True
-        step = s.state.step
+        step = self.state.step
         self.publish(StateEvent(CHECKPOINTING, step))
         started = time.perf_counter()
-        tensors, meta = checkpoint_payload(
-            s.model,
-            s.optimizer,
-            s.device,
-            config=s.config,
-            samples_seen=s.state.samples_seen,
-            consecutive_nonfinite=s.state.consecutive_nonfinite,
-            world_size=s.dist.world_size,
-            global_batch=s.global_batch,
-            run_id=s.folder.id,
-            cuda_rng_states=cuda_rng_states,
-        )
+        saved = self.state_dict(cuda_rng_states)
         try:
             self.bus.sync()  # a checkpoint never stands on disk ahead of the metrics it follows
-            path, size = ckpt.save_checkpoint(s.folder.checkpoints, step, tensors, meta)
-            ckpt.prune_checkpoints(s.folder.checkpoints, s.config.checkpoint.keep_checkpoints, just_written=path)
+            path, size = ckpt.save_checkpoint(folder.checkpoints, saved.step, saved.tensors, saved.meta)
+            ckpt.prune_checkpoints(folder.checkpoints, self.keep, just_written=path)
         except OSError as exc:
             # Disk full or similar: the older checkpoints are intact; say so and train on.
             reason = exc.strerror or str(exc)

@@ -14,21 +14,25 @@ import torch
 
 from ..events.types import Event, StateEvent
 from ..runs.inbox import CHECKPOINT, PAUSE, RESUME, STOP, CommandInbox, decode_commands, encode_commands
-from ..runtime.distributed import all_reduce_sum
+from ..runtime.distributed import DistInfo, all_reduce_sum
 from ..status import PAUSED, RUNNING
-from .session import TrainingSession
+from .session import TrainingState
 
 
 class Controls:
     def __init__(
         self,
-        session: TrainingSession,
         inbox: CommandInbox,
+        state: TrainingState,
+        dist: DistInfo,
+        device: torch.device,
         publish: Callable[[Event], None],
         checkpoint: Callable[[], bool],
     ):
-        self.session = session
         self.inbox = inbox
+        self.state = state
+        self.dist = dist
+        self.device = device
         self.publish = publish
         self.checkpoint = checkpoint
         self.paused = False
@@ -37,13 +41,12 @@ class Controls:
 
     def outgoing_code(self) -> float:
         """Rank 0's waiting commands as the number that travels with the step's loss (0 elsewhere)."""
-        dist = self.session.dist
+        dist = self.dist
         return float(encode_commands(self.inbox.poll())) if dist.enabled and dist.is_main else 0.0
 
     def apply_at_boundary(self) -> None:
         """Apply what arrived; while paused, wait here for more."""
-        s = self.session
-        if not s.dist.enabled:
+        if not self.dist.enabled:
             for command in self.inbox.poll():
                 self._apply(command)
             while self.paused and not self.stop_requested:
@@ -55,13 +58,13 @@ class Controls:
             self._apply(command)
         while self.paused and not self.stop_requested:
             # Every rank waits here together; rank 0 hands out what arrives.
-            local = self.inbox.wait(0.5) if s.dist.is_main else []
-            code = torch.full((), float(encode_commands(local)), device=s.device)
-            for command in decode_commands(int(all_reduce_sum(code, s.dist).item())):
+            local = self.inbox.wait(0.5) if self.dist.is_main else []
+            code = torch.full((), float(encode_commands(local)), device=self.device)
+            for command in decode_commands(int(all_reduce_sum(code, self.dist).item())):
                 self._apply(command)
 
     def _apply(self, command: str) -> None:
-        step = self.session.state.step
+        step = self.state.step
         if command in (PAUSE, RESUME):
             # Answered even when nothing changes (p pressed twice quickly), so a viewer
             # showing "pausing…" or "resuming…" always learns where the trainer stands.

@@ -3,8 +3,9 @@
 Everything a user can get wrong is checked here, before the run folder is created
 or touched, so a bad preset, a broken split or an unfit checkpoint ends with one
 line and leaves the disk as it was. New and resumed runs are assembled by the
-same `_assemble`; they differ only in where the state statistics and the weights
-come from.
+same `_assemble` and made a session in the same `_session`; they differ only in
+where the state statistics come from, and a resumed one loads its checkpoint
+(`TrainingSession.load_state_dict`, the counterpart of what checkpoints write).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from ..data.sources import open_splits
 from ..errors import RunError, UserError
 from ..mirrors.base import check_installed
 from ..model.masked_hwm import MaskedHWM, forward_loss
-from ..runs.checkpoint_contents import restore
+from ..runs.checkpoint import Checkpoint
+from ..runs.checkpoint_contents import checkpoint_payload, restore
 from ..runs.folder import RunFolder, create_run_folder
 from ..runs.history import resolve_run
 from ..runs.lock import RunLock
@@ -40,14 +42,25 @@ from .optimizer import build_optimizer
 from .request import TrainRequest, request_config
 from .resume import find_resume_point, rewind_folder
 
-__all__ = ["TrainRequest", "TrainingSession", "TrainingState", "prepare", "prepare_distributed"]
+__all__ = ["CheckpointState", "TrainRequest", "TrainingSession", "TrainingState", "prepare", "prepare_distributed"]
 
 
 @dataclass
 class TrainingState:
+    """Where the run stands: the trainer moves it, its parts read it."""
+
     step: int = 0  # optimizer steps completed
     samples_seen: int = 0  # position in the sample stream
     consecutive_nonfinite: int = 0
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    """What a checkpoint of a step holds, as checkpoint_contents.py lays it out."""
+
+    step: int
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any]
 
 
 @dataclass
@@ -78,6 +91,34 @@ class TrainingSession:
     @property
     def has_validation(self) -> bool:
         return self.builder.val_set is not None and self.config.eval.eval_steps > 0
+
+    def state_dict(self, cuda_rng_states: list[torch.Tensor] | None = None) -> CheckpointState:
+        """Everything a resume needs: the weights, the optimizer, the RNGs, the step, the
+        data position and the count of non-finite steps; `load_state_dict` puts it back.
+        `cuda_rng_states`: every rank's, in rank order (gathered to the rank that writes)."""
+        tensors, meta = checkpoint_payload(
+            self.model,
+            self.optimizer,
+            self.device,
+            config=self.config,
+            samples_seen=self.state.samples_seen,
+            consecutive_nonfinite=self.state.consecutive_nonfinite,
+            world_size=self.dist.world_size,
+            global_batch=self.global_batch,
+            run_id=self.folder.id if self.folder is not None else None,
+            cuda_rng_states=cuda_rng_states,
+        )
+        return CheckpointState(self.state.step, tensors, meta)
+
+    def load_state_dict(self, checkpoint: Checkpoint) -> None:
+        """The session as it was when `checkpoint` (what `state_dict` gave, written and read
+        back) was written: it resumes from its step."""
+        restore(checkpoint, self.model, self.optimizer, self.device, rank=self.dist.rank)
+        header = checkpoint.meta
+        self.state.step = checkpoint.step
+        self.state.samples_seen = int(header["samples_seen"])
+        self.state.consecutive_nonfinite = int(header.get("consecutive_nonfinite", 0))
+        self.resumed_from = checkpoint.step
 
     def close(self) -> None:
         if self.lock is not None:
@@ -252,20 +293,7 @@ def _prepare_new(request: TrainRequest, dist: DistInfo, *, create_run: bool) -> 
                 f"cannot write the run folder {folder.path} ({exc.strerror}): "
                 "free disk space or pass another --runs-dir"
             ) from None
-    return TrainingSession(
-        config=config,
-        device=parts.device,
-        dist=dist,
-        model=parts.model,
-        optimizer=parts.optimizer,
-        builder=parts.builder,
-        state=TrainingState(),
-        folder=folder,
-        lock=lock,
-        meta=meta,
-        notices=notices,
-        batch=parts.batch,
-    )
+    return _session(parts, config, dist, folder=folder, lock=lock, meta=meta, notices=notices)
 
 
 def _prepare_resume(request: TrainRequest, run: str, dist: DistInfo) -> TrainingSession:
@@ -288,22 +316,34 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder, loc
     parts = _assemble(point.config, dist, notices, stats=StateStats.load(folder.state_stats))
     config = recorded(point.config, parts.batch)
     notices[:0] = point.notices(parts.batch.global_batch(dist.world_size))
-    restore(point.checkpoint, parts.model, parts.optimizer, parts.device, rank=dist.rank)
-    header = point.checkpoint.meta
-    state = TrainingState(
-        step=point.step,
-        samples_seen=int(header["samples_seen"]),
-        consecutive_nonfinite=int(header.get("consecutive_nonfinite", 0)),
+    session = _session(
+        parts, config, dist, folder=folder if dist.is_main else None, lock=lock, meta=meta, notices=notices
     )
+    # before the folder is touched: a checkpoint that does not fit is one line
+    session.load_state_dict(point.checkpoint)
     if dist.is_main:
         rewind_folder(point, config)
-        meta = resumed_meta(
+        session.meta = resumed_meta(
             meta,
             from_step=point.step,
             max_steps=config.train.max_steps,
             device=describe_device(parts.device),
             world_size=dist.world_size,
         )
+    return session
+
+
+def _session(
+    parts: _Parts,
+    config: Config,
+    dist: DistInfo,
+    *,
+    folder: RunFolder | None,
+    lock: RunLock | None,
+    meta: dict[str, Any],
+    notices: list[str],
+) -> TrainingSession:
+    """A new run's session, or a resumed one's before it loads its checkpoint."""
     return TrainingSession(
         config=config,
         device=parts.device,
@@ -311,11 +351,10 @@ def _resume_locked(request: TrainRequest, dist: DistInfo, folder: RunFolder, loc
         model=parts.model,
         optimizer=parts.optimizer,
         builder=parts.builder,
-        state=state,
-        folder=folder if dist.is_main else None,
+        state=TrainingState(),
+        folder=folder,
         lock=lock,
         meta=meta,
         notices=notices,
         batch=parts.batch,
-        resumed_from=point.step,
     )

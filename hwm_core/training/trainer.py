@@ -40,7 +40,7 @@ from .expected import expected_band
 from .grad_health import grad_stats, judge
 from .schedule import lr_at
 from .session import TrainingSession
-from .validation import predict_for_samples_view, validate
+from .validation import Validation
 
 
 @dataclass
@@ -73,9 +73,36 @@ class Trainer:
         self.error: str | None = None
         # what kind of failure ended a failed run (runtime.failures): read this, never `error`'s words
         self.failure: FailureKind | None = None
-        self.checkpoints = Checkpointer(session, bus, self._publish)
-        self.controls = Controls(session, inbox, self._publish, self._checkpoint)
-        self.bookkeeping = RunBookkeeping(session, bus)
+        # The parts below the loop, each given what it uses of the session.
+        self.checkpoints = Checkpointer(
+            session.state,
+            session.state_dict,
+            folder=session.folder,
+            keep=session.config.checkpoint.keep_checkpoints,
+            device=session.device,
+            dist=session.dist,
+            bus=bus,
+            publish=self._publish,
+            resumed_from=session.resumed_from,
+        )
+        self.controls = Controls(
+            inbox,
+            session.state,
+            dist=session.dist,
+            device=session.device,
+            publish=self._publish,
+            checkpoint=self._checkpoint,
+        )
+        self.bookkeeping = RunBookkeeping(session.folder, session.meta, session.state, bus)
+        self.validation = Validation(
+            session.model,
+            session.builder,
+            session.config,
+            dist=session.dist,
+            device=session.device,
+            folder=session.folder,
+            micro_batch=session.batch.micro_batch,
+        )
         self.tokens_per_sample = session.config.latent_frames * SPATIAL_POSITIONS
         self.cursor = DataCursor(session.state.step, session.state.samples_seen, session.global_batch)
         self.step_fn = CompiledStep(forward_loss, session.config.train.compile)
@@ -126,7 +153,10 @@ class Trainer:
             # tears down every rank once one of them exits.
             barrier(s.dist)
         except KeyboardInterrupt:
-            # A second Ctrl-C: leave now, the last checkpoint stays the resume point.
+            # Only where the trainer runs on the main thread under Python's own SIGINT handler
+            # (`bench train`): a Ctrl-C lands here and the run ends interrupted at once, its last
+            # checkpoint the resume point. Under TrainingRunner's thread (`train`, headless or on
+            # the dashboard) none reaches this thread: hwm_tui/signals.py sends a stop instead.
             self.status = INTERRUPTED
         except torch.OutOfMemoryError:
             self.status, self.failure = FAILED, FailureKind.OUT_OF_MEMORY
@@ -396,12 +426,13 @@ class Trainer:
     # ------------------------------------------------------------------ between steps
 
     def _evaluate(self) -> None:
-        evaluation = validate(self.session, self.session.batch.micro_batch)
+        step = self.session.state.step
+        evaluation = self.validation.validate(step)
         self._publish(evaluation)
         if self.divergence is None:
             self.divergence = self.guard.evaluation(evaluation.step, evaluation.val_loss)
         if self.config.eval.sample_count:
-            predict_for_samples_view(self.session, self._publish)
+            self.validation.predict_for_samples_view(step, self._publish)
 
     def _checkpoint(self) -> bool:
         return self.checkpoints.save(paused=self.controls.paused)

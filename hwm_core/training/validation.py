@@ -8,77 +8,94 @@ from pathlib import Path
 
 import torch
 
+from ..config.schema import Config
+from ..data.batches import BatchBuilder
 from ..events.types import EvalEvent, Event, SamplesEvent, WarningEvent
-from ..model.masked_hwm import masked_token_loss
+from ..model.masked_hwm import MaskedHWM, masked_token_loss
 from ..predictions.inference import TrainedModel
 from ..predictions.predict import predict_samples
 from ..predictions.samples import save_samples
+from ..runs.folder import RunFolder
 from ..runtime.device import autocast
-from ..runtime.distributed import all_reduce_sum
-from .session import TrainingSession
+from ..runtime.distributed import DistInfo, all_reduce_sum
 
 
-@torch.no_grad()
-def validate(session: TrainingSession, micro_batch: int) -> EvalEvent:
-    """The model on the val samples, in batches of `micro_batch`, summed over ranks."""
-    s = session
-    model = s.model
-    # A fixed set of eval_samples val samples striped over the ranks: the same set
-    # however many processes train and however the batch is split.
-    mine = list(range(s.dist.rank, s.config.eval.eval_samples, s.dist.world_size))
-    totals = torch.zeros(4, device=s.device)  # loss sum, samples, correct tokens, tokens
-    val_set = s.builder.val_set
-    assert val_set is not None, "validate needs a val split (has_validation)"
-    model.eval()
-    for first in range(0, len(mine), micro_batch):
-        batch = s.builder.val_batch(mine[first : first + micro_batch]).to(s.device)
-        with autocast(s.device, s.config.train.precision):
-            logits = model(batch.factor_ids, batch.states, batch.target_frames)
-        per_sample, correct = masked_token_loss(logits, batch.targets, batch.target_mask)
-        # all on the device: read back once, after the loop
-        totals += torch.stack(
-            [
-                per_sample.sum(),
-                totals.new_full((), float(batch.num_samples)),
-                (correct & batch.target_mask).sum().float(),
-                batch.target_mask.sum().float(),
-            ]
-        )
-    model.train()
-    loss_sum, samples, correct, tokens = all_reduce_sum(totals, s.dist).tolist()
-    return EvalEvent(step=s.state.step, val_loss=loss_sum / max(samples, 1), val_token_acc=correct / max(tokens, 1))
+class Validation:
+    def __init__(
+        self,
+        model: MaskedHWM,
+        builder: BatchBuilder,
+        config: Config,
+        dist: DistInfo,
+        device: torch.device,
+        folder: RunFolder | None,  # where the samples view's predictions go; None: not written
+        micro_batch: int,  # the val samples go through the model this many at a time
+    ):
+        self.model = model
+        self.builder = builder
+        self.config = config
+        self.dist = dist
+        self.device = device
+        self.folder = folder
+        self.micro_batch = micro_batch
 
-
-def predict_for_samples_view(session: TrainingSession, publish: Callable[[Event], None]) -> None:
-    """The samples view's predictions, for the first val samples validation takes."""
-    s = session
-    val_set, val_order = s.builder.val_set, s.builder.val_order
-    if s.folder is None or val_set is None or val_order is None:
-        return
-    trained = TrainedModel(
-        model=s.model,
-        config=s.config,
-        stats=val_set.stats,
-        step=s.state.step,
-        checkpoint=None,
-        folder=s.folder,
-        device=s.device,
-    )
-    count = min(s.config.eval.sample_count, len(val_set))
-    indices = [int(i) for i in val_order[:count]]
-    record = predict_samples(
-        trained, val_set, indices, step=s.state.step, maskgit_steps=s.config.eval.maskgit_steps, temperature=0.0
-    )
-    try:
-        path: Path = save_samples(s.folder, record)
-    except OSError as exc:  # the samples view misses one refresh; training goes on
-        publish(
-            WarningEvent(
-                step=s.state.step,
-                kind="disk",
-                value=0.0,
-                message=f"cannot write the samples view's predictions ({exc.strerror})",
+    @torch.no_grad()
+    def validate(self, step: int) -> EvalEvent:
+        """The model on the val samples, summed over ranks."""
+        model, device = self.model, self.device
+        # A fixed set of eval_samples val samples striped over the ranks: the same set
+        # however many processes train and however the batch is split.
+        mine = list(range(self.dist.rank, self.config.eval.eval_samples, self.dist.world_size))
+        totals = torch.zeros(4, device=device)  # loss sum, samples, correct tokens, tokens
+        assert self.builder.val_set is not None, "validate needs a val split (has_validation)"
+        model.eval()
+        for first in range(0, len(mine), self.micro_batch):
+            batch = self.builder.val_batch(mine[first : first + self.micro_batch]).to(device)
+            with autocast(device, self.config.train.precision):
+                logits = model(batch.factor_ids, batch.states, batch.target_frames)
+            per_sample, correct = masked_token_loss(logits, batch.targets, batch.target_mask)
+            # all on the device: read back once, after the loop
+            totals += torch.stack(
+                [
+                    per_sample.sum(),
+                    totals.new_full((), float(batch.num_samples)),
+                    (correct & batch.target_mask).sum().float(),
+                    batch.target_mask.sum().float(),
+                ]
             )
+        model.train()
+        loss_sum, samples, correct, tokens = all_reduce_sum(totals, self.dist).tolist()
+        return EvalEvent(step=step, val_loss=loss_sum / max(samples, 1), val_token_acc=correct / max(tokens, 1))
+
+    def predict_for_samples_view(self, step: int, publish: Callable[[Event], None]) -> None:
+        """The samples view's predictions, for the first val samples validation takes."""
+        val_set, val_order = self.builder.val_set, self.builder.val_order
+        if self.folder is None or val_set is None or val_order is None:
+            return
+        trained = TrainedModel(
+            model=self.model,
+            config=self.config,
+            stats=val_set.stats,
+            step=step,
+            checkpoint=None,
+            folder=self.folder,
+            device=self.device,
         )
-        return
-    publish(SamplesEvent(step=s.state.step, path=str(path), count=count))
+        count = min(self.config.eval.sample_count, len(val_set))
+        indices = [int(i) for i in val_order[:count]]
+        record = predict_samples(
+            trained, val_set, indices, step=step, maskgit_steps=self.config.eval.maskgit_steps, temperature=0.0
+        )
+        try:
+            path: Path = save_samples(self.folder, record)
+        except OSError as exc:  # the samples view misses one refresh; training goes on
+            publish(
+                WarningEvent(
+                    step=step,
+                    kind="disk",
+                    value=0.0,
+                    message=f"cannot write the samples view's predictions ({exc.strerror})",
+                )
+            )
+            return
+        publish(SamplesEvent(step=step, path=str(path), count=count))
