@@ -5,7 +5,7 @@ A resume rewrites metrics.jsonl (a new file, cut back to its checkpoint). The on
 every reader follows: the file was rewound when it is another file than the one
 followed, or shorter than where the last look stopped (a missing file is an empty
 one); the reader then starts over from its first line. `watch`, the history and
-comparison screens and run listings all follow a run through this class.
+comparison screens, run listings and `bench dashboard` all follow a run through this class.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Both are real `hwm-tui train` processes; the dashboard one runs in a real termin
 (tmux). Samples/s come from each run's metrics.jsonl. Within each dashboard run,
 blocks of steps have its drawing live and frozen (f) in turn; and key presses (p)
 are timed from the press to the status line's answer in the terminal's output.
+Where the run stands (its step, whether it has finished) comes from its events, as
+every view has it, never from what the screen shows.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwm_core.errors import UserError
-from hwm_core.events.log import iter_events, read_events
+from hwm_core.events.follow import MetricsFollower
+from hwm_core.events.log import iter_events
+from hwm_core.events.run_state import RunState
 from hwm_core.events.types import StepEvent
+from hwm_core.status import COMPLETED
 from hwm_core.training.request import TrainRequest, request_config
 
 from .tmux import TmuxSession, pinned_env, require_tmux
 
-START_TIMEOUT_S = 300.0  # the dashboard's first chart: imports, data check, model build
+START_TIMEOUT_S = 300.0  # the run's first step: imports, data check, model build
 STALL_TIMEOUT_S = 300.0  # with no new step for this long the run is stuck, not slow
 KEY_ANSWER_TIMEOUT_S = 10.0
 SERVER = "hwm-bench"  # the bench's own tmux server, never the user's
@@ -79,26 +84,43 @@ def wait_headless(proc: subprocess.Popen) -> None:
         )
 
 
-class StepFollower:
-    """The newest step in a growing metrics.jsonl, reading only what was added since
-    the last look: re-parsing the whole file every poll would tax the dashboard run only."""
+class RunFollower:
+    """Where the benched run stands: its metrics.jsonl followed by the one follower, which
+    reads only what was added since the last look (re-parsing the whole file every poll
+    would tax the dashboard run only), folded by the one reducer."""
 
     def __init__(self, metrics: Path):
-        self.metrics = metrics
-        self.offset = 0
-        self.step = 0
+        self.metrics = MetricsFollower(metrics)
+        self.run = RunState(curves=False)
 
     def poll(self) -> int:
-        events, self.offset = read_events(self.metrics, self.offset)
-        self.step = max((e.step for e in events if isinstance(e, StepEvent)), default=self.step)
+        """The run's step now."""
+        read = self.metrics.poll()
+        if read.rewound:
+            self.run = RunState(curves=False)
+        self.run.add_all(read.events)
         return self.step
+
+    @property
+    def step(self) -> int:
+        return self.run.progress.step
+
+    @property
+    def stepped(self) -> bool:
+        """The run has made its first step."""
+        return self.run.start is not None and self.step > self.run.progress.start_step
+
+    @property
+    def completed(self) -> bool:
+        """The run reached its last step (the dashboard's "● finished")."""
+        return self.run.progress.state == COMPLETED
 
 
 class StallCheck:
     """Fails the bench, with the screen, when the dashboard's process has exited or
     its run has made no step for STALL_TIMEOUT_S: better than waiting forever."""
 
-    def __init__(self, follower: StepFollower, term: TmuxSession):
+    def __init__(self, follower: RunFollower, term: TmuxSession):
         self.follower, self.term = follower, term
         self.step, self.progress_at, self.checked_at = follower.step, time.monotonic(), 0.0
 
@@ -141,12 +163,7 @@ def dashboard_run(plan: DashboardPlan) -> DashboardRun:
     line = " ".join(shlex.quote(a) for a in plan.command)
     term = TmuxSession(line, server=SERVER, env=pinned_env(), cpu=plan.cpu)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "Loss · step" not in (screen := term.screen()):
-            if term.exited or time.monotonic() > deadline:
-                raise RuntimeError(f"the dashboard did not start; its terminal showed:\n{screen}")
-            time.sleep(0.1)
-        follower = StepFollower(_only_run(plan.runs) / "metrics.jsonl")
+        follower = _first_step(term, plan.runs)
         stalled = StallCheck(follower, term)
         blocks = (
             live_and_frozen_blocks(term, follower, stalled, plan.skip, plan.blocks_until, plan.block, plan.max_steps)
@@ -157,7 +174,7 @@ def dashboard_run(plan: DashboardPlan) -> DashboardRun:
         if plan.key_every_s is not None:
             _time_key_presses(term, follower, stalled, plan, result)
         else:
-            while not term.exited and "● finished" not in term.screen():
+            while not term.exited and not follower.completed:
                 follower.poll()
                 stalled.check()
                 time.sleep(2.0)
@@ -170,8 +187,24 @@ def dashboard_run(plan: DashboardPlan) -> DashboardRun:
     return result
 
 
+def _first_step(term: TmuxSession, runs: Path) -> RunFollower:
+    """Follows the run once its folder exists, until it has made its first step."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    follower: RunFollower | None = None
+    while True:
+        if follower is None and _runs_in(runs):
+            follower = RunFollower(_only_run(runs) / "metrics.jsonl")
+        if follower is not None:
+            follower.poll()
+            if follower.stepped:
+                return follower
+        if term.exited or time.monotonic() > deadline:
+            raise RuntimeError(f"the dashboard did not start; its terminal showed:\n{term.screen()}")
+        time.sleep(0.1)
+
+
 def _time_key_presses(
-    term: TmuxSession, follower: StepFollower, stalled: StallCheck, plan: DashboardPlan, result: DashboardRun
+    term: TmuxSession, follower: RunFollower, stalled: StallCheck, plan: DashboardPlan, result: DashboardRun
 ) -> None:
     """p toggles pause; the status must say so at once, long before the trainer reaches
     its step boundary. Presses stop a few seconds before the run's end: one landing on
@@ -183,7 +216,7 @@ def _time_key_presses(
     while True:
         follower.poll()
         stalled.check()
-        if term.exited or "● finished" in term.screen() or _near_end(follower, plan):
+        if term.exited or follower.completed or _near_end(follower, plan):
             break
         expect = (b"resuming", b"running") if paused else (b"pausing", b"paused")
         seen = term.output_size
@@ -199,7 +232,7 @@ def _time_key_presses(
         if answered:
             result.latencies_ms.append(elapsed_ms)
             paused = not paused
-        elif follower.poll() >= plan.max_steps or "● finished" in term.screen():
+        elif follower.poll() >= plan.max_steps or follower.completed:
             result.unanswered_at_end += 1
             break
         else:
@@ -210,13 +243,13 @@ def _time_key_presses(
         term.keys("p")
 
 
-def _near_end(follower: StepFollower, plan: DashboardPlan) -> bool:
+def _near_end(follower: RunFollower, plan: DashboardPlan) -> bool:
     steps_left = plan.max_steps - follower.step
     return steps_left <= max(3, plan.max_steps // 50)
 
 
 def live_and_frozen_blocks(
-    term: TmuxSession, follower: StepFollower, stalled: StallCheck, first: int, last: int, block: int, max_steps: int
+    term: TmuxSession, follower: RunFollower, stalled: StallCheck, first: int, last: int, block: int, max_steps: int
 ) -> list[tuple[int, int, bool]]:
     """Live, frozen, live, ... blocks of `block` steps from step `first` to `last`, in
     pairs; f switches the dashboard's drawing at each boundary. Ends live."""
@@ -375,8 +408,12 @@ def side_by_side(train: TrainCommand, *, repeats: int = 2, warm_s: float = 10.0)
     }
 
 
+def _runs_in(runs: Path) -> list[Path]:
+    return [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
+
+
 def _only_run(runs: Path) -> Path:
-    found = [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
+    found = _runs_in(runs)
     if len(found) != 1:
         raise RuntimeError(f"expected one run in {runs}, found {len(found)}")
     return found[0]

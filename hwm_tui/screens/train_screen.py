@@ -7,6 +7,11 @@ drawing costs more, that is less often; at least every 30 s): drawing is what
 costs, and on a CPU box every millisecond the UI spends is taken from training.
 Keys send commands; the trainer applies them at its next step boundary, and the
 status says so ("pausing…") until it has.
+
+Where the run stands (running, paused, finished) is the screen's `RunState`, the one
+reducer of events; the screen itself keeps only what it adds to the status line (a
+command awaiting its answer, a message, frozen): reactives, each of which redraws the
+status line when it changes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
 from textual.message import Message
+from textual.reactive import var
 from textual.widgets import Footer
 
 from hwm_core.events.run_state import RunState, compile_message
@@ -88,6 +94,12 @@ class TrainScreen(ChartControls):
         *CHART_BINDINGS,
     ]
 
+    # What the screen adds to the status line; setting one redraws it (init=False: nothing
+    # is drawn before the screen is mounted).
+    pending: var[Pending | None] = var(None, init=False)  # a command sent, until the trainer answers
+    message: var[str] = var("", init=False, always_update=True)  # said again, it is news again
+    frozen: var[bool] = var(False, init=False)  # f: nothing redraws by itself (keys still answer)
+
     class HistoryRequested(Message):
         """h: show the runs, this one marked."""
 
@@ -126,15 +138,12 @@ class TrainScreen(ChartControls):
         self.clock = clock
         self.watching = watching
         self.view = RunState()
-        self.pending: Pending | None = None  # until the trainer answers
-        self.message = ""
-        self.message_time = 0.0
+        self.message_time = 0.0  # when `message` was said
         self.checkpoint_requested = False
         self.quitting = False
         self._charts_drawn_at = 0.0
         self._cpu_at_charts_drawn = 0.0
         self._charts_had_steps = False
-        self.frozen = False  # f: nothing redraws by itself (keys still answer)
         self.chart_settings = ChartSettings()
         self._generation = link.generation
 
@@ -174,32 +183,34 @@ class TrainScreen(ChartControls):
         was_alive = self.link.alive  # asked first: a trainer gone before the poll has said all it will
         events = self.link.poll()
         if events:
-            self.view.add_all(events)
-            changed = False
-            for event in events:
-                changed |= self._react(event)
-            if not self.frozen:
-                self.query_one(WarningsPanel).show(self.view)
-            # Figures alone wait for the next status tick; news (a state, a checkpoint:
-            # often the answer to a key) shows at once, frozen or not.
-            if changed:
-                self._redraw_status()
+            self._fold(events)
         if not was_alive and not events and not self.watching and not self.view.progress.finished:
             self._died_silently()
         if self.quitting and not self.link.alive and not events:
             self.post_message(self.Leave(self.view.progress.state))
 
+    def _fold(self, events: list) -> None:
+        """Fold events into the run's state, then answer those that need more than a chart update."""
+        self.view.add_all(events)
+        news = False
+        for event in events:
+            news |= self._react(event)
+        if not self.frozen:
+            self.query_one(WarningsPanel).show(self.view)
+        # Figures alone wait for the next status tick; news (a state, a start: often the
+        # answer to a key) shows at once, frozen or not.
+        if news:
+            self._redraw_status()
+
     def _died_silently(self) -> None:
         """The trainer thread ended without a final state (it raised before it could say):
         show it failed, with its error when the link knows it, rather than "starting" forever."""
         error = self.link.error or "the trainer stopped without reporting why"
-        event = StateEvent(FAILED, self.view.progress.step, message=error, time=self.clock())
-        self.view.add(event)
-        self._react(event)
-        self._redraw_status()
+        self._fold([StateEvent(FAILED, self.view.progress.step, message=error, time=self.clock())])
 
     def _react(self, event) -> bool:
-        """Handle what needs more than a chart update; True if the status line changed."""
+        """Handle what needs more than a chart update; True if the run's state that the
+        status line shows changed (what the screen says redraws the line by itself)."""
         if isinstance(event, StateEvent):
             if (self.pending is Pending.PAUSE and event.state == PAUSED) or (
                 self.pending is Pending.RESUME and event.state == RUNNING
@@ -215,14 +226,11 @@ class TrainScreen(ChartControls):
             if self.checkpoint_requested:  # periodic checkpoints only update the status line
                 self.checkpoint_requested = False
                 self.notify(event.path, title=f"Checkpoint at step {event.step} saved", timeout=4)
-            return True
-        if isinstance(event, CompileEvent):
+        elif isinstance(event, CompileEvent):
             self._say(compile_message(event))
-            return True
-        if isinstance(event, CheckpointFailedEvent):
+        elif isinstance(event, CheckpointFailedEvent):
             self._say(f"✗ checkpoint at step {event.step} failed: {event.error}")
             self.notify(event.error, title="Checkpoint failed", severity="error", timeout=8)
-            return True
         return False
 
     def _finish(self, event: StateEvent) -> None:
@@ -252,7 +260,8 @@ class TrainScreen(ChartControls):
     # ------------------------------------------------------------------ drawing
 
     def _say(self, message: str) -> None:
-        self.message, self.message_time = message, self.clock()
+        self.message_time = self.clock()
+        self.message = message
 
     def _tick_status(self) -> None:
         if not self.frozen:
@@ -261,8 +270,11 @@ class TrainScreen(ChartControls):
     def _redraw_status(self) -> None:
         now = self.clock()
         if self.message and not self.quitting and now - self.message_time > MESSAGE_SHOWN_S:
-            self.message = ""  # give the line back to the charts
+            self.set_reactive(TrainScreen.message, "")  # give the line back to the charts (being redrawn)
         self.query_one(StatusBar).show(self.view.progress, state=self.state_label, message=self.message, now=now)
+
+    # The status line shows each of these: a change redraws it at once, frozen or not.
+    watch_pending = watch_message = watch_frozen = _redraw_status
 
     def _redraw_charts_when_due(self) -> None:
         if self.frozen:
@@ -300,7 +312,6 @@ class TrainScreen(ChartControls):
         else:
             self.link.send(PAUSE)
             self.pending = Pending.PAUSE
-        self._redraw_status()
 
     def action_checkpoint(self) -> None:
         if self.finished:
@@ -309,7 +320,6 @@ class TrainScreen(ChartControls):
         self.link.send(CHECKPOINT)
         self.checkpoint_requested = True
         self._say("checkpoint requested: saved at the end of this step…")
-        self._redraw_status()
 
     def action_quit_run(self) -> None:
         if self.finished:
@@ -346,13 +356,11 @@ class TrainScreen(ChartControls):
             self.pending = Pending.STOP
             self._say("stopping this run at the end of this step; the sweep goes on…")
             self.link.send(STOP)
-            self._redraw_status()
         elif answer == "stop":
             self.quitting = True
             self.pending = Pending.STOP
             self._say("stopping: checkpoint at the end of this step, then exit…")
             self.link.send(STOP)
-            self._redraw_status()
 
     def redraw_charts_now(self) -> None:
         self._redraw_charts(force=True)  # an answer to a key: now, frozen or not
@@ -367,7 +375,6 @@ class TrainScreen(ChartControls):
             self.message = ""
             self.query_one(WarningsPanel).show(self.view)
             self._redraw_charts()  # an answer to a key: now, whatever the budget
-        self._redraw_status()
 
     def action_history(self) -> None:
         self.post_message(self.HistoryRequested(self.view.progress.run_id or None))

@@ -128,19 +128,29 @@ def test_bench_alternates_live_and_frozen_blocks_in_whole_pairs(monkeypatch):
         ui_bench.live_and_frozen_blocks(term, Follower(), stall, first=5, last=60, block=10, max_steps=20)
 
 
-def test_bench_step_follower_reads_only_the_new_tail(tmp_path):
+def test_bench_run_follower_reads_only_the_new_tail_and_knows_the_end_from_events(tmp_path):
     from hwm_core.events.log import event_to_json
-    from hwm_tui.bench.dashboard import StepFollower as _StepFollower
+    from hwm_core.events.types import StateEvent
+    from hwm_tui.bench.dashboard import RunFollower
     from tests.tui_fakes import scripted_events
 
     lines = [event_to_json(e) + "\n" for e in scripted_events(30)]
     metrics = tmp_path / "metrics.jsonl"
+    follower = RunFollower(metrics)
+    assert follower.poll() == 0 and not follower.stepped  # no file yet
+    metrics.write_text("".join(lines[:2]))  # started, no step yet
+    assert follower.poll() == 0 and not follower.stepped
     metrics.write_text("".join(lines[:10]))
-    follower = _StepFollower(metrics)
-    assert follower.poll() == 8 and follower.offset == metrics.stat().st_size
+    assert follower.poll() == 8 and follower.stepped and follower.metrics.offset == metrics.stat().st_size
     with metrics.open("a") as fh:
         fh.write("".join(lines[10:]))
-    assert follower.poll() == 30
+    assert follower.poll() == 30 and not follower.completed
+    with metrics.open("a") as fh:
+        fh.write(event_to_json(StateEvent("completed", 30)) + "\n")
+    follower.poll()
+    assert follower.completed
+    metrics.write_text("".join(lines[:5]))  # rewound (a resume): the run is read anew
+    assert follower.poll() == 3 and not follower.completed
 
 
 def test_a_key_press_that_meets_the_runs_end_is_counted_apart_not_as_a_latency(monkeypatch):
@@ -176,7 +186,7 @@ def test_a_key_press_that_meets_the_runs_end_is_counted_apart_not_as_a_latency(m
             return self.out[offset:]
 
     class Follower:
-        step = 0
+        step, completed = 0, False
 
         def poll(self):
             self.step = 10 if term.presses < 2 else 100

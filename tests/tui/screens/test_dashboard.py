@@ -440,3 +440,38 @@ def test_first_steps_show_at_once_whatever_starting_up_cost(monkeypatch):
         assert "step 20" in str(chart.border_title)
 
     run_scenario(app, None, scenario)
+
+
+def test_what_the_screen_adds_to_the_status_line_redraws_it_as_it_changes():
+    """A command awaiting its answer, a message, frozen: reactives, so no caller has to
+    remember to redraw the status line."""
+    from hwm_tui.screens.train_screen import Pending
+
+    app = HwmApp(link=FakeLink(scripted_events(10)), runs_dir=Path("/nonexistent"), clock=fixed_clock)
+
+    async def scenario(pilot):
+        await pilot.pause(0.3)
+        screen = app.screen
+        bar = screen.query_one(StatusBar)
+        shown: list[tuple[str, str]] = []
+        real_show = bar.show
+
+        def show(progress, *, state, message, now):
+            shown.append((state, message))
+            real_show(progress, state=state, message=message, now=now)
+
+        bar.show = show
+        screen.pending = Pending.STOP
+        assert shown[-1] == ("stopping…", "")
+        screen._say("hello")
+        screen._say("hello")  # said again: news again
+        assert shown[-2:] == [("stopping…", "hello")] * 2
+        screen.pending = None
+        assert shown[-1] == ("running", "hello")
+        drawn = len(shown)
+        screen.frozen = True
+        assert len(shown) == drawn + 1
+        await pilot.pause(1.2)  # past a status tick: frozen, it draws nothing by itself
+        assert len(shown) == drawn + 1
+
+    run_scenario(app, None, scenario)
