@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -41,6 +39,7 @@ from .screens.history_screen import HistoryScreen
 from .screens.rollout_screen import RolloutScreen
 from .screens.samples_screen import SamplesScreen
 from .screens.train_screen import TrainScreen
+from .signals import STOP_SIGNALS, StopSignals
 from .sweep_runs import SweepDriver, prepare_step
 
 
@@ -70,7 +69,7 @@ class HwmApp(App):
         self.watching = watching
         self.clock = clock
         self.runner: TrainingRunner | None = None
-        self.signal_received: int | None = None
+        self.signals = StopSignals(self._stop_on_signal)
         self.dashboard: TrainScreen | None = None  # the run shown live, if any
 
     def on_mount(self) -> None:
@@ -86,17 +85,18 @@ class HwmApp(App):
         gc.freeze()
 
     def _install_signal_handlers(self) -> None:
+        # While the app runs, each signal only asks for the stop again: the app leaves and
+        # gives the terminal back before another one may exit at once (_finish_training).
         try:
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-                loop.add_signal_handler(sig, self._on_signal, sig)
+            for sig in STOP_SIGNALS:
+                loop.add_signal_handler(sig, self.signals.stop_now, sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
             pass
 
-    def _on_signal(self, signum: int) -> None:
+    def _stop_on_signal(self, signum: int) -> None:
         # The SSH session may be gone: leave the screen at once; run_dashboard then
         # has the trainer checkpoint and mark the run interrupted.
-        self.signal_received = signum
         if self.link is not None and not self.watching:
             self.link.send(STOP)
         self.exit("signal")
@@ -130,7 +130,7 @@ class HwmApp(App):
     def on_train_screen_run_ended(self, message: TrainScreen.RunEnded) -> None:
         """A sweep goes on with its next run at once, unless the sweep was stopped."""
         sweep = self.sweep
-        if sweep is None or message.dashboard is not self.dashboard or self.signal_received:
+        if sweep is None or message.dashboard is not self.dashboard or self.signals.received:
             return
         sweep.finished(message.state)
         if message.dashboard.quitting:
@@ -227,21 +227,14 @@ def _finish_training(app: HwmApp) -> int:
     """After the app is gone: the trainer must stop cleanly and checkpoint. Nothing
     here may fail before the trainer has finished: not a print to a dead terminal,
     not one more signal (a second one exits at once, from the last checkpoint)."""
-    runner = app.runner
+    runner, signalled = app.runner, app.signals.received
     if runner is None:
-        return 128 + app.signal_received if app.signal_received else 0
+        return 128 + signalled if signalled else 0
     if runner.is_alive():
         runner.send(STOP)
-        previous = {
-            sig: signal.signal(sig, lambda signum, frame: os._exit(128 + signum))
-            for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        try:
+        app.signals.stopping = True  # by q or a signal: from now on a signal leaves at once
+        with app.signals.installed(hangup=False):
             runner.join()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
     if runner.error is not None and not isinstance(runner.error, KeyboardInterrupt):
         raise runner.error
     status = runner.status or FAILED
@@ -252,7 +245,7 @@ def _finish_training(app: HwmApp) -> int:
         _say(f"run {run_id} {status}: {runner.trainer.error or 'see its metrics.jsonl'}", error=True)
     else:
         _say(f"run {run_id} {status}: {runner.session.state.step} steps")
-    return exit_code(status, app.signal_received)
+    return exit_code(status, signalled)
 
 
 def _interrupted_message(run_id: str, step: int, checkpoint_step: int | None) -> str:

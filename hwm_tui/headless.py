@@ -1,9 +1,10 @@
 """`hwm-tui train --headless`: one Rich progress line, warnings in colour.
 
 The trainer runs in a background thread, as under the dashboard; this thread only
-reads events and handles signals. SIGINT, SIGTERM and SIGHUP (the SSH session
-gone) all checkpoint at the next step boundary, mark the run interrupted and
-exit; a second signal leaves at once, the last checkpoint being the resume point.
+reads events and handles signals (signals.py, as the dashboard does). SIGINT, SIGTERM
+and SIGHUP (the SSH session gone) all checkpoint at the next step boundary, mark the
+run interrupted and exit; a second signal leaves at once, the last checkpoint being
+the resume point.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import queue
 import signal
 import time
+from functools import partial
 
 from rich.console import Console
 from rich.live import Live
@@ -38,6 +40,7 @@ from hwm_core.status import COMPILING, COMPLETED, DIVERGED, INTERRUPTED, PAUSED,
 from hwm_core.training.runner import TrainingRunner
 from hwm_core.training.session import TrainingSession
 
+from .signals import StopSignals
 from .style import ON_TRACK_STYLES, WARNING_STYLES
 
 PLAIN_LOG_INTERVAL_S = 10.0  # without a terminal (a log file), one line this often
@@ -86,36 +89,18 @@ def _norm(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else "nan"
 
 
-class _Signals:
-    """First signal: a graceful stop. Second: leave now."""
-
-    def __init__(self, runner: TrainingRunner, console: Console):
-        self.runner, self.console = runner, console
-        self.received: int | None = None
-        self._previous: dict[signal.Signals, signal._HANDLER] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame) -> None:
-        if self.received is not None:
-            os._exit(128 + signum)
-        self.received = signum
-        self.runner.send(STOP)
-        if signum == signal.SIGHUP:
-            # The terminal is gone: writing to it would fail and stop us before the checkpoint.
-            silence(self.console)
-            return
-        name = signal.Signals(signum).name
-        self.console.print(
-            f"[yellow]{name}: checkpointing at the end of this step, then exiting "
-            "(again to exit at once, from the last checkpoint)[/]"
-        )
+def _stop(runner: TrainingRunner, console: Console, signum: int) -> None:
+    """A first signal: the run checkpoints at the end of this step and ends interrupted."""
+    runner.send(STOP)
+    if signum == signal.SIGHUP:
+        # The terminal is gone: writing to it would fail and stop us before the checkpoint.
+        silence(console)
+        return
+    name = signal.Signals(signum).name
+    console.print(
+        f"[yellow]{name}: checkpointing at the end of this step, then exiting "
+        "(again to exit at once, from the last checkpoint)[/]"
+    )
 
 
 def silence(console: Console) -> None:
@@ -135,19 +120,17 @@ def run_headless(session: TrainingSession, console: Console | None = None) -> in
                 f"run [bold]{escape(session.folder.id)}[/] → {escape(str(session.folder.path))}  "
                 f"(follow it with: hwm-tui watch {session.folder.id})"
             )
-    signals = _Signals(runner, console)
-    signals.install()
+    signals = StopSignals(partial(_stop, runner, console))
     run = RunState(curves=False)
-    runner.start()
     printed_step = 0
-    try:
-        printed_step = _follow(runner, run, console, quiet)
-    except OSError:
-        # stdout went away (closed pipe, hung-up terminal): keep training, silently.
-        silence(console)
-        _follow(runner, run, console, quiet=True)
-    finally:
-        signals.restore()
+    with signals.installed():
+        runner.start()
+        try:
+            printed_step = _follow(runner, run, console, quiet)
+        except OSError:
+            # stdout went away (closed pipe, hung-up terminal): keep training, silently.
+            silence(console)
+            _follow(runner, run, console, quiet=True)
     if runner.error is not None and not isinstance(runner.error, KeyboardInterrupt):
         raise runner.error
     status = runner.status

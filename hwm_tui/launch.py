@@ -25,6 +25,8 @@ from hwm_core.runtime.device import resolve_device
 from hwm_core.status import RUNNING
 from hwm_core.training.request import TrainRequest, request_config
 
+from .signals import StopSignals
+
 RUN_APPEARS_TIMEOUT_S = 600  # data checks and synthetic data generation come first
 
 
@@ -80,27 +82,22 @@ def _launch_headless(request: TrainRequest, nproc: int) -> int:
     runs_dir = default_runs_dir(request.runs_dir)
     run_id = None if request.resume else new_run_id(request.preset or "cpu")
     proc = subprocess.Popen(torchrun_command(request, nproc, run_id), start_new_session=True)
-    received: list[int] = []
 
-    def on_signal(signum, frame) -> None:
-        received.append(signum)
+    def stop(signum: int) -> None:
         try:
             run_dir: Path | None = resolve_run(runs_dir, request.resume or run_id or "").path
         except UserError:
             run_dir = None
-        if len(received) == 1 and run_dir is not None:
-            send_to_run(run_dir, STOP)
-            _say("stopping: every rank checkpoints at the end of this step (again to stop at once)")
-        else:
+        if run_dir is None:  # no run folder yet: nothing would read the command
             _stop_at_once(proc.pid)
+            return
+        send_to_run(run_dir, STOP)
+        _say("stopping: every rank checkpoints at the end of this step (again to stop at once)")
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
+    signals = StopSignals(stop, at_once=lambda signum: _stop_at_once(proc.pid))
+    with signals.installed():
         code = proc.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 128 + received[0] if received and code == 0 else code
+    return 128 + signals.received if signals.received is not None and code == 0 else code
 
 
 def _stop_at_once(torchrun_pid: int) -> None:
