@@ -100,42 +100,59 @@ def only_run(runs: Path) -> Path:
     return found[0]
 
 
-def run_steps(overrides: list[str], steps: int, **patch) -> tuple[object, str, list]:
-    """A tiny run of `steps` steps in this process, no run folder: its session, status and events."""
+def train_here(
+    overrides: list[str] | tuple[str, ...] = (),
+    steps: int | None = None,
+    *,
+    runs_dir: Path | None = None,
+    resume: str | None = None,
+    tiny: bool = True,
+):
+    """Train the cpu preset in this process, as `hwm-tui train` would minus the UI: the tiny
+    model without validation (`tiny=False`: the overrides alone; a resume: the run's own config
+    with the overrides), in `runs_dir` (None: no run folder). Returns (trainer, session, status,
+    every event it published, in order)."""
     from hwm_core.events.bus import EventBus
     from hwm_core.runs.inbox import CommandInbox
     from hwm_core.training.session import TrainRequest, prepare
     from hwm_core.training.trainer import Trainer
 
-    session = prepare(
-        TrainRequest(preset="cpu", overrides=tiny_sets(*overrides, "eval.eval_steps=0", f"train.max_steps={steps}")),
-        create_run=False,
+    sets = tiny_sets("eval.eval_steps=0", *overrides) if tiny and not resume else list(overrides)
+    request = TrainRequest(
+        preset="cpu", runs_dir=str(runs_dir) if runs_dir else None, resume=resume, overrides=sets, max_steps=steps
     )
-    bus = EventBus(None)
+    session = prepare(request, create_run=runs_dir is not None)
+    folder = session.folder
+    bus = EventBus(folder.metrics if folder else None)
     events = bus.subscribe()
-    trainer = Trainer(session, bus, CommandInbox())
+    trainer = Trainer(session, bus, CommandInbox(folder.path if folder else None))
     status = trainer.run()
+    bus.close()
+    session.close()
     out = []
     while not events.empty():
         out.append(events.get())
-    return session, status, out
+    return trainer, session, status, out
+
+
+def run_steps(overrides: list[str], steps: int) -> tuple[object, str, list]:
+    """A tiny run of `steps` steps in this process, no run folder: its session, status and events."""
+    _, session, status, events = train_here(overrides, steps)
+    return session, status, events
 
 
 def make_run(runs: Path, *extra: str) -> Path:
     """A real 2-step run of the tiny model in `runs`, trained in this process."""
-    from hwm_core.events.bus import EventBus
-    from hwm_core.runs.inbox import CommandInbox
-    from hwm_core.training.session import TrainRequest, prepare
-    from hwm_core.training.trainer import Trainer
-
-    session = prepare(
-        TrainRequest(preset="cpu", runs_dir=str(runs), max_steps=2, overrides=tiny_sets("eval.eval_steps=0", *extra))
-    )
-    bus = EventBus(session.folder.metrics)
-    Trainer(session, bus, CommandInbox(session.folder.path)).run()
-    bus.close()
-    session.close()
+    _, session, _, _ = train_here(extra, 2, runs_dir=runs)
+    assert session.folder is not None
     return session.folder.path
+
+
+def train_cli(runs: Path, *args: str, preset: str = "cpu", tiny: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """`hwm-tui train --preset PRESET --headless --runs-dir RUNS ARGS` in a subprocess, as a user
+    runs it; `tiny`: with the tiny model's --sets before ARGS."""
+    sets = set_args(tiny_sets()) if tiny else []
+    return hwm("train", "--preset", preset, "--headless", "--runs-dir", str(runs), *sets, *args, **kwargs)
 
 
 class FakeNvml(types.SimpleNamespace):

@@ -10,7 +10,7 @@ from hwm_core.config.loading import config_from_toml_file, load_config
 from hwm_core.config.presets import preset_names
 from hwm_core.config.schema import Config
 from hwm_core.errors import ConfigError
-from tests.helpers import hwm
+from tests.helpers import hwm, train_cli
 
 
 def test_all_presets_load_and_validate():
@@ -127,7 +127,7 @@ def test_schema_defaults_are_the_12gb_recipe():
 def test_cli_bad_preset_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\nbatch_size = 0\n")
-    result = hwm("train", "--preset", str(bad), "--headless", "--runs-dir", str(tmp_path / "runs"))
+    result = train_cli(tmp_path / "runs", preset=str(bad), tiny=False)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "train.batch_size must be >= 1" in lines[0]

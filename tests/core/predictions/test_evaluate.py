@@ -21,7 +21,7 @@ from hwm_core.runs import checkpoint as ckpt
 from hwm_core.runs.inbox import CommandInbox
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-from tests.helpers import fresh_model, hwm, tiny_sets, write_split_by_hand
+from tests.helpers import fresh_model, hwm, tiny_sets, train_cli, write_split_by_hand
 
 
 def trained_run(runs_dir: Path, steps: int = 4, *sets: str) -> Path:
@@ -222,19 +222,15 @@ def test_the_default_cpu_run_follows_its_actions(runs_dir):
     synthetic val split far better than copying the last frame, and does it by reading
     its robot states: under another sample's states it loses at least 25 points. It
     also stays on track against the cpu preset's own loss band."""
-    result = hwm(
-        "train",
-        "--preset",
-        "cpu",
-        "--headless",
-        "--runs-dir",
-        str(runs_dir),
+    result = train_cli(
+        runs_dir,
         "--run-id",
         "default",
         "--set",
         "eval.eval_steps=0",
         "--set",
         "checkpoint.save_steps=700",
+        tiny=False,
         timeout=2400,
         env=LONG_POLE_THREADS,
     )

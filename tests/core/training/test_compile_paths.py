@@ -13,25 +13,13 @@ from hwm_core.runs.inbox import CommandInbox
 from hwm_core.training.grad_health import grad_stats
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-from tests.helpers import tiny_sets
+from tests.helpers import tiny_sets, train_here
 
 
 def train(overrides: list[str], steps: int):
-    session = prepare(
-        TrainRequest(preset="cpu", overrides=tiny_sets("eval.eval_steps=0", *overrides), max_steps=steps),
-        create_run=False,
-    )
-    bus = EventBus(None)
-    events = bus.subscribe()
-    trainer = Trainer(session, bus, CommandInbox())
-    status = trainer.run()
-    bus.close()
-    session.close()
-    out = []
-    while not events.empty():
-        out.append(events.get())
-    assert status == "completed", [e for e in out if isinstance(e, StateEvent)]
-    return trainer, out
+    trainer, _, status, events = train_here(overrides, steps)
+    assert status == "completed", [e for e in events if isinstance(e, StateEvent)]
+    return trainer, events
 
 
 def losses(events) -> dict[int, float]:

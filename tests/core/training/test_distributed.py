@@ -15,7 +15,7 @@ from hwm_tui.app import HwmApp
 from hwm_tui.screens.confirm_screen import ConfirmScreen
 from hwm_tui.screens.train_screen import TrainScreen
 from hwm_tui.watch_link import open_watch_link
-from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
+from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets, train_cli
 
 STEPS = 20
 SETS = tiny_sets(
@@ -62,16 +62,12 @@ def assert_close(a: list[tuple], b: list[tuple]) -> None:
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
     runs = tmp_path_factory.mktemp("one")
-    result = hwm(
-        "train",
-        "--preset",
-        "cpu",
-        "--headless",
-        "--runs-dir",
-        str(runs),
+    result = train_cli(
+        runs,
         "--max-steps",
         str(STEPS),
         *set_args([*SETS, "train.batch_size=4"]),
+        tiny=False,
         env={"OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr

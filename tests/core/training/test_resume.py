@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hwm_core.runs.checkpoint import list_checkpoints
-from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets
+from tests.helpers import REPO, hwm, only_run, read_metrics, set_args, tiny_sets, train_cli
 
 STEPS = 12
 SETS = tiny_sets(
@@ -23,7 +23,8 @@ SETS = tiny_sets(
     "checkpoint.save_steps=4",
     "checkpoint.keep_checkpoints=2",
 )
-TRAIN = ["train", "--preset", "cpu", "--headless", "--max-steps", str(STEPS), *set_args(SETS)]
+TRAIN_ARGS = ["--max-steps", str(STEPS), *set_args(SETS)]  # after `train --preset cpu --headless`
+TRAIN = ["train", "--preset", "cpu", "--headless", *TRAIN_ARGS]
 
 
 def losses(run: Path) -> list[tuple]:
@@ -41,7 +42,7 @@ def losses(run: Path) -> list[tuple]:
 def reference(tmp_path_factory) -> list[tuple]:
     """The same run, never interrupted."""
     runs = tmp_path_factory.mktemp("reference")
-    result = hwm(*TRAIN, "--runs-dir", str(runs))
+    result = train_cli(runs, *TRAIN_ARGS, tiny=False)
     assert result.returncode == 0, result.stderr
     figures = losses(only_run(runs))
     assert [f[1] for f in figures if f[0] == "step"] == list(range(1, STEPS + 1))
@@ -173,7 +174,7 @@ def test_second_writer_is_refused(tmp_path):
 
 def test_resume_refuses_to_change_the_model(tmp_path, reference):
     runs = tmp_path / "runs"
-    assert hwm(*TRAIN, "--runs-dir", str(runs), "--max-steps", "4").returncode == 0
+    assert train_cli(runs, *TRAIN_ARGS, "--max-steps", "4", tiny=False).returncode == 0
     run = only_run(runs)
     before = (run / "metrics.jsonl").read_bytes()
     result = resume(runs, run.name, "--set", "model.d_model=64")
@@ -186,16 +187,8 @@ def test_resume_refuses_to_change_the_model(tmp_path, reference):
 
 def test_damaged_newer_checkpoint_is_set_aside_and_never_counts_as_kept(tmp_path):
     runs = tmp_path / "runs"
-    base = [
-        "train",
-        "--preset",
-        "cpu",
-        "--headless",
-        "--runs-dir",
-        str(runs),
-        *set_args(tiny_sets("eval.eval_steps=0", "checkpoint.save_steps=2", "checkpoint.keep_checkpoints=2")),
-    ]
-    assert hwm(*base, "--max-steps", "4").returncode == 0
+    sets = ["eval.eval_steps=0", "checkpoint.save_steps=2", "checkpoint.keep_checkpoints=2"]
+    assert train_cli(runs, *set_args(sets), "--max-steps", "4").returncode == 0
     run = only_run(runs)
     newest = run / "checkpoints" / "step_00000004.safetensors"
     data = bytearray(newest.read_bytes())
@@ -212,7 +205,7 @@ def test_damaged_newer_checkpoint_is_set_aside_and_never_counts_as_kept(tmp_path
 
 def test_resume_with_max_steps_already_reached_is_refused(tmp_path):
     runs = tmp_path / "runs"
-    assert hwm(*TRAIN, "--runs-dir", str(runs), "--max-steps", "4").returncode == 0
+    assert train_cli(runs, *TRAIN_ARGS, "--max-steps", "4", tiny=False).returncode == 0
     run = only_run(runs)
     result = resume(runs, run.name, "--max-steps", "3")
     assert result.returncode == 2 and "resume with --max-steps above 4" in result.stderr

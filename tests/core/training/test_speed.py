@@ -26,30 +26,13 @@ from hwm_core.runtime.gpu_health import GpuSampler
 from hwm_core.training.micro_batch import choose_micro_batch, resolve_auto_batch
 from hwm_core.training.session import TrainRequest, prepare
 from hwm_core.training.trainer import Trainer
-from tests.helpers import FakeNvml, hwm, only_run, read_metrics, set_args, tiny_sets
+from tests.helpers import FakeNvml, only_run, read_metrics, set_args, tiny_sets, train_cli, train_here
 
 
 def train(overrides: list[str], steps: int, runs_dir=None, resume: str | None = None):
-    session = prepare(
-        TrainRequest(
-            preset="cpu",
-            runs_dir=str(runs_dir) if runs_dir else None,
-            resume=resume,
-            overrides=tiny_sets("eval.eval_steps=0", *overrides) if not resume else overrides,
-            max_steps=steps,
-        ),
-        create_run=runs_dir is not None,
-    )
-    bus = EventBus(session.folder.metrics if session.folder else None)
-    events = bus.subscribe()
-    status = Trainer(session, bus, CommandInbox(session.folder.path if session.folder else None)).run()
-    bus.close()
-    session.close()
-    out = []
-    while not events.empty():
-        out.append(events.get())
-    assert status == "completed", [e for e in out if isinstance(e, StateEvent)]
-    return session, out
+    _, session, status, events = train_here(overrides, steps, runs_dir=runs_dir, resume=resume)
+    assert status == "completed", [e for e in events if isinstance(e, StateEvent)]
+    return session, events
 
 
 def losses(events) -> dict[int, float]:
@@ -200,17 +183,7 @@ def test_auto_on_the_cpu_keeps_the_split_and_writes_numbers_to_config_toml(tmp_p
 
 
 def test_memory_limit_and_oom_are_one_line(tmp_path, monkeypatch):
-    result = hwm(
-        "train",
-        "--preset",
-        "cpu",
-        "--headless",
-        "--memory-limit",
-        "8",
-        "--runs-dir",
-        str(tmp_path),
-        *set_args(tiny_sets()),
-    )
+    result = train_cli(tmp_path, "--memory-limit", "8")
     assert result.returncode == 2 and "caps CUDA memory" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
 
@@ -250,17 +223,7 @@ def test_without_nvml_or_an_nvidia_gpu_nothing_is_read_and_nothing_fails(monkeyp
     monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py not installed at all
     assert GpuSampler.start_for(device, lambda e: None, lambda: 0) is None
     assert GpuSampler.start_for(torch.device("cpu"), lambda e: None, lambda: 0) is None
-    result = hwm(
-        "train",
-        "--preset",
-        "cpu",
-        "--headless",
-        "--max-steps",
-        "2",
-        "--runs-dir",
-        str(runs_dir),
-        *set_args(tiny_sets("eval.eval_steps=0")),
-    )
+    result = train_cli(runs_dir, "--max-steps", "2", *set_args(["eval.eval_steps=0"]))
     assert result.returncode == 0, result.stderr
     metrics = read_metrics(only_run(runs_dir))
     assert not [m for m in metrics if m["type"] == "gpu"] and "gpu" not in result.stdout.lower()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import hwm, make_run, set_args, tiny_sets, write_split_by_hand
+from tests.helpers import hwm, make_run, train_cli, write_split_by_hand
 
 
 def tree_digest(*roots: Path) -> str:
@@ -62,7 +62,7 @@ def test_bad_preset(tmp_path, case):
     runs.mkdir()
     (runs / "keep.txt").write_text("earlier work")
     before = tree_digest(runs, preset)
-    expect_one_line_error(hwm("train", "--preset", str(preset), "--headless", "--runs-dir", str(runs)), needle)
+    expect_one_line_error(train_cli(runs, preset=str(preset), tiny=False), needle)
     assert tree_digest(runs, preset) == before
 
 
@@ -100,19 +100,7 @@ def test_bad_train_data(tmp_path, good_split, case):
         damage_split(good_split, case)
     runs = tmp_path / "runs"
     before = tree_digest(good_split)
-    result = hwm(
-        "train",
-        "--preset",
-        "cpu",
-        "--headless",
-        "--runs-dir",
-        str(runs),
-        "--data",
-        str(data),
-        "--val-data",
-        "",
-        *set_args(tiny_sets()),
-    )
+    result = train_cli(runs, "--data", str(data), "--val-data", "")
     expect_one_line_error(result, DATA_CASES[case])
     assert tree_digest(good_split) == before
     assert not runs.exists()
@@ -121,19 +109,7 @@ def test_bad_train_data(tmp_path, good_split, case):
 def test_val_split_without_a_valid_sample(tmp_path, good_split):
     # every 10 frames a new segment: no 17-frame window stays inside one
     val = write_split_by_hand(tmp_path / "val", [102], segments=[np.arange(102) // 10], flat=True)
-    result = hwm(
-        "train",
-        "--preset",
-        "cpu",
-        "--headless",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--data",
-        str(good_split),
-        "--val-data",
-        str(val),
-        *set_args(tiny_sets()),
-    )
+    result = train_cli(tmp_path / "runs", "--data", str(good_split), "--val-data", str(val))
     expect_one_line_error(result, "val split")
     assert "has no valid sample of 1 window(s)" in result.stderr
 
@@ -141,7 +117,7 @@ def test_val_split_without_a_valid_sample(tmp_path, good_split):
 def test_unwritable_runs_dir(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    result = hwm("train", "--preset", "cpu", "--headless", "--runs-dir", str(blocker / "runs"), *set_args(tiny_sets()))
+    result = train_cli(blocker / "runs")
     expect_one_line_error(result, "cannot write to the runs dir")
     assert blocker.read_text() == "not a folder"
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from hwm_core.runs.checkpoint import list_checkpoints
-from tests.helpers import hwm, only_run, read_metrics, set_args, tiny_sets
+from tests.helpers import hwm, only_run, read_metrics, set_args, tiny_sets, train_cli
 
 STEP_KEYS = {
     "type",
@@ -31,20 +31,11 @@ STEP_KEYS = {
 
 
 def test_headless_run_trains_and_writes_its_folder(runs_dir):
-    result = hwm(
-        "train",
-        "--preset",
-        "cpu",
-        "--headless",
-        "--runs-dir",
-        str(runs_dir),
+    result = train_cli(
+        runs_dir,
         "--max-steps",
         "40",
-        *set_args(
-            tiny_sets(
-                "train.lr=3e-3", "eval.eval_steps=20", "checkpoint.save_steps=10", "checkpoint.keep_checkpoints=2"
-            )
-        ),
+        *set_args(["train.lr=3e-3", "eval.eval_steps=20", "checkpoint.save_steps=10", "checkpoint.keep_checkpoints=2"]),
     )
     assert result.returncode == 0, result.stderr
     run = only_run(runs_dir)
@@ -70,7 +61,7 @@ def test_headless_run_trains_and_writes_its_folder(runs_dir):
 
 
 def test_gpu_preset_without_data_says_what_to_pass(runs_dir):
-    result = hwm("train", "--preset", "12gb", "--headless", "--runs-dir", str(runs_dir))
+    result = train_cli(runs_dir, preset="12gb", tiny=False)
     assert result.returncode == 2
     assert "pass --data DIR" in result.stderr and "Traceback" not in result.stderr
     assert not runs_dir.exists()
@@ -80,18 +71,14 @@ def test_gpu_preset_without_val_split_says_so_once(runs_dir, tmp_path):
     from hwm_core.data.synth import write_split
 
     train_dir = write_split(tmp_path / "train", shards=1, frames=340, seed=0)
-    result = hwm(
-        "train",
-        "--preset",
-        "12gb",
-        "--headless",
-        "--runs-dir",
-        str(runs_dir),
+    result = train_cli(
+        runs_dir,
         "--data",
         str(train_dir),
         "--max-steps",
         "2",
-        *set_args(tiny_sets("train.device=cpu", "data.windows=1", "data.future_latents=1", "eval.eval_steps=1")),
+        *set_args(["train.device=cpu", "data.windows=1", "data.future_latents=1", "eval.eval_steps=1"]),
+        preset="12gb",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("no val split") == 1
