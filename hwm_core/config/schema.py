@@ -76,6 +76,13 @@ class ModelConfig(Section):
         "frames 9-16): the shift from the grid before is one frame's motion or eight, which rotary "
         "positions and the states' mean do not tell apart",
     )
+    copy_gate: bool = spec(
+        False,
+        doc="in each target grid that opens a window (one video frame after the grid before), a token's "
+        "logits also score, by a gate learned from its hidden state, the code the same position holds in "
+        "the grid before: a view that did not move is copied whole, not only as far as attention "
+        "reproduces it",
+    )
 
     def check(self) -> None:
         heads = self.d_model // self.n_heads

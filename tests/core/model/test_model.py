@@ -313,3 +313,24 @@ def test_tied_heads_score_each_code_by_its_own_embedding_row():
     for moved, base in zip(logits, before, strict=True):
         changed = (moved - base).abs().amax(dim=(0, 1)) > 0
         assert changed[5]  # code 5 is scored by its own (moved) row
+
+
+def test_the_copy_gate_starts_shut_and_scores_the_code_the_grid_before_held_where_a_window_opens():
+    layout = ("data.windows=2", "data.future_latents=3")  # the compression task: the next window's 3 grids
+    plain, gated = _model(*layout), _model(*layout, "model.copy_gate=true")
+    gated.load_state_dict(plain.state_dict(), strict=False)  # the same weights; the gate's are zero
+    ids, states = torch.randint(0, 40, (2, 6, 1024, 3)), torch.randn(2, 34, 25)
+    ids[:, 2, :100] = 40  # masked in the grid before: nothing to copy there
+    with torch.no_grad():
+        for a, b in zip(plain(ids, states, 3), gated(ids, states, 3), strict=True):
+            assert torch.equal(a, b)  # shut: a new model is the plain one
+        gated.copy_gate.bias.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        opened = gated(ids, states, 3)
+        base = plain(ids, states, 3)
+    before = ids[:, 2]  # the context's last grid, before the first target grid (latent frame 3)
+    for f, (moved, was) in enumerate(zip(opened, base, strict=True)):
+        expected = torch.zeros_like(was)
+        known = before[..., f] < 40
+        expected[:, :1024].scatter_(-1, before[..., f].clamp(max=39)[..., None], (f + 1.0) * known[..., None].float())
+        # only the grid that opens the window: frames 4 and 5 are eight video frames on
+        assert torch.allclose(moved - was, expected, atol=1e-5)

@@ -23,7 +23,14 @@ from hwm_tui.screens.samples_screen import SamplePanel
 from tests.helpers import make_run
 
 # one MaskGIT round a grid: the view is under test here, not MaskGIT (8 rounds took 45 s idle here)
-WHOLE_WINDOW = ("data.windows=2", "data.future_latents=3", "model.d_model=16", "eval.maskgit_steps=1")
+# (and the compression preset's copy gate, so a gated model is rolled out and steered too)
+WHOLE_WINDOW = (
+    "data.windows=2",
+    "data.future_latents=3",
+    "model.d_model=16",
+    "eval.maskgit_steps=1",
+    "model.copy_gate=true",
+)
 
 
 @pytest.fixture(scope="module")
