@@ -17,4 +17,8 @@ def show_from_worker(screen: Screen, method: Callable[..., None], *args: Any) ->
         if screen.is_attached and screen in screen.app.screen_stack:
             method(*args)
 
-    screen.app.call_from_thread(deliver)
+    try:
+        app = screen.app
+    except RuntimeError:  # textual's NoActiveAppError: the screen is detached, and this thread knows no app
+        return  # the screen has left: nothing to show (it printed a traceback from the thread)
+    app.call_from_thread(deliver)

@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Static
 
 from hwm_core.events.bus import EventBus
@@ -332,6 +333,7 @@ def test_resume_that_fails_with_an_os_error_says_so_in_one_line(tmp_path, monkey
     run_history(tmp_path, scenario)
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")  # no traceback from the worker
 def test_a_read_that_finishes_after_the_screen_left_is_dropped(tmp_path):
     # A worker's list of runs can land just after `escape` popped its screen (seen as
     # NoMatches in the dashboard's h-then-escape test): the screen's widgets are going.
