@@ -65,6 +65,16 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _metadata(cls: type) -> dict[str, Any]:
+    """Each field's spec (bounds, doc, ...) by its name, read once per section."""
+    return _specs(cls)
+
+
+@functools.cache
+def _specs(cls: type) -> dict[str, Any]:
+    return {f.name: f.metadata for f in dataclasses.fields(cls)}
+
+
 def choices(annotation: Any) -> tuple[str, ...]:
     """The strings a `Literal` (alone or beside another type) allows; () if none."""
     if get_origin(annotation) is Literal:
@@ -89,7 +99,7 @@ def check_value(cls: type[Section], key: str, value: Any) -> Any:
     """The value `cls.key` holds when given `value` (an int for a float key becomes a float),
     or ConfigError: "section.key must be ..., got ..."."""
     annotation = field_types(cls)[key]
-    meta = {f.name: f for f in dataclasses.fields(cls)}[key].metadata
+    meta = _metadata(cls)[key]
     where = f"{cls.name}.{key}"
     value = _coerce(value, annotation, where)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -150,7 +160,7 @@ def _is_union(annotation: Any) -> bool:
 
 def allowed_text(cls: type[Section], key: str) -> str:
     """Bounds and choices as the error lines state them ("" when any value of the type goes)."""
-    meta = {f.name: f for f in dataclasses.fields(cls)}[key].metadata
+    meta = _metadata(cls)[key]
     parts = []
     if meta.get("lo") is not None:
         parts.append(f"{'>' if meta.get('lo_open') else '>='} {meta['lo']:g}")
