@@ -43,9 +43,13 @@ def rotary_tables(positions: torch.Tensor, head_dim: int) -> torch.Tensor:
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [..., head_dim] turned: x cos + rotate_half(x) sin (cos, sin broadcast to x)."""
+    """x [..., head_dim] turned: x cos + rotate_half(x) sin (cos, sin broadcast to x).
+    rotate_half(x) = (-second, first); the sign goes on the small table instead of on x
+    (one pass over the activations fewer, forward and backward; a negation is exact, so
+    the result is bitwise the same)."""
     first, second = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-second, first), dim=-1) * sin
+    sin_first, sin_second = sin.chunk(2, dim=-1)
+    return x * cos + torch.cat((second, first), dim=-1) * torch.cat((-sin_first, sin_second), dim=-1)
 
 
 # The flash and memory-efficient SDPA kernels put the batch on a CUDA grid axis of at
@@ -93,8 +97,11 @@ class Attention(nn.Module):
             # the tables in q/k's dtype (bf16 under autocast, where x is still fp32): fp32 tables
             # would promote q and k to fp32 and take SDPA off its bf16 kernels
             cos, sin = rope.to(qkv.dtype)[:, :, None, None, :]
-            qkv = torch.cat([rotate(qkv[:, :, :2], cos, sin), qkv[:, :, 2:]], dim=2)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            # SDPA takes the values as a view: no copy of all three joined again
+            q, k = rotate(qkv[:, :, :2], cos, sin).permute(2, 0, 3, 1, 4)
+            v = qkv[:, :, 2].transpose(1, 2)
+        else:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
         y = attention(q, k, v, causal=self.causal, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(n, length, d))
 
@@ -168,8 +175,9 @@ class PreviousFrameTiles(nn.Module):
     (TILE + 2R)^2 keys a query instead of the whole frame's 1,024.
 
     Queries, keys and values reach their tiles by one `index_select` each over the frame's
-    positions, in the order the tiles need them (no permuted copy after it), and the output
-    goes back by one more; each one's backward is an `index_add`. (Measured on the cpu
+    positions (whole rows of the [N * S, H * hd] view), in the order the tiles need them (no
+    permuted copy after it), and the output goes back by one more; each one's backward is an
+    `index_add`. (Measured on the cpu
     preset: one advanced index over rows and columns, whose backward zero-fills and
     `index_put`s the whole [tiles, width^2] gradient, made these tiles a third of the step.)"""
 
@@ -203,12 +211,19 @@ class PreviousFrameTiles(nn.Module):
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, dropout_p: float) -> torch.Tensor:
         """q, k, v [N, S, H, hd] (S = TOKENS_SIDE^2, row-major; views will do) -> [N, S, H, hd]."""
-        n, _, h, hd = q.shape
+        n, s, h, hd = q.shape
         tiles, per_tile, keys = (TOKENS_SIDE // self.TILE) ** 2, self.TILE**2, self.width**2
+        # Each gather takes whole rows (a token's H x hd values) of the [N * S, H * hd] view:
+        # a copy of contiguous rows, and a backward that adds rows back, both cheaper than the
+        # same gather along dim 1 (the same values, and bitwise the same gradients).
+        first_rows = torch.arange(n, device=q.device)[:, None] * s
+
+        def rows_of(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+            return x.reshape(n * s, h * hd).index_select(0, (first_rows + positions).flatten())
 
         def gathered(x: torch.Tensor, positions: torch.Tensor, length: int) -> torch.Tensor:
             # [N, S, H, hd] -> [N * tiles, H, length, hd]: SDPA's layout, as a view of the gather
-            return x.index_select(1, positions).view(n * tiles, length, h, hd).transpose(1, 2)
+            return rows_of(x, positions).view(n * tiles, length, h, hd).transpose(1, 2)
 
         y = attention(
             gathered(q, self.query_positions, per_tile),
@@ -217,7 +232,7 @@ class PreviousFrameTiles(nn.Module):
             causal=False,
             dropout_p=dropout_p,
         )  # [N * tiles, H, per_tile, hd]
-        return y.transpose(1, 2).reshape(n, tiles * per_tile, h, hd).index_select(1, self.query_order)
+        return rows_of(y.transpose(1, 2), self.query_order).view(n, s, h, hd)
 
 
 class Block(nn.Module):

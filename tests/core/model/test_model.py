@@ -195,6 +195,10 @@ def test_rotary_positions_make_attention_see_offsets_not_places():
     scores = [float(rotate(q, cos[i], sin[i]) @ rotate(k, cos[i + 3], sin[i + 3])) for i in range(20)]
     assert max(scores) - min(scores) < 1e-4  # the same offset scores the same anywhere
     assert abs(float(rotate(q, cos[5], sin[5]).norm()) - float(q.norm())) < 1e-5
+    # the sign of rotate_half sits on the table: bitwise the textbook form, so runs trained before repeat
+    x = torch.randn(4, 32, 16)
+    half = x.chunk(2, dim=-1)
+    assert torch.equal(rotate(x, cos, sin), x * cos + torch.cat((-half[1], half[0]), dim=-1) * sin)
     torch.manual_seed(0)
     rope = MaskedHWM(ModelConfig(d_model=32, n_layers=1, n_heads=2, shared_from=1, positions="rope"), 3)
     assert not hasattr(rope, "spatial_position")  # no learned positions to train
