@@ -177,9 +177,9 @@ class PreviousFrameTiles(nn.Module):
     Queries, keys and values reach their tiles by one `index_select` each over the frame's
     positions (whole rows of the [N * S, H * hd] view), in the order the tiles need them (no
     permuted copy after it), and the output goes back by one more; each one's backward is an
-    `index_add`. (Measured on the cpu
-    preset: one advanced index over rows and columns, whose backward zero-fills and
-    `index_put`s the whole [tiles, width^2] gradient, made these tiles a third of the step.)"""
+    `index_add`. (Measured on the cpu preset: one advanced index over rows and columns, whose
+    backward zero-fills and `index_put`s the whole [tiles, width^2] gradient, made these
+    tiles a third of the step.)"""
 
     TILE = 4
 
@@ -217,22 +217,23 @@ class PreviousFrameTiles(nn.Module):
         # a copy of contiguous rows, and a backward that adds rows back, both cheaper than the
         # same gather along dim 1 (the same values, and bitwise the same gradients).
         first_rows = torch.arange(n, device=q.device)[:, None] * s
+        key_rows = (first_rows + self.key_positions).flatten()  # once, for the keys and the values
 
-        def rows_of(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-            return x.reshape(n * s, h * hd).index_select(0, (first_rows + positions).flatten())
+        def rows_of(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return x.reshape(n * s, h * hd).index_select(0, rows)
 
-        def gathered(x: torch.Tensor, positions: torch.Tensor, length: int) -> torch.Tensor:
+        def gathered(x: torch.Tensor, rows: torch.Tensor, length: int) -> torch.Tensor:
             # [N, S, H, hd] -> [N * tiles, H, length, hd]: SDPA's layout, as a view of the gather
-            return rows_of(x, positions).view(n * tiles, length, h, hd).transpose(1, 2)
+            return rows_of(x, rows).view(n * tiles, length, h, hd).transpose(1, 2)
 
         y = attention(
-            gathered(q, self.query_positions, per_tile),
-            gathered(k, self.key_positions, keys),
-            gathered(v, self.key_positions, keys),
+            gathered(q, (first_rows + self.query_positions).flatten(), per_tile),
+            gathered(k, key_rows, keys),
+            gathered(v, key_rows, keys),
             causal=False,
             dropout_p=dropout_p,
         )  # [N * tiles, H, per_tile, hd]
-        return rows_of(y.transpose(1, 2), self.query_order).view(n, s, h, hd)
+        return rows_of(y.transpose(1, 2), (first_rows + self.query_order).flatten()).view(n, s, h, hd)
 
 
 class Block(nn.Module):
